@@ -1,0 +1,63 @@
+"""A resumable, polite asyncio web crawler whose whole state is one SQLite file.
+
+    from crawler import Spider
+
+    class Books(Spider):
+        name = "books"
+        start_urls = ["https://books.toscrape.com/"]
+
+        async def parse(self, response):
+            for href in response.links():
+                yield response.follow(href, self.parse_book)
+
+        async def parse_book(self, response):
+            yield {"title": response.css_first("h1").text()}
+"""
+
+from crawler.config import CrawlConfig, layered
+from crawler.engine import Crawler, CrawlResult, CrawlStatus, Progress, RunState, Skip
+from crawler.errors import (
+    BadResponse,
+    BodyTooLarge,
+    ConfigError,
+    ConnectError,
+    CrawlError,
+    FetchError,
+    FetchTimeout,
+    HTTPStatusError,
+    ProtocolError,
+    SpiderError,
+    StateFileError,
+    TooManyRedirects,
+)
+from crawler.loader import load_spider_class
+from crawler.request import Request
+from crawler.response import Response
+from crawler.spider import Spider
+
+__all__ = [
+    "BadResponse",
+    "BodyTooLarge",
+    "ConfigError",
+    "ConnectError",
+    "CrawlConfig",
+    "CrawlError",
+    "CrawlResult",
+    "CrawlStatus",
+    "Crawler",
+    "FetchError",
+    "FetchTimeout",
+    "HTTPStatusError",
+    "Progress",
+    "ProtocolError",
+    "Request",
+    "Response",
+    "RunState",
+    "Skip",
+    "Spider",
+    "SpiderError",
+    "StateFileError",
+    "TooManyRedirects",
+    "layered",
+    "load_spider_class",
+]

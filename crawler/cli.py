@@ -1,0 +1,342 @@
+"""The `crawl` command. The only module that reads argv or the environment."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import shlex
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from yarl import URL
+
+from crawler import export as exporter
+from crawler import stats as stats_mod
+from crawler.config import CrawlConfig, layered
+from crawler.engine import Crawler, CrawlResult, CrawlStatus, Progress
+from crawler.errors import ConfigError, CrawlError, SpiderError, StateFileError
+from crawler.loader import load_spider_class
+from crawler.spider import Spider
+from crawler.urls import parse_absolute
+from spiders.site import SiteSpider
+from storage import RunInfo, Store, StoreError, open_store
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+PROGRESS_EVERY = 5.0
+
+log = logging.getLogger("crawler")
+
+EPILOG = """\
+exit status:
+  0    the crawl finished (or reached --max-pages)
+  1    the crawl failed; the state file is still resumable
+  2    usage error: bad arguments, spider not loadable, state file refused
+  130  interrupted (Ctrl-C); run the same command again to resume
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _setup_logging(args.log_level)
+    try:
+        code: int = args.handler(args)
+    except (SpiderError, ConfigError, StateFileError, StoreError) as exc:
+        print(f"crawl: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except CrawlError as exc:
+        print(f"crawl: failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except BrokenPipeError:
+        # The reader went away (e.g. `crawl export x.db | head`): not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except Exception:
+        log.exception("crawl: failed with an unexpected error; the state file is resumable")
+        return EXIT_FAILED
+    return code
+
+
+# -- argument parsing -----------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="crawl",
+        description="A resumable, polite web crawler. The state file IS the crawl: stop it "
+        "any time (even kill -9), run the same command again, and it carries on.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--log-level", default="WARNING",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="how much to log to stderr (default: WARNING)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    site = sub.add_parser(
+        "site", help="crawl every HTML page of a site",
+        description="Crawl every HTML page on the start URLs' hosts (and their subdomains) "
+        "and store one item per page: url, status, title, links.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    site.add_argument("urls", nargs="+", metavar="URL", help="start URL(s)")
+    _crawl_options(site)
+    site.set_defaults(handler=_cmd_site)
+
+    run = sub.add_parser(
+        "run", help="run a Spider subclass from a file or module",
+        description="Run a user's Spider subclass.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("spider", metavar="SPIDER",
+                     help="path/to/file.py, file.py:ClassName or package.module:ClassName")
+    _crawl_options(run)
+    run.set_defaults(handler=_cmd_run)
+
+    exp = sub.add_parser("export", help="write a crawl's items as JSON Lines or CSV",
+                         description="Write the items of a state file (also while it runs).")
+    exp.add_argument("state", metavar="STATE", help="the crawl's state file")
+    exp.add_argument("--format", choices=exporter.FORMATS, default="jsonl",
+                     help="jsonl (default) or csv (a column per field seen in any item)")
+    exp.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    exp.set_defaults(handler=_cmd_export)
+
+    st = sub.add_parser("stats", help="show a crawl's progress and failures",
+                        description="Show what a state file holds; works while it runs.")
+    st.add_argument("state", metavar="STATE", help="the crawl's state file")
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+    st.add_argument("--failures", type=int, default=10, metavar="N",
+                    help="how many recent failures to list (default: 10)")
+    st.set_defaults(handler=_cmd_stats)
+    return parser
+
+
+def _crawl_options(p: argparse.ArgumentParser) -> None:
+    d = CrawlConfig()
+    g = p.add_argument_group("state")
+    g.add_argument("--state", metavar="FILE",
+                   help="the crawl's state file (default: NAME.crawl.db in the current folder)."
+                   " An unfinished one is resumed.")
+    g.add_argument("--fresh", action="store_true",
+                   help="discard the state file's crawl and start over")
+    g = p.add_argument_group("politeness and limits")
+    g.add_argument("--workers", type=int, metavar="N",
+                   help=f"requests in flight over all hosts (default: {d.workers})")
+    g.add_argument("--per-host", type=int, metavar="N",
+                   help=f"requests in flight to one host (default: {d.per_host})")
+    g.add_argument("--delay", type=float, metavar="SECONDS",
+                   help=f"between request starts to one host (default: {d.delay})")
+    g.add_argument("--max-pages", type=int, metavar="N",
+                   help="stop after N requests in total (resumable: raise it and rerun)")
+    g.add_argument("--max-depth", type=int, metavar="N",
+                   help="follow links at most N hops from the start URLs")
+    g.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help=f"for a whole request (default: {d.timeout})")
+    g.add_argument("--max-retries", type=int, metavar="N",
+                   help=f"retries of a retryable failure (default: {d.max_retries})")
+    g.add_argument("--user-agent", metavar="TEXT", help="the User-Agent header to send")
+    g.add_argument("--resolve", action="append", default=[], metavar="HOST:ADDRESS",
+                   help="answer DNS for HOST with ADDRESS (like curl --resolve); repeatable")
+    g = p.add_argument_group("output")
+    g.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def _command_line_settings(args: argparse.Namespace) -> dict[str, Any]:
+    settings: dict[str, Any] = {
+        name: getattr(args, name)
+        for name in ("workers", "per_host", "delay", "max_pages", "max_depth", "timeout",
+                     "max_retries", "user_agent")
+    }
+    if args.resolve:
+        settings["resolve"] = dict(_parse_resolve(item) for item in args.resolve)
+    return settings
+
+
+def _parse_resolve(item: str) -> tuple[str, str]:
+    host, sep, addr = item.rpartition(":") if item.count(":") == 1 else item.partition(":")
+    if not sep or not host or not addr:
+        raise ConfigError(f"--resolve takes HOST:ADDRESS, not {item!r}")
+    return host, addr
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+
+
+# -- crawl commands -------------------------------------------------------------------------
+
+
+def _cmd_site(args: argparse.Namespace) -> int:
+    for url in args.urls:
+        try:
+            parse_absolute(url)
+        except ValueError as exc:
+            raise SpiderError(str(exc)) from None
+    spider = SiteSpider(start_urls=args.urls)
+    default_state = f"{URL(args.urls[0].strip()).host or 'site'}.crawl.db"
+    return _crawl(spider, args, default_state)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    cls = load_spider_class(args.spider)
+    try:
+        spider = cls()
+    except Exception as exc:
+        raise SpiderError(f"cannot create {cls.__name__}(): {type(exc).__name__}: {exc}") \
+            from exc
+    return _crawl(spider, args, f"{spider.name or 'spider'}.crawl.db")
+
+
+def _crawl(spider: Spider, args: argparse.Namespace, default_state: str) -> int:
+    config = layered(spider, _command_line_settings(args))
+    state = args.state or default_state
+    result = asyncio.run(_run_crawl(spider, config, state, args))
+    _print_summary(result, state, quiet=args.quiet)
+    return EXIT_INTERRUPTED if result.status is CrawlStatus.INTERRUPTED else EXIT_OK
+
+
+async def _run_crawl(spider: Spider, config: CrawlConfig, state: str,
+                     args: argparse.Namespace) -> CrawlResult:
+    try:
+        store = await open_store(state)
+    except StoreError as exc:
+        raise StateFileError(str(exc)) from exc
+    try:
+        crawler = Crawler(spider, store, config, fresh=args.fresh,
+                          on_start=lambda info: _announce(info, spider.name, state))
+        _install_signal_handlers(crawler)
+        reporter = None if args.quiet else asyncio.create_task(_report(crawler))
+        try:
+            return await crawler.run()
+        finally:
+            if reporter is not None:
+                reporter.cancel()
+    finally:
+        await store.close()
+
+
+def _install_signal_handlers(crawler: Crawler) -> None:
+    loop = asyncio.get_running_loop()
+    presses = 0
+
+    def on_signal() -> None:
+        nonlocal presses
+        presses += 1
+        if presses > 1:
+            # Everything committed is safe and the rest is refetched: exit at once.
+            print("\ncrawl: stopped at once; the crawl is still resumable", file=sys.stderr)
+            os._exit(EXIT_INTERRUPTED)
+        print("\ncrawl: stopping (finishing requests in flight; Ctrl-C again to quit at once)",
+              file=sys.stderr)
+        crawler.stop()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+
+
+def _announce(info: RunInfo, name: str, state: str) -> None:
+    c = info.counts
+    if not info.resumed:
+        print(f"crawl: new crawl '{name}' in {state}", file=sys.stderr)
+        return
+    print(f"crawl: resuming '{name}' from {state}: {c.done:,} done, {c.queued:,} queued, "
+          f"{c.failed:,} failed" + (f" ({info.reclaimed:,} unfinished requests of a stopped "
+                                     "run put back in the queue)" if info.reclaimed else ""),
+          file=sys.stderr)
+
+
+async def _report(crawler: Crawler) -> None:
+    while True:
+        await asyncio.sleep(PROGRESS_EVERY)
+        print(f"crawl: {_progress_line(crawler.progress)}", file=sys.stderr)
+
+
+def _progress_line(p: Progress) -> str:
+    rate = p.pages / p.elapsed if p.elapsed > 0 else 0.0
+    return (f"{p.elapsed:,.0f}s  {p.pages:,} pages ({rate:,.1f}/s)  {p.items:,} items  "
+            f"{p.failed:,} failed  {p.retried:,} retries  {p.in_flight} in flight")
+
+
+def _print_summary(result: CrawlResult, state: str, *, quiet: bool) -> None:
+    c = result.counts
+    totals = (f"{c.done:,} done, {c.queued:,} queued, {c.failed:,} failed, "
+              f"{c.items:,} items in {state}")
+    if result.status is CrawlStatus.INTERRUPTED:
+        resume = shlex.join(a for a in ["crawl", *sys.argv[1:]] if a != "--fresh")
+        print(f"crawl: interrupted ({totals}).\ncrawl: resume with: {resume}", file=sys.stderr)
+        return
+    if quiet:
+        return
+    what = "finished" if result.status is CrawlStatus.FINISHED else "stopped at --max-pages"
+    print(f"crawl: {what}: {_progress_line(result.progress)}", file=sys.stderr)
+    print(f"crawl: totals: {totals}", file=sys.stderr)
+
+
+# -- reading commands -----------------------------------------------------------------------
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    return asyncio.run(_export(args))
+
+
+async def _export(args: argparse.Namespace) -> int:
+    store = await _open_readonly(args.state)
+    try:
+        if args.output is None:
+            n = await exporter.export(store, args.format, sys.stdout)
+        else:
+            n = await _export_to_file(store, args.format, Path(args.output))
+    finally:
+        await store.close()
+    print(f"crawl: exported {n:,} items", file=sys.stderr)
+    return EXIT_OK
+
+
+async def _export_to_file(store: Store, fmt: str, path: Path) -> int:
+    # Written aside and renamed: an export cut short never leaves a half file in place.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+            n = await exporter.export(store, fmt, out)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return n
+
+
+def _cmd_stats(args: argparse.Namespace) -> int:
+    return asyncio.run(_stats(args))
+
+
+async def _stats(args: argparse.Namespace) -> int:
+    store = await _open_readonly(args.state)
+    try:
+        data = await stats_mod.gather(store, failures=args.failures)
+    finally:
+        await store.close()
+    data["state_file"] = args.state
+    data["read_at"] = time.time()
+    print(stats_mod.render_json(data) if args.json else stats_mod.render_text(data))
+    return EXIT_OK
+
+
+async def _open_readonly(path: str) -> Store:
+    try:
+        return await open_store(path, readonly=True)
+    except StoreError as exc:
+        raise StateFileError(str(exc)) from exc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

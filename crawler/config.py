@@ -1,0 +1,99 @@
+"""The crawl's settings: one frozen dataclass. Precedence: defaults < spider < command line."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from crawler.errors import ConfigError
+
+DEFAULT_USER_AGENT = "crawler/0.1 (+https://github.com/; polite asyncio crawler)"
+
+
+@dataclass(frozen=True, slots=True)
+class CrawlConfig:
+    """How a crawl behaves. Defaults are polite to sites you do not own."""
+
+    workers: int = 16
+    """Requests in flight at once, over all hosts."""
+    per_host: int = 2
+    """Requests in flight at once to one host (host:port)."""
+    delay: float = 0.5
+    """Seconds between the starts of two requests to one host."""
+    max_pages: int | None = None
+    """Stop after this many requests have finished (over every run of the crawl)."""
+    max_depth: int | None = None
+    """Do not follow links deeper than this (start URLs are depth 0)."""
+    timeout: float = 30.0
+    """Seconds for a whole request, body included."""
+    connect_timeout: float = 10.0
+    """Seconds to open a connection."""
+    read_timeout: float = 20.0
+    """Seconds to wait for the next chunk of a response."""
+    user_agent: str = DEFAULT_USER_AGENT
+    max_body: int = 16 * 1024 * 1024
+    """Bytes of (decompressed) body kept; a larger response fails as too large."""
+    max_redirects: int = 10
+    """Redirect hops followed from one request."""
+    max_retries: int = 3
+    """Times a retryable failure is retried before the request fails for good."""
+    retry_backoff: float = 2.0
+    """Seconds before the first retry; doubles each time, with jitter."""
+    dns_ttl: float = 300.0
+    """Seconds a DNS answer is cached by the connection pool."""
+    keepalive_timeout: float = 30.0
+    """Seconds an idle keep-alive connection is kept."""
+    resolve: Mapping[str, str] = field(default_factory=dict)
+    """Static host -> address overrides, like curl's --resolve."""
+
+    def __post_init__(self) -> None:
+        _check_positive(self, "workers", "per_host", "max_redirects")
+        _check_positive(self, "timeout", "connect_timeout", "read_timeout", "max_body")
+        _check_non_negative(self, "delay", "max_retries", "retry_backoff", "dns_ttl",
+                            "keepalive_timeout")
+        for name in ("max_pages", "max_depth"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ConfigError(f"{name} must be 0 or more, not {value}")
+        if not self.user_agent.strip():
+            raise ConfigError("user_agent must not be empty")
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> CrawlConfig:
+        """A copy with the given fields replaced; None means "not set" and is ignored."""
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        values = {k: v for k, v in overrides.items() if v is not None}
+        return dataclasses.replace(self, **values)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True, default=dict)
+
+
+def _check_positive(cfg: CrawlConfig, *names: str) -> None:
+    for name in names:
+        if getattr(cfg, name) <= 0:
+            raise ConfigError(f"{name} must be more than 0, not {getattr(cfg, name)}")
+
+
+def _check_non_negative(cfg: CrawlConfig, *names: str) -> None:
+    for name in names:
+        if getattr(cfg, name) < 0:
+            raise ConfigError(f"{name} must be 0 or more, not {getattr(cfg, name)}")
+
+
+SPIDER_SETTINGS = ("workers", "per_host", "delay", "max_pages", "max_depth", "timeout",
+                   "user_agent", "max_retries", "max_body", "max_redirects")
+"""Settings a spider may set as class attributes of the same name."""
+
+
+def layered(spider: object, command_line: Mapping[str, Any] | None = None,
+            base: CrawlConfig | None = None) -> CrawlConfig:
+    """Defaults < the spider's class attributes < the command line (None = not given)."""
+    config = base or CrawlConfig()
+    config = config.with_overrides({k: getattr(spider, k, None) for k in SPIDER_SETTINGS})
+    return config.with_overrides(command_line or {})

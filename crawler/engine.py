@@ -1,0 +1,534 @@
+"""The scheduler: leases requests from the store into the frontier, runs N workers that fetch,
+parse and call back, and hands every outcome back to the store in one piece.
+
+Data flows one way: store -> frontier -> worker -> fetcher -> callback -> store. A request's
+items, its discovered requests and its done mark reach the store as one `Completion`, so a
+crash before the commit means a refetch, never a half-stored page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import inspect
+import json
+import logging
+import random
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from multidict import CIMultiDictProxy
+from yarl import URL
+
+from crawler import urls
+from crawler.config import CrawlConfig
+from crawler.errors import (
+    RETRYABLE_STATUSES,
+    CrawlError,
+    FetchError,
+    HTTPStatusError,
+    SpiderError,
+    StateFileError,
+    TooManyRedirects,
+    describe,
+)
+from crawler.fetcher import Fetcher, FetchResult
+from crawler.frontier import Frontier
+from crawler.items import encode_item, is_item
+from crawler.request import Request
+from crawler.response import Response, is_html_type
+from crawler.scope import Scope
+from crawler.spider import Spider
+from storage import (
+    DUPLICATE_COUNTER,
+    Completion,
+    CrawlCounts,
+    Failure,
+    LeasedRequest,
+    NewRequest,
+    Outcome,
+    Retry,
+    RunInfo,
+    Store,
+    StoreError,
+)
+
+log = logging.getLogger("crawler")
+
+SEED_BATCH = 10_000
+MAX_RETRY_AFTER = 3600.0
+FLUSH_INTERVAL = 1.0
+
+
+class Skip(enum.StrEnum):
+    """Requests not admitted, each a counted outcome (never an exception)."""
+
+    DUPLICATE = DUPLICATE_COUNTER
+    OFFSITE = "skipped_offsite"
+    DEPTH = "skipped_depth"
+    INVALID_URL = "skipped_invalid_url"
+    NON_HTML = "skipped_non_html"
+
+
+class RunState(enum.Enum):
+    CREATED = "created"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    ENDED = "ended"
+
+
+class CrawlStatus(enum.StrEnum):
+    """How a run ended."""
+
+    FINISHED = "finished"  # nothing left to fetch
+    PAGE_LIMIT = "page_limit"  # --max-pages reached; more is queued
+    INTERRUPTED = "interrupted"  # stopped by the user; resumable
+
+
+@dataclass(slots=True)
+class Progress:
+    """Live counters of the current run (the store holds the crawl's totals)."""
+
+    started: float = field(default_factory=time.monotonic)
+    pages: int = 0
+    failed: int = 0
+    retried: int = 0
+    items: int = 0
+    bytes: int = 0
+    in_flight: int = 0
+    queued_in_memory: int = 0
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+@dataclass(frozen=True, slots=True)
+class CrawlResult:
+    status: CrawlStatus
+    run: RunInfo
+    counts: CrawlCounts
+    progress: Progress
+
+
+@dataclass(slots=True)
+class _Job:
+    lease: LeasedRequest
+    url: URL
+    host: str
+
+
+@dataclass(slots=True)
+class _Outputs:
+    items: list[str] = field(default_factory=list)
+    requests: dict[str, NewRequest] = field(default_factory=dict)
+    counters: Counter[str] = field(default_factory=Counter)
+
+
+class Crawler:
+    """Runs one spider against one store: `result = await Crawler(spider, store, config).run()`.
+
+    `stop()` (e.g. on Ctrl-C) stops taking work; requests in flight get `stop_grace` seconds
+    to finish, the rest are released back to the queue; the store is left resumable.
+    """
+
+    def __init__(self, spider: Spider, store: Store, config: CrawlConfig | None = None, *,
+                 fresh: bool = False, stop_grace: float = 5.0,
+                 on_start: Callable[[RunInfo], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time) -> None:
+        if not spider.name:
+            raise SpiderError(f"{type(spider).__name__} has no name; set `name = \"...\"`")
+        self.spider = spider
+        self.config = config or CrawlConfig()
+        self.progress = Progress()
+        self._store = store
+        self._fresh = fresh
+        self._grace = stop_grace
+        self._on_start = on_start
+        self._wall = wall_clock
+        self._frontier: Frontier[_Job] = Frontier(self.config.per_host, self.config.delay, clock)
+        self._window = max(8 * self.config.workers, 256)
+        self._state = RunState.CREATED
+        self._scope = Scope(())
+        self._fetcher: Fetcher | None = None
+        self._changed = asyncio.Event()
+        self._refilling = False
+        self._recorded = 0  # outcomes recorded: a change the store may not have shown us yet
+        self._exhausted_at = -1  # value of _recorded when a claim last came back short
+        self._finished_before = 0
+        self._stop_requested = asyncio.Event()
+
+    @property
+    def state(self) -> RunState:
+        return self._state
+
+    def stop(self) -> None:
+        """Stop gracefully. Safe to call from a signal handler via loop.call_soon_threadsafe."""
+        if self._state in (RunState.CREATED, RunState.RUNNING):
+            self._state = RunState.STOPPING
+            self._stop_requested.set()
+            self._wake()
+
+    # -- the run ----------------------------------------------------------------------------
+
+    async def run(self) -> CrawlResult:
+        if self._state is not RunState.CREATED:
+            raise CrawlError("a Crawler runs once; make a new one")
+        try:
+            info = await self._store.open_crawl(
+                self.spider.name, self.config.to_json(), fresh=self._fresh
+            )
+        except StoreError as exc:
+            raise StateFileError(str(exc)) from exc
+        self._finished_before = info.counts.finished
+        if self._on_start is not None:
+            self._on_start(info)
+        ended = "error"
+        try:
+            await self._seed()
+            if self._state is RunState.CREATED:
+                self._state = RunState.RUNNING
+            async with Fetcher(self.config) as fetcher:
+                self._fetcher = fetcher
+                await self._run_workers()
+            status = await self._status()
+            ended = status.value
+        finally:
+            self._state = RunState.ENDED
+            await self._store.finish_run(ended)
+        return CrawlResult(status, info, await self._store.counts(), self.progress)
+
+    async def _status(self) -> CrawlStatus:
+        await self._store.flush()
+        counts = await self._store.counts()
+        # Every lease left is this run's own and goes back to the queue at finish_run.
+        if counts.queued + counts.leased == 0:
+            return CrawlStatus.FINISHED
+        if self._stop_requested.is_set():
+            return CrawlStatus.INTERRUPTED
+        return CrawlStatus.PAGE_LIMIT
+
+    async def _seed(self) -> None:
+        batch: list[NewRequest] = []
+        seeds: list[URL] = []
+        async for req in self.spider.start_requests():
+            if not isinstance(req, Request):
+                raise SpiderError(f"start_requests() yielded {req!r}; yield Request objects")
+            try:
+                url = req.absolute_url
+            except ValueError as exc:
+                raise SpiderError(f"bad start URL: {exc}") from None
+            seeds.append(url)
+            batch.append(NewRequest(str(url), req.callback, req.cb_kwargs_json, req.priority))
+            if len(batch) >= SEED_BATCH:
+                await self._store.add(batch)
+                batch.clear()
+        await self._store.add(batch)
+        allowed = self.spider.allowed_hosts
+        self._scope = Scope(allowed) if allowed is not None else Scope.of_urls(seeds)
+
+    async def _run_workers(self) -> None:
+        workers = [asyncio.create_task(self._worker(), name=f"worker-{i}")
+                   for i in range(self.config.workers)]
+        flusher = asyncio.create_task(self._flush_periodically(), name="flusher")
+        stop_wait = asyncio.create_task(self._stop_requested.wait())
+        try:
+            pending: set[asyncio.Task[Any]] = set(workers)
+            while pending:
+                done, pending = await asyncio.wait(
+                    pending | {stop_wait}, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done - {stop_wait}:
+                    task.result()  # a worker that died of a bug or a store failure stops all
+                pending.discard(stop_wait)
+                if stop_wait in done:
+                    await self._drain_workers(pending)
+                    break
+        finally:
+            for task in [*workers, flusher, stop_wait]:
+                task.cancel()
+            await asyncio.gather(*workers, flusher, stop_wait, return_exceptions=True)
+
+    async def _drain_workers(self, workers: set[asyncio.Task[Any]]) -> None:
+        """Give requests in flight a moment to finish; the rest are released at finish_run."""
+        if not workers:
+            return
+        log.info("stopping: waiting up to %.0fs for %d request(s) in flight",
+                 self._grace, self.progress.in_flight)
+        done, _ = await asyncio.wait(workers, timeout=self._grace)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+
+    async def _flush_periodically(self) -> None:
+        # Bounds how much finished work a kill -9 can cost (it is refetched, never lost).
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL)
+            await self._store.flush()
+
+    # -- handing out work -------------------------------------------------------------------
+
+    async def _worker(self) -> None:
+        while (job := await self._next_job()) is not None:
+            self.progress.in_flight += 1
+            try:
+                outcome = await self._process(job)
+            finally:
+                self.progress.in_flight -= 1
+            await self._record(outcome)
+
+    async def _next_job(self) -> _Job | None:
+        while self._state is RunState.RUNNING:
+            popped = self._frontier.pop()
+            if popped is not None:
+                return popped[1]
+            if self._should_refill():
+                await self._refill()
+                continue
+            if await self._is_finished():
+                self._end()
+                return None
+            timeout = self._frontier.wait_time()
+            await self._wait(timeout)
+        return None
+
+    def _end(self) -> None:
+        if self._state is RunState.RUNNING:
+            self._state = RunState.STOPPING
+            self._wake()
+
+    def _budget(self) -> int | None:
+        if self.config.max_pages is None:
+            return None
+        taken = (self._finished_before + self.progress.pages + self.progress.failed
+                 + len(self._frontier) + self._frontier.in_flight)
+        return max(0, self.config.max_pages - taken)
+
+    def _should_refill(self) -> bool:
+        if self._refilling or len(self._frontier) >= self._window // 2:
+            return False
+        if self._exhausted_at == self._recorded:
+            return False
+        budget = self._budget()
+        return budget is None or budget > 0
+
+    async def _refill(self) -> None:
+        self._refilling = True
+        try:
+            seen = self._recorded
+            want = self._window - len(self._frontier)
+            budget = self._budget()
+            if budget is not None:
+                want = min(want, budget)
+            leases = await self._store.claim(want, self._wall())
+            for lease in leases:
+                self._admit_lease(lease)
+            if len(leases) < want:
+                self._exhausted_at = seen
+            self._frontier.prune()
+        finally:
+            self._refilling = False
+            self._wake()
+
+    def _admit_lease(self, lease: LeasedRequest) -> None:
+        url = URL(lease.url, encoded=True)
+        host = urls.host_key(url)
+        self._frontier.push(host, _Job(lease, url, host))
+
+    async def _is_finished(self) -> bool:
+        """Nothing queued here, nothing in flight, and the store has nothing left for us."""
+        if len(self._frontier) or self._frontier.in_flight or self._refilling:
+            return False
+        if self.progress.in_flight:
+            return False
+        budget = self._budget()
+        if budget is not None and budget <= 0:
+            return True
+        if self._exhausted_at != self._recorded:
+            return False
+        due = await self._store.next_due()
+        if due is None:
+            return True
+        # Only retries waiting for their time remain: sleep until the first one is due.
+        await self._wait(max(0.0, due - self._wall()))
+        self._exhausted_at = -1
+        return False
+
+    async def _wait(self, seconds: float | None) -> None:
+        """Sleep until something changes (a release, a record, a refill) or `seconds` pass."""
+        event = self._changed
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), seconds)
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def _record(self, outcome: Outcome) -> None:
+        self._recorded += 1
+        # Shielded: a worker cancelled at the end of a stop must not cut a write in half.
+        await asyncio.shield(self._store.record(outcome))
+        self._wake()
+
+    # -- one request --------------------------------------------------------------------------
+
+    async def _process(self, job: _Job) -> Outcome:
+        assert self._fetcher is not None
+        lease = job.lease
+        try:
+            result: FetchResult | FetchError = await self._fetcher.fetch(job.url, self._want_body)
+        except FetchError as exc:
+            result = exc
+        finally:
+            self._frontier.release(job.host)
+            self._wake()
+        if isinstance(result, FetchError):
+            return self._retry_or_fail(lease, result, None, None)
+        self.progress.bytes += len(result.body)
+        try:
+            return await self._on_response(lease, result)
+        except Exception as exc:  # a bug of ours must cost one request, not the crawl
+            log.exception("internal error on %s", lease.url)
+            return self._fail(lease, f"internal: {describe(exc)}", result.status)
+
+    def _want_body(self, status: int, headers: CIMultiDictProxy[str]) -> bool:
+        if not 200 <= status < 300:
+            return False
+        if self.spider.html_only:
+            declared = headers.get("Content-Type")
+            return declared is None or is_html_type(declared)
+        return True
+
+    async def _on_response(self, lease: LeasedRequest, result: FetchResult) -> Outcome:
+        status = result.status
+        if result.location is not None:
+            return self._redirect(lease, result, result.location)
+        if status in RETRYABLE_STATUSES:
+            retry_after = _retry_after(result.headers.get("Retry-After"), self._wall())
+            return self._retry_or_fail(lease, HTTPStatusError(status, url=lease.url), status,
+                                       retry_after)
+        self.progress.pages += 1
+        if not 200 <= status < 300:
+            return Completion(lease.id, status)  # recorded with its status, not parsed
+        response = Response(result.url, status, result.headers, result.body, depth=lease.depth)
+        if self.spider.html_only and not response.is_html:
+            return Completion(lease.id, status, counters={Skip.NON_HTML: 1})
+        return await self._call_back(lease, response)
+
+    def _redirect(self, lease: LeasedRequest, result: FetchResult, location: str) -> Outcome:
+        if lease.redirects >= self.config.max_redirects:
+            error = TooManyRedirects(
+                f"more than {self.config.max_redirects} redirects (last to {location!r})"
+            )
+            return self._fail(lease, describe(error), result.status)
+        self.progress.pages += 1
+        out = _Outputs()
+        target = urls.join(result.url, location)
+        if target is None:
+            out.counters[Skip.INVALID_URL] += 1
+        elif not self._scope.allows(target):
+            out.counters[Skip.OFFSITE] += 1
+        else:
+            # Same depth, callback and priority: a redirect is the same request, moved.
+            out.requests[str(target)] = NewRequest(
+                str(target), lease.callback, lease.cb_kwargs, lease.priority, lease.depth,
+                lease.redirects + 1, lease.id,
+            )
+        return Completion(lease.id, result.status, (), list(out.requests.values()),
+                          out.counters)
+
+    async def _call_back(self, lease: LeasedRequest, response: Response) -> Outcome:
+        name = lease.callback or "parse"
+        method = getattr(self.spider, name, None)
+        if method is None or not inspect.isasyncgenfunction(method):
+            return self._fail(lease, f"spider: {type(self.spider).__name__} has no async "
+                                     f"generator callback named {name!r}", response.status)
+        kwargs = json.loads(lease.cb_kwargs) if lease.cb_kwargs else {}
+        out = _Outputs()
+        try:
+            async for value in method(response, **kwargs):
+                self._collect(value, lease, out)
+        except Exception as exc:
+            where = _where(exc)
+            log.error("callback %s failed on %s: %s%s", name, lease.url, describe(exc), where)
+            return self._fail(lease, f"callback: {describe(exc)}{where}", response.status)
+        self.progress.items += len(out.items)
+        return Completion(lease.id, response.status, out.items, list(out.requests.values()),
+                          out.counters)
+
+    def _collect(self, value: object, lease: LeasedRequest, out: _Outputs) -> None:
+        if isinstance(value, Request):
+            self._admit(value, lease, out)
+        elif is_item(value):
+            out.items.append(encode_item(value))
+        elif value is not None:
+            encode_item(value)  # raises the SpiderError that explains what to yield
+
+    def _admit(self, req: Request, parent: LeasedRequest, out: _Outputs) -> None:
+        try:
+            url = req.absolute_url
+        except ValueError:
+            out.counters[Skip.INVALID_URL] += 1
+            return
+        depth = parent.depth + 1
+        if not self._scope.allows(url):
+            out.counters[Skip.OFFSITE] += 1
+        elif self.config.max_depth is not None and depth > self.config.max_depth:
+            out.counters[Skip.DEPTH] += 1
+        else:
+            key = str(url)
+            if key in out.requests:
+                out.counters[Skip.DUPLICATE] += 1
+            else:
+                out.requests[key] = NewRequest(key, req.callback, req.cb_kwargs_json,
+                                               req.priority, depth, 0, parent.id)
+
+    # -- failures -------------------------------------------------------------------------------
+
+    def _retry_or_fail(self, lease: LeasedRequest, exc: FetchError, status: int | None,
+                       retry_after: float | None) -> Outcome:
+        if exc.retryable and lease.attempts < self.config.max_retries:
+            self.progress.retried += 1
+            backoff = self.config.retry_backoff * (2 ** lease.attempts) * random.uniform(0.5, 1.5)
+            wait = max(backoff, retry_after or 0.0)
+            log.debug("retrying %s in %.1fs: %s", lease.url, wait, describe(exc))
+            return Retry(lease.id, self._wall() + wait, describe(exc), status)
+        if exc.retryable:
+            message = f"{describe(exc)} (gave up after {lease.attempts + 1} attempts)"
+        else:
+            message = describe(exc)
+        log.warning("failed %s: %s", lease.url, message)
+        return self._fail(lease, message, status)
+
+    def _fail(self, lease: LeasedRequest, error: str, status: int | None) -> Failure:
+        self.progress.failed += 1
+        return Failure(lease.id, error, status)
+
+
+def _retry_after(value: str | None, now: float) -> float | None:
+    """Seconds a Retry-After header asks for (delta-seconds or an HTTP date), capped."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER)
+    try:
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+    return min(max(0.0, when - now), MAX_RETRY_AFTER)
+
+
+def _where(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return ""
+    last = frames[-1]
+    return f" (at {last.filename}:{last.lineno} in {last.name})"

@@ -1,0 +1,184 @@
+"""HTTP for the whole crawl: ONE ClientSession on ONE TCPConnector. The only aiohttp user.
+
+It fetches exactly one hop (redirects are the engine's, so each hop is checked for scope and
+dedup), streams the body under a size cap (which also bounds decompression bombs), and turns
+aiohttp's errors into the crawler's own, each saying whether a retry may help.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import AsyncResolver
+from multidict import CIMultiDictProxy
+from yarl import URL
+
+from crawler.config import CrawlConfig
+from crawler.errors import (
+    BadResponse,
+    BodyTooLarge,
+    ConnectError,
+    FetchError,
+    FetchTimeout,
+    ProtocolError,
+)
+
+ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+# Small leftovers are read so the connection goes back to the pool; big ones are cut off.
+_DRAIN_LIMIT = 64 * 1024
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    url: URL
+    status: int
+    headers: CIMultiDictProxy[str]
+    body: bytes
+
+    @property
+    def location(self) -> str | None:
+        """The redirect target as sent, if this is a redirect."""
+        if self.status in REDIRECT_STATUSES:
+            return self.headers.get("Location")
+        return None
+
+
+WantBody = Callable[[int, CIMultiDictProxy[str]], bool]
+
+
+class _StaticResolver(AbstractResolver):
+    """Answers configured names itself (like curl --resolve), asks c-ares for the rest."""
+
+    def __init__(self, overrides: Mapping[str, str]) -> None:
+        self._overrides = {host.lower(): addr for host, addr in overrides.items()}
+        self._fallback = AsyncResolver()
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        addr = self._overrides.get(host.lower())
+        if addr is None:
+            return await self._fallback.resolve(host, port, family)
+        fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+        return [ResolveResult(hostname=host, host=addr, port=port, family=fam, proto=0,
+                              flags=socket.AI_NUMERICHOST)]
+
+    async def close(self) -> None:
+        await self._fallback.close()
+
+
+class Fetcher:
+    """Use as `async with Fetcher(config) as fetcher: await fetcher.fetch(url)`."""
+
+    def __init__(self, config: CrawlConfig) -> None:
+        self._config = config
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Fetcher:
+        cfg = self._config
+        resolver: AbstractResolver = (
+            _StaticResolver(cfg.resolve) if cfg.resolve else AsyncResolver()
+        )
+        connector = aiohttp.TCPConnector(
+            # The scheduler bounds concurrency at `workers`, so nothing waits for a pool slot
+            # (time waiting would count against the request's timeout, aiohttp #10313).
+            limit=cfg.workers,
+            limit_per_host=cfg.per_host,  # a safety net; the frontier enforces per-host caps
+            resolver=resolver,
+            use_dns_cache=True,
+            ttl_dns_cache=int(cfg.dns_ttl) if cfg.dns_ttl else None,
+            keepalive_timeout=cfg.keepalive_timeout,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=cfg.timeout, connect=cfg.connect_timeout,
+                                          sock_read=cfg.read_timeout),
+            headers={"User-Agent": cfg.user_agent, "Accept": ACCEPT},
+            # Cookies are not part of the crawl's durable state; keep runs reproducible.
+            cookie_jar=aiohttp.DummyCookieJar(),
+            raise_for_status=False,
+            auto_decompress=True,
+        )
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def fetch(self, url: URL, want_body: WantBody | None = None) -> FetchResult:
+        """One GET, no redirects followed. `want_body(status, headers)` may decline the body."""
+        if self._session is None:
+            raise RuntimeError("Fetcher is not open")
+        try:
+            return await self._get(self._session, url, want_body)
+        except FetchError:
+            raise
+        except aiohttp.ClientResponseError as exc:
+            # Raised before any server status exists, e.g. oversized headers (a client-made
+            # "400"): not the server's answer.
+            raise BadResponse(f"unusable response: {exc.message}", url=str(url)) from exc
+        except aiohttp.ClientConnectorDNSError as exc:
+            raise ConnectError(f"DNS lookup failed for {url.host}: {exc.os_error}",
+                               url=str(url)) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise ConnectError(f"cannot connect to {url.host}:{url.port}: {exc.os_error}",
+                               url=str(url)) from exc
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise FetchTimeout(f"timed out: {exc or 'no answer in time'}", url=str(url)) from exc
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
+            raise ProtocolError(f"connection broke: {exc}", url=str(url)) from exc
+        except aiohttp.InvalidURL as exc:
+            raise BadResponse(f"invalid URL: {exc}", url=str(url)) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise ProtocolError(f"{type(exc).__name__}: {exc}", url=str(url)) from exc
+
+    async def _get(self, session: aiohttp.ClientSession, url: URL,
+                   want_body: WantBody | None) -> FetchResult:
+        cap = self._config.max_body
+        async with session.get(url, allow_redirects=False) as resp:
+            headers = resp.headers
+            if resp.status in REDIRECT_STATUSES or (
+                want_body is not None and not want_body(resp.status, headers)
+            ):
+                await _discard(resp)
+                return FetchResult(url, resp.status, headers, b"")
+            declared = resp.content_length
+            if declared is not None and declared > cap:
+                resp.close()
+                raise BodyTooLarge(f"body of {declared} bytes is over the {cap}-byte cap",
+                                   url=str(url))
+            body = await _read_capped(resp, cap, url)
+            return FetchResult(url, resp.status, headers, body)
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, cap: int, url: URL) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_any():
+        size += len(chunk)
+        if size > cap:
+            resp.close()
+            raise BodyTooLarge(f"body is over the {cap}-byte cap (after decompression)",
+                               url=str(url))
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _discard(resp: aiohttp.ClientResponse) -> None:
+    """Drop a body we do not want, keeping the connection when that is cheap."""
+    declared = resp.content_length
+    if declared is not None and declared <= _DRAIN_LIMIT:
+        try:
+            await resp.read()
+            return
+        except (TimeoutError, aiohttp.ClientError):
+            pass
+    resp.close()
+

@@ -1,0 +1,134 @@
+"""Per-host queues and politeness clocks. Pure decisions, no I/O: the engine asks what may
+start now, starts it, and reports back when it ends.
+
+Each host has a slot (like Scrapy's per-host Slot): its queue, requests in flight, and the
+earliest time the next request may start. The rule (`per_host`, `delay`) is frozen config;
+only the live state lives here. A host that must wait is simply not offered: it never holds
+a worker while others are ready (no head-of-line blocking).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+Clock = Callable[[], float]
+
+
+@dataclass(slots=True)
+class _Slot(Generic[T]):
+    queue: deque[T] = field(default_factory=deque)
+    in_flight: int = 0
+    next_start: float = float("-inf")
+    scheduled: bool = False  # in the ready heap; kept to avoid duplicate heap entries
+
+
+class Frontier(Generic[T]):
+    """Hands out queued work host by host, respecting a per-host concurrency cap and a minimum
+    delay between the starts of two requests to the same host."""
+
+    def __init__(self, per_host: int, delay: float, clock: Clock = time.monotonic) -> None:
+        if per_host < 1:
+            raise ValueError("per_host must be at least 1")
+        self._per_host = per_host
+        self._delay = delay
+        self._clock = clock
+        self._slots: dict[str, _Slot[T]] = {}
+        # Hosts that have work and a free connection, ordered by when they may start.
+        self._ready: list[tuple[float, int, str]] = []
+        self._seq = itertools.count()
+        self._queued = 0
+        self._in_flight = 0
+
+    def __len__(self) -> int:
+        """Queued items (not counting those in flight)."""
+        return self._queued
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    @property
+    def hosts(self) -> int:
+        return len(self._slots)
+
+    def push(self, key: str, item: T) -> None:
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots[key] = _Slot()
+        slot.queue.append(item)
+        self._queued += 1
+        self._schedule(key, slot)
+
+    def pop(self) -> tuple[str, T] | None:
+        """The next item whose host may start a request now, marking it started."""
+        now = self._clock()
+        while self._ready:
+            start, _, key = self._ready[0]
+            if start > now:
+                return None
+            heapq.heappop(self._ready)
+            slot = self._slots[key]
+            slot.scheduled = False
+            if not slot.queue or slot.in_flight >= self._per_host:
+                continue
+            item = slot.queue.popleft()
+            self._queued -= 1
+            slot.in_flight += 1
+            self._in_flight += 1
+            slot.next_start = now + self._delay
+            self._schedule(key, slot)
+            return key, item
+        return None
+
+    def release(self, key: str) -> None:
+        """A request to `key` has ended (successfully or not)."""
+        slot = self._slots[key]
+        slot.in_flight -= 1
+        self._in_flight -= 1
+        if slot.queue:
+            self._schedule(key, slot)
+        elif slot.in_flight == 0 and slot.next_start <= self._clock():
+            del self._slots[key]  # idle and its clock has run out: nothing left to remember
+
+    def wait_time(self) -> float | None:
+        """Seconds until some queued item may start (0 if one may now); None when none can
+        start until something is released or pushed."""
+        while self._ready:
+            start, _, key = self._ready[0]
+            slot = self._slots.get(key)
+            if slot is not None and slot.queue and slot.in_flight < self._per_host:
+                return max(0.0, start - self._clock())
+            heapq.heappop(self._ready)
+            if slot is not None:
+                slot.scheduled = False
+        return None
+
+    def drain(self) -> Iterator[T]:
+        """Remove and yield every queued item (for a run that is stopping)."""
+        for slot in self._slots.values():
+            while slot.queue:
+                self._queued -= 1
+                yield slot.queue.popleft()
+        self._ready.clear()
+        for slot in self._slots.values():
+            slot.scheduled = False
+
+    def prune(self) -> None:
+        """Forget idle hosts whose politeness clock has run out."""
+        now = self._clock()
+        idle = [k for k, s in self._slots.items()
+                if not s.queue and s.in_flight == 0 and s.next_start <= now]
+        for key in idle:
+            del self._slots[key]
+
+    def _schedule(self, key: str, slot: _Slot[T]) -> None:
+        if not slot.scheduled and slot.queue and slot.in_flight < self._per_host:
+            slot.scheduled = True
+            heapq.heappush(self._ready, (slot.next_start, next(self._seq), key))

@@ -1,0 +1,79 @@
+"""What a spider yields to ask for a page."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from yarl import URL
+
+from crawler.errors import SpiderError
+from crawler.urls import parse_absolute
+
+Callback = Callable[..., Any]
+
+
+class Request:
+    """A page to fetch, and the spider method (by name) that will parse it.
+
+    The callback must be an `async def` generator method of the running spider; it is stored
+    by name so a resumed crawl can call it. `cb_kwargs` must be JSON-serialisable: they are
+    stored as JSON, never pickled.
+    """
+
+    __slots__ = ("_url", "callback", "cb_kwargs_json", "priority", "url")
+
+    def __init__(self, url: str | URL, callback: Callback | None = None, *,
+                 cb_kwargs: Mapping[str, Any] | None = None, priority: int = 0) -> None:
+        if isinstance(url, URL):
+            self._url: URL | None = url
+            self.url = str(url)
+        else:
+            self.url = url
+            self._url = None
+        self.callback = callback_name(callback)
+        self.cb_kwargs_json = _encode_kwargs(cb_kwargs, self.url)
+        self.priority = int(priority)
+
+    @property
+    def absolute_url(self) -> URL:
+        """The canonical URL. Raises ValueError if `url` is not an absolute http(s) URL."""
+        if self._url is None:
+            self._url = parse_absolute(self.url)
+        return self._url
+
+    def __repr__(self) -> str:
+        return f"Request({self.url!r}, callback={self.callback or 'parse'})"
+
+
+def callback_name(callback: Callback | None) -> str | None:
+    """Check a callback can be stored by name and called back later; return that name."""
+    if callback is None:
+        return None
+    owner = getattr(callback, "__self__", None)
+    name = getattr(callback, "__name__", None)
+    if owner is None or name is None or getattr(owner, name, None) != callback:
+        raise SpiderError(
+            f"callback {callback!r} must be a method of the spider (e.g. self.parse_item), "
+            "so that it can be stored by name and called when the crawl resumes"
+        )
+    if not inspect.isasyncgenfunction(callback):
+        raise SpiderError(
+            f"callback {name!r} must be an async generator: 'async def {name}(self, response):'"
+            " that yields items and requests"
+        )
+    return None if name == "parse" else name
+
+
+def _encode_kwargs(cb_kwargs: Mapping[str, Any] | None, url: str) -> str | None:
+    if not cb_kwargs:
+        return None
+    try:
+        return json.dumps(dict(cb_kwargs), separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise SpiderError(
+            f"cb_kwargs of the request to {url} must be JSON-serialisable "
+            f"(they are stored in the state file): {exc}"
+        ) from None

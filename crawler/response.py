@@ -1,0 +1,139 @@
+"""A fetched page as a spider sees it: status, headers, body, text, CSS queries, links."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from functools import cached_property
+from typing import Any
+
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+from yarl import URL
+
+from crawler import encoding, urls
+from crawler.request import Callback, Request
+
+HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+_SNIFF = (b"<!doctype html", b"<html", b"<head", b"<body", b"<title")
+
+
+def is_html_type(content_type: str | None) -> bool:
+    """True for HTML media types; None (no Content-Type) is left to sniffing."""
+    return bool(content_type) and _media_type(content_type) in HTML_TYPES
+
+
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+class Response:
+    """A response handed to a spider callback. Parsing is lazy: nothing is parsed until a
+    CSS query, `title` or `links()` asks for it, and non-HTML bodies are never parsed."""
+
+    def __init__(self, url: URL, status: int, headers: Mapping[str, str], body: bytes, *,
+                 depth: int = 0) -> None:
+        self._url = url
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.depth = depth
+
+    @property
+    def url(self) -> str:
+        return str(self._url)
+
+    @property
+    def content_type(self) -> str:
+        """The media type without parameters, lower-case ("" when absent)."""
+        return _media_type(self.headers.get("Content-Type"))
+
+    @cached_property
+    def is_html(self) -> bool:
+        declared = self.headers.get("Content-Type")
+        if declared:
+            return is_html_type(declared)
+        head = self.body[:512].lstrip().lower()
+        return head.startswith(_SNIFF)
+
+    @cached_property
+    def encoding(self) -> str:
+        return encoding.detect(self.body, self.headers.get("Content-Type"))[0]
+
+    @cached_property
+    def text(self) -> str:
+        """The body decoded: BOM, then the Content-Type charset, then <meta charset>, then
+        UTF-8; undecodable bytes become U+FFFD instead of failing."""
+        return encoding.decode(self.body, self.headers.get("Content-Type"))
+
+    @cached_property
+    def tree(self) -> LexborHTMLParser | None:
+        """The parsed HTML document, or None for a non-HTML response."""
+        return LexborHTMLParser(self.text) if self.is_html else None
+
+    def css(self, selector: str) -> list[LexborNode]:
+        tree = self.tree
+        return [] if tree is None else tree.css(selector)
+
+    def css_first(self, selector: str) -> LexborNode | None:
+        tree = self.tree
+        return None if tree is None else tree.css_first(selector)
+
+    @cached_property
+    def title(self) -> str | None:
+        """The <title> text with whitespace runs collapsed, or None if there is none."""
+        node = self.css_first("title")
+        return None if node is None else " ".join(node.text(deep=True).split())
+
+    @cached_property
+    def base_url(self) -> URL:
+        """The URL relative links resolve against: <base href> if valid, else the page URL."""
+        node = self.css_first("base[href]")
+        href = node.attributes.get("href") if node is not None else None
+        if href:
+            joined = urls.join(self._url, href)
+            if joined is not None:
+                return joined
+        return self._url
+
+    def urljoin(self, href: str) -> str | None:
+        """The canonical absolute URL an href points to, or None if it is not crawlable."""
+        joined = urls.join(self.base_url, href)
+        return None if joined is None else str(joined)
+
+    def links(self, selector: str = "a[href]") -> list[str]:
+        """Canonical, fragment-free, absolute http(s) URLs of the links, each once, in page
+        order. Malformed, over-long and non-http links (mailto:, javascript:) are left out."""
+        return [str(u) for u in self._link_urls(selector)]
+
+    def _link_urls(self, selector: str) -> list[URL]:
+        base = self.base_url
+        seen: dict[str, URL] = {}
+        for node in self.css(selector):
+            href = node.attributes.get("href")
+            if href is None:
+                continue
+            url = urls.join(base, href)
+            if url is not None:
+                seen.setdefault(str(url), url)
+        return list(seen.values())
+
+    def follow(self, href: str, callback: Callback | None = None, *,
+               cb_kwargs: Mapping[str, Any] | None = None, priority: int = 0) -> Request:
+        """A request for `href` resolved against this page. A link that cannot be crawled
+        (malformed, mailto:, ...) still gives a Request: the crawler counts it as skipped."""
+        joined = urls.join(self.base_url, href)
+        target: str | URL = href if joined is None else joined
+        return Request(target, callback, cb_kwargs=cb_kwargs, priority=priority)
+
+    def follow_all(self, selector: str = "a[href]", callback: Callback | None = None, *,
+                   cb_kwargs: Mapping[str, Any] | None = None,
+                   priority: int = 0) -> list[Request]:
+        """Requests for every crawlable link the selector matches."""
+        return [Request(u, callback, cb_kwargs=cb_kwargs, priority=priority)
+                for u in self._link_urls(selector)]
+
+    def json(self, loads: Callable[[str], Any] = json.loads) -> Any:
+        return loads(self.text)
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.url}>"

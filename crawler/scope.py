@@ -1,0 +1,45 @@
+"""Which hosts a crawl may visit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from yarl import URL
+
+
+class Scope:
+    """Allowed hosts and their subdomains. Ports are ignored (one site, several ports).
+
+    A leading "www." is dropped from the hosts given, so a crawl started at www.example.org
+    also follows example.org and docs.example.org, the way a site's own links go.
+    """
+
+    def __init__(self, hosts: Iterable[str]) -> None:
+        self._hosts = frozenset(_strip_www(h.lower().rstrip(".")) for h in hosts if h)
+
+    @classmethod
+    def of_urls(cls, urls: Iterable[URL]) -> Scope:
+        return cls(u.host for u in urls if u.host)
+
+    @property
+    def hosts(self) -> frozenset[str]:
+        return self._hosts
+
+    def allows(self, url: URL) -> bool:
+        host = url.host
+        if host is None:
+            return False
+        if host in self._hosts:
+            return True
+        # Walk up the labels: a.b.example.org -> b.example.org -> example.org -> org
+        dot = host.find(".")
+        while dot != -1:
+            host = host[dot + 1 :]
+            if host in self._hosts:
+                return True
+            dot = host.find(".")
+        return False
+
+
+def _strip_www(host: str) -> str:
+    return host[4:] if host.startswith("www.") and host.count(".") >= 2 else host

@@ -1,0 +1,51 @@
+"""The base class users subclass: start URLs, scope, and parse callbacks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from crawler.request import Request
+from crawler.response import Response
+
+
+class Spider:
+    """Subclass it: set `name` and `start_urls`, write `async def parse(self, response)` that
+    yields items (dicts or dataclass instances) and requests (`response.follow(...)`).
+
+    Settings of the same name as `CrawlConfig` fields (`delay`, `per_host`, `max_depth`, ...)
+    may be set as class attributes; the command line still overrides them.
+    """
+
+    name: str = ""
+    start_urls: Sequence[str] = ()
+    allowed_hosts: Sequence[str] | None = None
+    """Hosts (and their subdomains) the crawl may visit. None: the start URLs' hosts."""
+    html_only: bool = False
+    """Skip the body and the callback of non-HTML responses (they are still recorded)."""
+
+    # Crawl settings a spider may choose; None leaves the default.
+    workers: int | None = None
+    per_host: int | None = None
+    delay: float | None = None
+    max_pages: int | None = None
+    max_depth: int | None = None
+    timeout: float | None = None
+    user_agent: str | None = None
+    max_retries: int | None = None
+    max_body: int | None = None
+    max_redirects: int | None = None
+
+    def __init__(self, start_urls: Sequence[str] | None = None) -> None:
+        if start_urls is not None:
+            self.start_urls = list(start_urls)
+
+    async def start_requests(self) -> AsyncIterator[Request]:
+        """The first requests. Seeded idempotently: a resumed crawl does not refetch them."""
+        for url in self.start_urls:
+            yield Request(url)
+
+    async def parse(self, response: Response) -> AsyncIterator[Any]:
+        """The default callback."""
+        raise NotImplementedError(f"{type(self).__name__}.parse() is not written")
+        yield  # pragma: no cover  (makes this an async generator, like the overrides)

@@ -1,0 +1,58 @@
+"""Canonical URLs: the one form a URL is deduplicated, scoped and stored under."""
+
+from __future__ import annotations
+
+from yarl import URL
+
+HTTP_SCHEMES = frozenset({"http", "https"})
+MAX_URL_LENGTH = 2048
+# The HTML spec strips ASCII whitespace around an href before parsing it.
+_HREF_WHITESPACE = " \t\n\r\f"
+
+
+def canonical(url: URL) -> URL | None:
+    """The canonical form of an absolute URL, or None if it is not a crawlable http(s) URL.
+
+    yarl already lower-cases scheme and host, encodes IDNA hosts, drops default ports,
+    removes dot segments and normalises percent-encoding; the path's case is kept (paths are
+    case-sensitive). Here: http(s) only, fragment dropped, an empty path spelt "/".
+    """
+    if url.scheme not in HTTP_SCHEMES or not url.host:
+        return None
+    if url.fragment or url.raw_fragment:
+        url = url.with_fragment(None)
+    if url.raw_path == "/":
+        # yarl reports "/" for "http://h" but prints no slash; spell the root one way.
+        url = URL.build(scheme=url.scheme, authority=url.raw_authority, path="/",
+                        query_string=url.raw_query_string, encoded=True)
+    return url
+
+
+def parse_absolute(text: str) -> URL:
+    """Parse a URL a user typed (a start URL). Raises ValueError with a readable message."""
+    try:
+        url = canonical(URL(text.strip(_HREF_WHITESPACE)))
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"malformed URL {text!r}: {exc}") from None
+    if url is None:
+        raise ValueError(f"not an absolute http(s) URL: {text!r}")
+    return url
+
+
+def join(base: URL, href: str) -> URL | None:
+    """Resolve an href against a base URL; None for malformed, non-http or over-long ones."""
+    href = href.strip(_HREF_WHITESPACE)
+    if len(href) > MAX_URL_LENGTH:
+        return None
+    try:
+        url = canonical(base.join(URL(href)))
+    except (ValueError, TypeError, UnicodeError):
+        return None
+    if url is None or len(str(url)) > MAX_URL_LENGTH:
+        return None
+    return url
+
+
+def host_key(url: URL) -> str:
+    """The politeness key: host and port (one server), like aiohttp's connection key."""
+    return f"{url.host}:{url.port}"

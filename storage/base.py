@@ -1,0 +1,216 @@
+"""The store interface: everything a crawl needs to persist, and nothing about crawling.
+
+The crawler talks to storage only through `Store`. A store knows requests (rows that move
+queued -> leased -> done | failed), items (opaque JSON text) and counters; it dedups requests by
+the exact URL string it is given, so canonicalisation stays the crawler's business.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+DUPLICATE_COUNTER = "skipped_duplicate"
+"""The counter a store adds to for every discovered request that already had a row."""
+
+
+class RequestState(enum.IntEnum):
+    """Lifecycle of a request row. Stored as its integer value."""
+
+    QUEUED = 0
+    LEASED = 1
+    DONE = 2
+    FAILED = 3
+
+
+class StoreError(Exception):
+    """Root of the storage layer's errors; the crawler maps them onto its own tree."""
+
+
+class NotAStateFile(StoreError):
+    """The file exists but is not a crawl state file (or is damaged)."""
+
+
+class SchemaMismatch(StoreError):
+    """The file is a crawl state file of a schema this version cannot read."""
+
+
+class SpiderMismatch(StoreError):
+    """The state file belongs to another spider."""
+
+
+class StateLocked(StoreError):
+    """Another live process is running a crawl on this state file."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewRequest:
+    """A request to admit. `cb_kwargs` is JSON text (or None for no arguments)."""
+
+    url: str
+    callback: str | None = None
+    cb_kwargs: str | None = None
+    priority: int = 0
+    depth: int = 0
+    redirects: int = 0
+    parent: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LeasedRequest:
+    """A request this run holds a lease on."""
+
+    id: int
+    url: str
+    callback: str | None
+    cb_kwargs: str | None
+    priority: int
+    depth: int
+    redirects: int
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """The outcome of a fetched request, applied all-or-nothing.
+
+    `items` are JSON texts. `counters` are added to the crawl's counters in the same
+    transaction, so a counted outcome is counted exactly once.
+    """
+
+    request_id: int
+    status: int | None
+    items: Sequence[str] = ()
+    requests: Sequence[NewRequest] = ()
+    counters: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """Put a leased request back in the queue, not to be claimed before `not_before`."""
+
+    request_id: int
+    not_before: float
+    error: str
+    status: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Mark a leased request failed for good, keeping the reason."""
+
+    request_id: int
+    error: str
+    status: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """Give a lease back untouched (the run is stopping before it finished the request)."""
+
+    request_id: int
+
+
+Outcome = Completion | Retry | Failure | Release
+
+
+@dataclass(frozen=True, slots=True)
+class CrawlCounts:
+    queued: int
+    leased: int
+    done: int
+    failed: int
+    items: int
+    counters: Mapping[str, int]
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.failed
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """What opening a crawl found: who we are and where the crawl stood."""
+
+    run_id: int
+    resumed: bool
+    reclaimed: int
+    counts: CrawlCounts
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    id: int
+    started: float
+    ended: float | None
+    status: str
+    config: str
+
+
+@dataclass(frozen=True, slots=True)
+class FailedRequest:
+    url: str
+    status: int | None
+    error: str
+
+
+class Store(ABC):
+    """A crawl's durable state. One instance per process; many processes may share a crawl
+    only where the implementation says so (the SQLite store allows one writer at a time)."""
+
+    @abstractmethod
+    async def open_crawl(self, spider: str, config: str, *, fresh: bool) -> RunInfo:
+        """Create or resume the crawl of `spider`, start a run and reclaim leases of runs that
+        are gone. `config` is JSON text recorded with the run."""
+
+    @abstractmethod
+    async def add(self, requests: Sequence[NewRequest]) -> int:
+        """Admit requests that have no row yet; returns how many were new. Idempotent."""
+
+    @abstractmethod
+    async def claim(self, limit: int, now: float) -> list[LeasedRequest]:
+        """Lease up to `limit` queued requests due at `now` (wall-clock seconds), highest
+        priority first, then in admission order (breadth-first)."""
+
+    @abstractmethod
+    async def next_due(self) -> float | None:
+        """The earliest `not_before` among queued requests, or None if none is queued."""
+
+    @abstractmethod
+    async def record(self, outcome: Outcome) -> None:
+        """Record the outcome of a leased request. May be buffered: it is durable after the
+        next `flush()` (each outcome stays all-or-nothing)."""
+
+    @abstractmethod
+    async def flush(self) -> None:
+        """Make every recorded outcome durable."""
+
+    @abstractmethod
+    async def counts(self) -> CrawlCounts:
+        """Row counts by state, items and counters."""
+
+    @abstractmethod
+    async def finish_run(self, status: str) -> None:
+        """Flush, record how this run ended and give back any lease it still holds."""
+
+    @abstractmethod
+    def items(self) -> AsyncGenerator[str, None]:
+        """Every stored item's JSON text, in the order they were stored."""
+
+    @abstractmethod
+    async def runs(self) -> list[RunRecord]:
+        """Every run of this crawl, oldest first."""
+
+    @abstractmethod
+    async def failures(self, limit: int) -> list[FailedRequest]:
+        """Up to `limit` failed requests with their errors, most recent first."""
+
+    @abstractmethod
+    async def spider_name(self) -> str:
+        """The name of the spider that owns this crawl."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Flush and release everything. Safe to call twice."""

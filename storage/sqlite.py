@@ -1,0 +1,511 @@
+"""The SQLite store: one file holds the whole crawl (frontier, items, counters, runs).
+
+Durability: WAL with synchronous=NORMAL survives a killed process (kill -9) at any moment; a
+power cut may lose the last group of commits, which are then fetched again, never half-stored.
+One writer at a time: a run holds an flock on the file, so every lease found at start-up
+belongs to a run that is gone and goes straight back to the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import hashlib
+import os
+import socket
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import AsyncGenerator, Sequence
+from pathlib import Path
+
+import aiosqlite
+
+from storage.base import (
+    DUPLICATE_COUNTER,
+    Completion,
+    CrawlCounts,
+    FailedRequest,
+    Failure,
+    LeasedRequest,
+    NewRequest,
+    NotAStateFile,
+    Outcome,
+    Release,
+    RequestState,
+    Retry,
+    RunInfo,
+    RunRecord,
+    SchemaMismatch,
+    SpiderMismatch,
+    StateLocked,
+    Store,
+    StoreError,
+)
+
+APPLICATION_ID = 0x43524157  # "CRAW": marks a file as ours before any table is read
+SCHEMA_VERSION = 1
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    started REAL NOT NULL,
+    ended REAL,
+    pid INTEGER NOT NULL,
+    hostname TEXT NOT NULL,
+    status TEXT NOT NULL,
+    config TEXT NOT NULL
+);
+CREATE TABLE requests (
+    id INTEGER PRIMARY KEY,
+    fp INTEGER NOT NULL UNIQUE,
+    url TEXT NOT NULL,
+    state INTEGER NOT NULL DEFAULT 0,
+    priority INTEGER NOT NULL DEFAULT 0,
+    depth INTEGER NOT NULL DEFAULT 0,
+    callback TEXT,
+    cb_kwargs TEXT,
+    redirects INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    not_before REAL NOT NULL DEFAULT 0,
+    parent INTEGER,
+    run INTEGER,
+    status INTEGER,
+    error TEXT
+);
+CREATE INDEX requests_queue ON requests (priority DESC, id, not_before) WHERE state = 0;
+CREATE TABLE items (id INTEGER PRIMARY KEY, request INTEGER NOT NULL, data TEXT NOT NULL);
+CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+"""
+
+_INSERT_REQUEST = (
+    "INSERT INTO requests (fp, url, priority, depth, callback, cb_kwargs, redirects, parent)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fp) DO NOTHING"
+)
+_LEASED = f"state = {RequestState.LEASED} AND run = ?"
+_COMPLETE = (
+    f"UPDATE requests SET state = {RequestState.DONE}, status = ? WHERE id = ? AND {_LEASED}"
+)
+_RETRY = (
+    f"UPDATE requests SET state = {RequestState.QUEUED}, attempts = attempts + 1,"
+    f" not_before = ?, error = ?, status = ?, run = NULL WHERE id = ? AND {_LEASED}"
+)
+_FAIL = (
+    f"UPDATE requests SET state = {RequestState.FAILED}, attempts = attempts + 1,"
+    f" error = ?, status = ? WHERE id = ? AND {_LEASED}"
+)
+_RELEASE = (
+    f"UPDATE requests SET state = {RequestState.QUEUED}, run = NULL WHERE id = ? AND {_LEASED}"
+)
+_CLAIM = (
+    f"UPDATE requests SET state = {RequestState.LEASED}, run = :run WHERE id IN ("
+    f" SELECT id FROM requests WHERE state = {RequestState.QUEUED} AND not_before <= :now"
+    " ORDER BY priority DESC, id LIMIT :limit)"
+    " RETURNING id, url, callback, cb_kwargs, priority, depth, redirects, attempts"
+)
+_ADD_COUNTER = (
+    "INSERT INTO counters (name, value) VALUES (?, ?)"
+    " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value"
+)
+
+
+def fingerprint(url: str) -> int:
+    """A signed 64-bit key for dedup: 8 bytes per row instead of a second copy of the URL."""
+    return int.from_bytes(hashlib.blake2b(url.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+def _describe(path: Path) -> str:
+    return f"'{path}'"
+
+
+def _inspect(path: Path) -> bool:
+    """Check an existing file without writing to it. Returns False when it is new or empty."""
+    if not path.exists() or path.stat().st_size == 0:
+        return False
+    if not path.is_file():
+        raise NotAStateFile(f"{_describe(path)} is not a regular file")
+    with path.open("rb") as fh:
+        header = fh.read(len(_SQLITE_MAGIC))
+    if header != _SQLITE_MAGIC:
+        raise NotAStateFile(f"{_describe(path)} is not a crawl state file (not an SQLite database)")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise NotAStateFile(
+            f"{_describe(path)} is damaged or not a crawl state file: {exc}"
+        ) from exc
+    if app_id == 0 and tables == 0:
+        return False
+    if app_id != APPLICATION_ID:
+        raise NotAStateFile(
+            f"{_describe(path)} is an SQLite database, but not a crawl state file; "
+            "it was left untouched"
+        )
+    if version != SCHEMA_VERSION:
+        newer = "a newer" if version > SCHEMA_VERSION else "an older"
+        raise SchemaMismatch(
+            f"{_describe(path)} uses state-file schema {version}, made by {newer} version of the "
+            f"crawler; this version reads schema {SCHEMA_VERSION}. The file was left untouched."
+        )
+    return True
+
+
+class SQLiteStore(Store):
+    """Store on one SQLite file. Open with `await SQLiteStore.open(path)`."""
+
+    def __init__(self, path: Path, conn: aiosqlite.Connection, *, readonly: bool,
+                 lock_fd: int | None, batch_size: int) -> None:
+        self._path = path
+        self._conn = conn
+        self._readonly = readonly
+        self._lock_fd = lock_fd
+        self._batch_size = batch_size
+        self._pending: list[Outcome] = []
+        self._write_lock = asyncio.Lock()
+        self._run_id: int | None = None
+        self._closed = False
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str], *, readonly: bool = False,
+                   batch_size: int = 512) -> SQLiteStore:
+        """Open a state file. Read-only opens never create, lock or change anything."""
+        p = Path(path)
+        exists = await asyncio.to_thread(_inspect, p)
+        if readonly and not exists:
+            raise NotAStateFile(f"{_describe(p)} does not exist or holds no crawl")
+        lock_fd = None if readonly else _lock(p)
+        try:
+            conn = await _connect(p, readonly=readonly)
+        except BaseException:
+            _unlock(lock_fd)
+            raise
+        store = cls(p, conn, readonly=readonly, lock_fd=lock_fd, batch_size=batch_size)
+        if not readonly and not exists:
+            await store._create_schema()
+        return store
+
+    async def _create_schema(self) -> None:
+        await self._conn.execute("BEGIN IMMEDIATE")
+        # A file that another process turned into a state file meanwhile is not re-created.
+        app_id = await self._scalar("PRAGMA application_id")
+        if app_id == 0:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    await self._conn.execute(statement)
+            await self._conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            await self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            await self._conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('created', ?)", (str(time.time()),)
+            )
+        await self._conn.execute("COMMIT")
+
+    async def _scalar(self, sql: str, params: Sequence[object] = ()) -> object:
+        async with self._conn.execute(sql, params) as cur:
+            row = await cur.fetchone()
+        return None if row is None else row[0]
+
+    # -- crawl lifecycle ------------------------------------------------------------------
+
+    async def open_crawl(self, spider: str, config: str, *, fresh: bool) -> RunInfo:
+        self._check_writable()
+        owner = await self._scalar("SELECT value FROM meta WHERE key = 'spider'")
+        if owner is not None and owner != spider:
+            raise SpiderMismatch(
+                f"{_describe(self._path)} holds a crawl of spider '{owner}', not '{spider}'. "
+                "Use another --state file; the file was left untouched."
+            )
+        async with self._write_lock:
+            return await self._start_run(owner, spider, config, fresh=fresh)
+
+    async def _start_run(self, owner: object, spider: str, config: str, *,
+                         fresh: bool) -> RunInfo:
+        await self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            if fresh:
+                for table in ("requests", "items", "counters", "runs"):
+                    await self._conn.execute(f"DELETE FROM {table}")
+            resumed = owner is not None and not fresh
+            await self._conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('spider', ?)", (spider,)
+            )
+            # We hold the file lock, so any run still marked running has died.
+            await self._conn.execute(
+                "UPDATE runs SET status = 'crashed' WHERE status = 'running'"
+            )
+            cur = await self._conn.execute(
+                f"UPDATE requests SET state = {RequestState.QUEUED}, run = NULL"
+                f" WHERE state = {RequestState.LEASED}"
+            )
+            reclaimed = cur.rowcount
+            cur = await self._conn.execute(
+                "INSERT INTO runs (started, pid, hostname, status, config)"
+                " VALUES (?, ?, ?, 'running', ?)",
+                (time.time(), os.getpid(), socket.gethostname(), config),
+            )
+            self._run_id = cur.lastrowid
+            await self._conn.execute("COMMIT")
+        except BaseException:
+            await self._conn.execute("ROLLBACK")
+            raise
+        assert self._run_id is not None
+        return RunInfo(self._run_id, resumed, reclaimed, await self.counts())
+
+    async def finish_run(self, status: str) -> None:
+        self._check_writable()
+        if self._run_id is None:
+            return
+        async with self._write_lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                await self._apply_pending()
+                await self._conn.execute(
+                    f"UPDATE requests SET state = {RequestState.QUEUED}, run = NULL"
+                    f" WHERE {_LEASED}",
+                    (self._run_id,),
+                )
+                await self._conn.execute(
+                    "UPDATE runs SET status = ?, ended = ? WHERE id = ?",
+                    (status, time.time(), self._run_id),
+                )
+                await self._conn.execute("COMMIT")
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+        self._run_id = None
+
+    # -- the frontier ---------------------------------------------------------------------
+
+    async def add(self, requests: Sequence[NewRequest]) -> int:
+        self._check_writable()
+        async with self._write_lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                added = await self._insert_requests(requests)
+                await self._conn.execute("COMMIT")
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+        return added
+
+    async def _insert_requests(self, requests: Sequence[NewRequest]) -> int:
+        if not requests:
+            return 0
+        rows = [
+            (fingerprint(r.url), r.url, r.priority, r.depth, r.callback, r.cb_kwargs,
+             r.redirects, r.parent)
+            for r in requests
+        ]
+        cur = await self._conn.executemany(_INSERT_REQUEST, rows)
+        return max(cur.rowcount, 0)
+
+    async def claim(self, limit: int, now: float) -> list[LeasedRequest]:
+        run = self._require_run()
+        if limit <= 0:
+            return []
+        async with self._write_lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                await self._apply_pending()
+                async with self._conn.execute(
+                    _CLAIM, {"run": run, "now": now, "limit": limit}
+                ) as cur:
+                    rows = await cur.fetchall()
+                await self._conn.execute("COMMIT")
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+        leased = [LeasedRequest(*row) for row in rows]
+        # RETURNING gives no order; restore the queue's.
+        leased.sort(key=lambda r: (-r.priority, r.id))
+        return leased
+
+    async def next_due(self) -> float | None:
+        value = await self._scalar(
+            f"SELECT min(not_before) FROM requests WHERE state = {RequestState.QUEUED}"
+        )
+        return None if value is None else float(value)  # type: ignore[arg-type]
+
+    # -- outcomes, group-committed ----------------------------------------------------------
+
+    async def record(self, outcome: Outcome) -> None:
+        self._require_run()
+        self._pending.append(outcome)
+        if len(self._pending) >= self._batch_size:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if not self._pending or self._readonly:
+            return
+        async with self._write_lock:
+            if not self._pending:
+                return
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                await self._apply_pending()
+                await self._conn.execute("COMMIT")
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+
+    async def _apply_pending(self) -> None:
+        """Write every buffered outcome inside the caller's transaction."""
+        batch, self._pending = self._pending, []
+        try:
+            await self._apply(batch)
+        except BaseException:
+            self._pending = batch + self._pending  # the transaction rolls back; keep them
+            raise
+
+    async def _apply(self, batch: list[Outcome]) -> None:
+        if not batch:
+            return
+        run = self._require_run()
+        done, retries, failures, releases = [], [], [], []
+        items: list[tuple[int, str]] = []
+        new: list[NewRequest] = []
+        counters: Counter[str] = Counter()
+        for o in batch:
+            if isinstance(o, Completion):
+                done.append((o.status, o.request_id, run))
+                items.extend((o.request_id, data) for data in o.items)
+                new.extend(o.requests)
+                counters.update(o.counters)
+            elif isinstance(o, Retry):
+                retries.append((o.not_before, o.error, o.status, o.request_id, run))
+            elif isinstance(o, Failure):
+                failures.append((o.error, o.status, o.request_id, run))
+            else:
+                assert isinstance(o, Release)
+                releases.append((o.request_id, run))
+        conn = self._conn
+        # Outputs first, then the done marks: all inside one transaction, so either a request
+        # is done with all its outputs stored, or it is not done and stored nothing.
+        if items:
+            await conn.executemany("INSERT INTO items (request, data) VALUES (?, ?)", items)
+        added = await self._insert_requests(new)
+        if len(new) > added:
+            counters[DUPLICATE_COUNTER] += len(new) - added
+        for sql, rows in ((_COMPLETE, done), (_RETRY, retries), (_FAIL, failures),
+                          (_RELEASE, releases)):
+            if rows:
+                await conn.executemany(sql, rows)
+        counts = [(name, value) for name, value in counters.items() if value]
+        if counts:
+            await conn.executemany(_ADD_COUNTER, counts)
+
+    # -- reading --------------------------------------------------------------------------
+
+    async def counts(self) -> CrawlCounts:
+        by_state = dict.fromkeys(RequestState, 0)
+        async with self._conn.execute(
+            "SELECT state, count(*) FROM requests GROUP BY state"
+        ) as cur:
+            async for state, n in cur:
+                by_state[RequestState(state)] = n
+        items = await self._scalar("SELECT count(*) FROM items")
+        async with self._conn.execute("SELECT name, value FROM counters ORDER BY name") as cur:
+            counters = {name: value async for name, value in cur}
+        return CrawlCounts(
+            queued=by_state[RequestState.QUEUED],
+            leased=by_state[RequestState.LEASED],
+            done=by_state[RequestState.DONE],
+            failed=by_state[RequestState.FAILED],
+            items=int(items or 0),  # type: ignore[call-overload]
+            counters=counters,
+        )
+
+    async def items(self) -> AsyncGenerator[str, None]:
+        async with self._conn.execute("SELECT data FROM items ORDER BY id") as cur:
+            async for (data,) in cur:
+                yield data
+
+    async def runs(self) -> list[RunRecord]:
+        async with self._conn.execute(
+            "SELECT id, started, ended, status, config FROM runs ORDER BY id"
+        ) as cur:
+            return [RunRecord(*row) async for row in cur]
+
+    async def failures(self, limit: int) -> list[FailedRequest]:
+        async with self._conn.execute(
+            f"SELECT url, status, error FROM requests WHERE state = {RequestState.FAILED}"
+            " ORDER BY id DESC LIMIT ?",
+            (limit,),
+        ) as cur:
+            return [FailedRequest(*row) async for row in cur]
+
+    async def spider_name(self) -> str:
+        value = await self._scalar("SELECT value FROM meta WHERE key = 'spider'")
+        if value is None:
+            raise NotAStateFile(f"{_describe(self._path)} holds no crawl yet")
+        return str(value)
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if not self._readonly:
+                await self.flush()
+        finally:
+            await self._conn.close()
+            _unlock(self._lock_fd)
+            self._lock_fd = None
+
+    def _check_writable(self) -> None:
+        if self._readonly:
+            raise StoreError(f"{_describe(self._path)} was opened read-only")
+
+    def _require_run(self) -> int:
+        self._check_writable()
+        if self._run_id is None:
+            raise StoreError("no run is open: call open_crawl() first")
+        return self._run_id
+
+
+async def _connect(path: Path, *, readonly: bool) -> aiosqlite.Connection:
+    target = f"file:{path}?mode=ro" if readonly else str(path)
+    conn = await aiosqlite.connect(target, uri=readonly, isolation_level=None)
+    try:
+        await conn.execute("PRAGMA busy_timeout = 10000")
+        if not readonly:
+            await conn.execute("PRAGMA journal_mode = WAL")
+            await conn.execute("PRAGMA synchronous = NORMAL")
+            await conn.execute("PRAGMA cache_size = -32768")
+        # Rows are read as plain tuples: a state file's columns never change under us.
+    except sqlite3.DatabaseError as exc:
+        await conn.close()
+        raise NotAStateFile(f"{_describe(path)} is damaged: {exc}") from exc
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
+def _lock(path: Path) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StateLocked(
+            f"another crawl is running on {_describe(path)}; stop it first "
+            "(or wait for it to finish)"
+        ) from None
+    return fd
+
+
+def _unlock(fd: int | None) -> None:
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(fd)  # closing the descriptor drops the flock
