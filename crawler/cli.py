@@ -99,6 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("spider", metavar="SPIDER",
                      help="path/to/file.py, file.py:ClassName or package.module:ClassName")
+    run.add_argument("urls", nargs="*", metavar="URL",
+                     help="start URL(s) to use instead of the spider's start_urls")
     _crawl_options(run)
     run.set_defaults(handler=_cmd_run)
 
@@ -177,11 +179,7 @@ def _setup_logging(level: str) -> None:
 
 
 def _cmd_site(args: argparse.Namespace) -> int:
-    for url in args.urls:
-        try:
-            parse_absolute(url)
-        except ValueError as exc:
-            raise SpiderError(str(exc)) from None
+    _check_urls(args.urls)
     spider = SiteSpider(start_urls=args.urls)
     default_state = f"{URL(args.urls[0].strip()).host or 'site'}.crawl.db"
     return _crawl(spider, args, default_state)
@@ -189,12 +187,21 @@ def _cmd_site(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     cls = load_spider_class(args.spider)
+    _check_urls(args.urls)
     try:
-        spider = cls()
+        spider = cls(start_urls=args.urls or None)
     except Exception as exc:
         raise SpiderError(f"cannot create {cls.__name__}(): {type(exc).__name__}: {exc}") \
             from exc
     return _crawl(spider, args, f"{spider.name or 'spider'}.crawl.db")
+
+
+def _check_urls(urls: Sequence[str]) -> None:
+    for url in urls:
+        try:
+            parse_absolute(url)
+        except ValueError as exc:
+            raise SpiderError(f"bad start URL: {exc}") from None
 
 
 def _crawl(spider: Spider, args: argparse.Namespace, default_state: str) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,16 +51,12 @@ class CrawlConfig:
     """Static host -> address overrides, like curl's --resolve."""
 
     def __post_init__(self) -> None:
-        _check_positive(self, "workers", "per_host", "max_redirects")
-        _check_positive(self, "timeout", "connect_timeout", "read_timeout", "max_body")
-        _check_non_negative(self, "delay", "max_retries", "retry_backoff", "dns_ttl",
-                            "keepalive_timeout")
-        for name in ("max_pages", "max_depth"):
-            value = getattr(self, name)
-            if value is not None and value < 0:
-                raise ConfigError(f"{name} must be 0 or more, not {value}")
-        if not self.user_agent.strip():
-            raise ConfigError("user_agent must not be empty")
+        for name, (kind, lowest) in _RULES.items():
+            _check(name, getattr(self, name), kind, lowest)
+        if not isinstance(self.user_agent, str) or not self.user_agent.strip():
+            raise ConfigError("user_agent must be a non-empty string")
+        if not isinstance(self.resolve, Mapping):
+            raise ConfigError("resolve must map host names to addresses")
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> CrawlConfig:
         """A copy with the given fields replaced; None means "not set" and is ignored."""
@@ -74,16 +71,31 @@ class CrawlConfig:
         return json.dumps(dataclasses.asdict(self), sort_keys=True, default=dict)
 
 
-def _check_positive(cfg: CrawlConfig, *names: str) -> None:
-    for name in names:
-        if getattr(cfg, name) <= 0:
-            raise ConfigError(f"{name} must be more than 0, not {getattr(cfg, name)}")
+# field -> (type, lowest allowed value); "optional" ints may also be None.
+_RULES: dict[str, tuple[str, float]] = {
+    "workers": ("int", 1), "per_host": ("int", 1), "max_redirects": ("int", 1),
+    "max_retries": ("int", 0), "max_body": ("int", 1),
+    "max_pages": ("optional int", 0), "max_depth": ("optional int", 0),
+    "delay": ("float", 0), "timeout": ("float", 1e-3), "connect_timeout": ("float", 1e-3),
+    "read_timeout": ("float", 1e-3), "retry_backoff": ("float", 0), "dns_ttl": ("float", 0),
+    "keepalive_timeout": ("float", 0),
+}
 
 
-def _check_non_negative(cfg: CrawlConfig, *names: str) -> None:
-    for name in names:
-        if getattr(cfg, name) < 0:
-            raise ConfigError(f"{name} must be 0 or more, not {getattr(cfg, name)}")
+def _check(name: str, value: Any, kind: str, lowest: float) -> None:
+    if value is None and kind == "optional int":
+        return
+    if isinstance(value, bool):
+        ok = False
+    elif kind.endswith("int"):
+        ok = isinstance(value, int)
+    else:
+        ok = isinstance(value, int | float) and math.isfinite(value)
+    if not ok:
+        expected = "a whole number" if kind.endswith("int") else "a finite number"
+        raise ConfigError(f"{name} must be {expected}, not {value!r}")
+    if value < lowest:
+        raise ConfigError(f"{name} must be at least {lowest:g}, not {value!r}")
 
 
 SPIDER_SETTINGS = ("workers", "per_host", "delay", "max_pages", "max_depth", "timeout",

@@ -291,12 +291,18 @@ class Crawler:
                 return popped[1]
             if self._should_refill():
                 await self._refill()
-                continue
-            if await self._is_finished():
-                self._end()
-                return None
-            timeout = self._frontier.wait_time()
-            await self._wait(timeout)
+            elif not self._quiet():
+                # Hosts are waiting out their delay, or requests in flight may add work.
+                await self._wait(self._frontier.wait_time())
+            else:
+                budget = self._budget()
+                due = None if budget == 0 else await self._store.next_due()
+                if due is None:
+                    self._end()
+                    return None
+                # Only retries waiting for their time remain: sleep until the first is due.
+                await self._wait(max(0.0, due - self._wall()))
+                self._exhausted_at = -1
         return None
 
     def _end(self) -> None:
@@ -342,24 +348,13 @@ class Crawler:
         host = urls.host_key(url)
         self._frontier.push(host, _Job(lease, url, host))
 
-    async def _is_finished(self) -> bool:
-        """Nothing queued here, nothing in flight, and the store has nothing left for us."""
-        if len(self._frontier) or self._frontier.in_flight or self._refilling:
+    def _quiet(self) -> bool:
+        """Nothing queued here, nothing in flight, and the store has nothing due for us."""
+        if len(self._frontier) or self._frontier.in_flight or self.progress.in_flight:
             return False
-        if self.progress.in_flight:
+        if self._refilling:
             return False
-        budget = self._budget()
-        if budget is not None and budget <= 0:
-            return True
-        if self._exhausted_at != self._recorded:
-            return False
-        due = await self._store.next_due()
-        if due is None:
-            return True
-        # Only retries waiting for their time remain: sleep until the first one is due.
-        await self._wait(max(0.0, due - self._wall()))
-        self._exhausted_at = -1
-        return False
+        return self._exhausted_at == self._recorded or self._budget() == 0
 
     async def _wait(self, seconds: float | None) -> None:
         """Sleep until something changes (a release, a record, a refill) or `seconds` pass."""

@@ -131,7 +131,8 @@ class Fetcher:
             raise ConnectError(f"cannot connect to {url.host}:{url.port}: {exc.os_error}",
                                url=str(url)) from exc
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise FetchTimeout(f"timed out: {exc or 'no answer in time'}", url=str(url)) from exc
+            raise FetchTimeout(f"no answer in time ({_timeouts(self._config)})",
+                               url=str(url)) from exc
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
             raise ProtocolError(f"connection broke: {exc}", url=str(url)) from exc
         except aiohttp.InvalidURL as exc:
@@ -182,3 +183,7 @@ async def _discard(resp: aiohttp.ClientResponse) -> None:
             pass
     resp.close()
 
+
+def _timeouts(cfg: CrawlConfig) -> str:
+    return (f"limits: {cfg.connect_timeout:g}s to connect, {cfg.read_timeout:g}s between "
+            f"reads, {cfg.timeout:g}s in all")

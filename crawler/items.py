@@ -41,6 +41,7 @@ def encode_item(value: object) -> str:
             "dataclass instances or Requests"
         )
     try:
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=_default)
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=_default,
+                          allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise SpiderError(f"item cannot be stored as JSON: {exc}") from None

@@ -21,8 +21,10 @@ def load_spider_class(target: str) -> type[Spider]:
     else:
         try:
             module = importlib.import_module(location)
-        except ImportError as exc:
-            raise SpiderError(f"cannot import module {location!r}: {exc}") from exc
+        except Exception as exc:
+            raise SpiderError(
+                f"cannot import module {location!r}: {type(exc).__name__}: {exc}"
+            ) from exc
     return _pick(module, class_name or None, target)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from yarl import URL
 
 from crawler.errors import SpiderError
-from crawler.urls import parse_absolute
+from crawler.urls import canonical, parse_absolute
 
 Callback = Callable[..., Any]
 
@@ -28,8 +28,8 @@ class Request:
     def __init__(self, url: str | URL, callback: Callback | None = None, *,
                  cb_kwargs: Mapping[str, Any] | None = None, priority: int = 0) -> None:
         if isinstance(url, URL):
-            self._url: URL | None = url
-            self.url = str(url)
+            self._url: URL | None = canonical(url)
+            self.url = str(url) if self._url is None else str(self._url)
         else:
             self.url = url
             self._url = None
@@ -71,7 +71,8 @@ def _encode_kwargs(cb_kwargs: Mapping[str, Any] | None, url: str) -> str | None:
     if not cb_kwargs:
         return None
     try:
-        return json.dumps(dict(cb_kwargs), separators=(",", ":"), ensure_ascii=False)
+        return json.dumps(dict(cb_kwargs), separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise SpiderError(
             f"cb_kwargs of the request to {url} must be JSON-serialisable "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 
 from yarl import URL
@@ -16,6 +17,8 @@ class Scope:
 
     def __init__(self, hosts: Iterable[str]) -> None:
         self._hosts = frozenset(_strip_www(h.lower().rstrip(".")) for h in hosts if h)
+        # IP addresses match only themselves; names also match their subdomains.
+        self._domains = frozenset(h for h in self._hosts if not _is_ip(h))
 
     @classmethod
     def of_urls(cls, urls: Iterable[URL]) -> Scope:
@@ -35,10 +38,18 @@ class Scope:
         dot = host.find(".")
         while dot != -1:
             host = host[dot + 1 :]
-            if host in self._hosts:
+            if host in self._domains:
                 return True
             dot = host.find(".")
         return False
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _strip_www(host: str) -> str:

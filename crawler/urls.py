@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 from yarl import URL
 
 HTTP_SCHEMES = frozenset({"http", "https"})
 MAX_URL_LENGTH = 2048
 # The HTML spec strips ASCII whitespace around an href before parsing it.
 _HREF_WHITESPACE = " \t\n\r\f"
+# A DNS name (labels of letters, digits, '-' and '_', as IDNA-encoded by yarl) or an IP.
+_VALID_HOST = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.?|[0-9a-f:.]+")
 
 
 def canonical(url: URL) -> URL | None:
@@ -17,9 +21,13 @@ def canonical(url: URL) -> URL | None:
     removes dot segments and normalises percent-encoding; the path's case is kept (paths are
     case-sensitive). Here: http(s) only, fragment dropped, an empty path spelt "/".
     """
-    if url.scheme not in HTTP_SCHEMES or not url.host:
+    if url.scheme not in HTTP_SCHEMES or not url.raw_host:
         return None
-    if url.fragment or url.raw_fragment:
+    if not _VALID_HOST.fullmatch(url.raw_host):
+        return None
+    if url.explicit_port is not None and url.is_default_port():
+        url = url.with_port(None)
+    if url.raw_fragment:
         url = url.with_fragment(None)
     if url.raw_path == "/":
         # yarl reports "/" for "http://h" but prints no slash; spell the root one way.
@@ -35,7 +43,9 @@ def parse_absolute(text: str) -> URL:
     except (ValueError, TypeError) as exc:
         raise ValueError(f"malformed URL {text!r}: {exc}") from None
     if url is None:
-        raise ValueError(f"not an absolute http(s) URL: {text!r}")
+        raise ValueError(f"not an absolute http(s) URL with a valid host: {text!r}")
+    if len(str(url)) > MAX_URL_LENGTH:
+        raise ValueError(f"URL longer than {MAX_URL_LENGTH} characters: {text[:80]!r}...")
     return url
 
 

@@ -87,7 +87,8 @@ _INSERT_REQUEST = (
 )
 _LEASED = f"state = {RequestState.LEASED} AND run = ?"
 _COMPLETE = (
-    f"UPDATE requests SET state = {RequestState.DONE}, status = ? WHERE id = ? AND {_LEASED}"
+    f"UPDATE requests SET state = {RequestState.DONE}, status = ?, error = NULL"
+    f" WHERE id = ? AND {_LEASED}"
 )
 _RETRY = (
     f"UPDATE requests SET state = {RequestState.QUEUED}, attempts = attempts + 1,"
@@ -132,7 +133,7 @@ def _inspect(path: Path) -> bool:
     if header != _SQLITE_MAGIC:
         raise NotAStateFile(f"{_describe(path)} is not a crawl state file (not an SQLite database)")
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        conn = sqlite3.connect(_readonly_uri(path), uri=True)
         try:
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
             version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -365,15 +366,33 @@ class SQLiteStore(Store):
             self._pending = batch + self._pending  # the transaction rolls back; keep them
             raise
 
+    async def _held(self, batch: list[Outcome], run: int) -> set[int]:
+        """Which of the batch's requests this run still holds a lease on."""
+        ids = list({o.request_id for o in batch})
+        held: set[int] = set()
+        for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            async with self._conn.execute(
+                f"SELECT id FROM requests WHERE id IN ({marks}) AND {_LEASED}", (*chunk, run)
+            ) as cur:
+                held.update(row[0] for row in await cur.fetchall())
+        return held
+
     async def _apply(self, batch: list[Outcome]) -> None:
         if not batch:
             return
         run = self._require_run()
+        # Fencing: only the lease holder's outcome counts, and only once.
+        held = await self._held(batch, run)
         done, retries, failures, releases = [], [], [], []
         items: list[tuple[int, str]] = []
         new: list[NewRequest] = []
         counters: Counter[str] = Counter()
         for o in batch:
+            if o.request_id not in held:
+                continue
+            held.discard(o.request_id)
             if isinstance(o, Completion):
                 done.append((o.status, o.request_id, run))
                 items.extend((o.request_id, data) for data in o.items)
@@ -474,7 +493,7 @@ class SQLiteStore(Store):
 
 
 async def _connect(path: Path, *, readonly: bool) -> aiosqlite.Connection:
-    target = f"file:{path}?mode=ro" if readonly else str(path)
+    target = _readonly_uri(path) if readonly else str(path)
     conn = await aiosqlite.connect(target, uri=readonly, isolation_level=None)
     try:
         await conn.execute("PRAGMA busy_timeout = 10000")
@@ -490,6 +509,11 @@ async def _connect(path: Path, *, readonly: bool) -> aiosqlite.Connection:
         await conn.close()
         raise
     return conn
+
+
+def _readonly_uri(path: Path) -> str:
+    # as_uri() percent-encodes '#', '?' and '%', which would otherwise end the path.
+    return f"{path.resolve().as_uri()}?mode=ro"
 
 
 def _lock(path: Path) -> int:

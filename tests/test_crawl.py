@@ -1,0 +1,250 @@
+"""Whole crawls against real local servers: the page set, callbacks, redirects, failures."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from crawler import CrawlConfig, CrawlStatus, Response, Spider
+from spiders.books import BooksSpider
+from spiders.site import SiteSpider
+from storage import RequestState
+from tests.crawling import FAST, crawl
+from tests.sites import books, generated
+from tests.sites.serve import serve
+
+DONE, FAILED = RequestState.DONE, RequestState.FAILED
+
+
+async def test_site_spider_finds_exactly_the_expected_pages(tmp_path: Path) -> None:
+    app = generated.make_app()
+    async with serve(app) as base:
+        out = await crawl(SiteSpider([base + "/"]), tmp_path / "s.db")
+        expected = generated.expected_pages(base)
+        non_html = generated.non_html_urls(base)
+        broken = generated.broken_urls(base)
+    assert out.result.status is CrawlStatus.FINISHED
+    urls = [i["url"] for i in out.items]
+    assert len(urls) == len(set(urls)), "a page was stored twice"
+    got = {i["url"]: (i["title"], i["links"], i["status"]) for i in out.items}
+    assert got == {u: (e.title, e.links, 200) for u, e in expected.items()}
+    assert len(expected) >= 2000
+    # Each page fetched once; nothing off-site; non-HTML recorded but not parsed.
+    fetched = app[generated.REQUESTS]
+    assert max(fetched.values()) == 1
+    assert app[generated.FOREIGN_REQUESTS] == []
+    for url in non_html:
+        assert out.rows[url][:2] == (DONE, 200)
+    for url in broken:
+        assert out.rows[url][:2] == (DONE, 404)
+    counters = out.result.counts.counters
+    assert counters["skipped_non_html"] == len(non_html)
+    assert counters["skipped_offsite"] > 0
+    assert counters["skipped_duplicate"] > 0
+
+
+async def test_example_books_spider_scrapes_every_book(tmp_path: Path) -> None:
+    app = books.make_app()
+    async with serve(app) as base:
+        spider = BooksSpider([base + "/"])
+        out = await crawl(spider, tmp_path / "b.db", FAST)
+    assert out.result.status is CrawlStatus.FINISHED
+    got = [{k: i[k] for k in ("title", "price", "stock", "upc")} for i in out.items]
+    expected = books.expected_books()
+    assert sorted(got, key=lambda b: str(b["upc"])) == sorted(expected, key=lambda b: str(b["upc"]))
+    # cb_kwargs survive the state file: each book knows which list page led to it.
+    pages = Counter(i["list_page"] for i in out.items)
+    assert pages == {n: 20 for n in range(1, 6)}
+
+
+class Raising(Spider):
+    name = "raising"
+
+    async def parse(self, response: Response) -> AsyncIterator[Any]:
+        for i in range(6):
+            yield response.follow(f"/page/{i}", self.parse_page, cb_kwargs={"i": i})
+
+    async def parse_page(self, response: Response, i: int) -> AsyncIterator[Any]:
+        yield {"i": i, "first": True}
+        if i % 3 == 0:
+            raise ValueError(f"cannot parse page {i}")
+        yield {"i": i, "first": False}
+
+
+def _pages_app() -> web.Application:
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text=f"<title>{request.path}</title>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", page)
+    return app
+
+
+async def test_a_raising_callback_fails_its_request_and_the_crawl_goes_on(tmp_path: Path) -> None:
+    async with serve(_pages_app()) as base:
+        out = await crawl(Raising([base + "/"]), tmp_path / "r.db")
+    assert out.result.status is CrawlStatus.FINISHED
+    # Items of a failed callback are not stored, not even those yielded before the error.
+    assert sorted((i["i"], i["first"]) for i in out.items) == sorted(
+        (i, first) for i in (1, 2, 4, 5) for first in (True, False)
+    )
+    for i in (0, 3):
+        state, status, error, _ = out.rows[f"{base}/page/{i}"]
+        assert (state, status) == (FAILED, 200)
+        assert error is not None
+        assert f"ValueError: cannot parse page {i}" in error
+        assert "parse_page" in error
+    assert out.result.counts.failed == 2
+
+
+def _trap_app() -> web.Application:
+    """Redirect chains and loops, flaky and failing endpoints."""
+    hits: Counter[str] = Counter()
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        path = request.path
+        hits[path] += 1
+        if path == "/":
+            links = ["/r/1", "/chain/0", "/loop/a", "/away", "/flaky", "/down", "/big",
+                     "/missing", "/slow", "/bad-location", "/skip-me"]
+            return web.Response(text="".join(f'<a href="{h}">x</a>' for h in links),
+                                content_type="text/html")
+        if path.startswith("/r/"):  # /r/1 -> /r/2 -> /r/3 -> /final
+            n = int(path.rsplit("/", 1)[1])
+            raise web.HTTPFound("/final" if n == 3 else f"/r/{n + 1}")
+        if path.startswith("/chain/"):  # longer than any hop limit
+            raise web.HTTPMovedPermanently(f"/chain/{int(path.rsplit('/', 1)[1]) + 1}")
+        if path == "/loop/a":
+            raise web.HTTPFound("/loop/b")
+        if path == "/loop/b":
+            raise web.HTTPFound("/loop/a")
+        if path == "/away":
+            raise web.HTTPFound("http://other.invalid/")
+        if path == "/bad-location":
+            return web.Response(status=302, headers={"Location": "http://[::1/"})
+        if path == "/flaky" and hits[path] <= 2:
+            return web.Response(status=503, headers={"Retry-After": "0"})
+        if path == "/down":
+            return web.Response(status=500)
+        if path == "/big":
+            return web.Response(body=b"<p>" + b"x" * 300_000, content_type="text/html")
+        if path == "/missing":
+            return web.Response(status=404, text="<title>nope</title>", content_type="text/html")
+        if path == "/slow":
+            await asyncio.sleep(5)
+        return web.Response(text=f"<title>{path}</title>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handle)
+    return app
+
+
+async def test_redirects_retries_and_failures_are_recorded(tmp_path: Path) -> None:
+    config = CrawlConfig(delay=0, per_host=8, workers=8, max_redirects=5, max_retries=2,
+                         retry_backoff=0.01, max_body=100_000, timeout=1.0, read_timeout=1.0)
+    async with serve(_trap_app()) as base:
+        out = await crawl(SiteSpider([base + "/"]), tmp_path / "t.db", config)
+    rows = out.rows
+    titles = {i["url"]: i["title"] for i in out.items}
+    assert out.result.status is CrawlStatus.FINISHED
+    # Each hop is its own row; the target gets the page's item.
+    for hop in ("/r/1", "/r/2", "/r/3"):
+        assert rows[base + hop][:2] == (DONE, 302)
+    assert titles[base + "/final"] == "/final"
+    # A chain longer than the hop limit fails at the hop that exceeds it.
+    chain = [rows[f"{base}/chain/{n}"] for n in range(6)]
+    assert [r[0] for r in chain[:5]] == [DONE] * 5
+    assert chain[5][0] == FAILED and chain[5][2] is not None and "redirects" in chain[5][2]
+    assert f"{base}/chain/6" not in rows
+    # A loop ends at dedup; off-site and malformed redirect targets are skipped, counted.
+    assert rows[base + "/loop/a"][:2] == (DONE, 302)
+    assert rows[base + "/loop/b"][:2] == (DONE, 302)
+    assert out.result.counts.counters["skipped_offsite"] >= 1
+    assert out.result.counts.counters["skipped_invalid_url"] >= 1
+    # 503 twice then 200: retried and stored once; 500 forever: fails after the retries.
+    assert rows[base + "/flaky"][:2] == (DONE, 200) and rows[base + "/flaky"][3] == 2
+    assert titles[base + "/flaky"] == "/flaky"
+    down = rows[base + "/down"]
+    assert down[0] == FAILED and down[1] == 500 and down[3] == 3
+    assert down[2] is not None and "HTTP 500" in down[2] and "gave up after 3" in down[2]
+    big = rows[base + "/big"]
+    assert big[0] == FAILED and big[2] is not None and big[2].startswith("too_large")
+    assert rows[base + "/missing"][:2] == (DONE, 404)
+    assert base + "/missing" not in titles
+    slow = rows[base + "/slow"]
+    assert slow[0] == FAILED and slow[2] is not None and slow[2].startswith("timeout")
+
+
+async def test_dead_host_fails_with_a_connect_error(tmp_path: Path) -> None:
+    # A port that was just free: nothing listens there.
+    async with serve(_pages_app()) as base:
+        pass
+    config = CrawlConfig(delay=0, max_retries=1, retry_backoff=0.01)
+    out = await crawl(SiteSpider([base + "/"]), tmp_path / "d.db", config)
+    state, status, error, attempts = out.rows[base + "/"]
+    assert (state, status, attempts) == (FAILED, None, 2)
+    assert error is not None and error.startswith("connect:")
+    assert out.result.status is CrawlStatus.FINISHED
+
+
+async def test_unresolvable_name_fails_with_a_dns_error(tmp_path: Path) -> None:
+    # .invalid never resolves (RFC 2606); the resolver answers NXDOMAIN without a server.
+    config = CrawlConfig(delay=0, max_retries=0, resolve={"good.test": "127.0.0.1"})
+    out = await crawl(SiteSpider(["http://nowhere.invalid/"]), tmp_path / "n.db", config)
+    state, _, error, _ = out.rows["http://nowhere.invalid/"]
+    assert state == FAILED
+    assert error is not None and error.startswith("connect:")
+
+
+async def test_depth_and_page_limits(tmp_path: Path) -> None:
+    app = generated.make_app()
+    async with serve(app) as base:
+        shallow = await crawl(SiteSpider([base + "/"]), tmp_path / "a.db",
+                              CrawlConfig(delay=0, per_host=8, max_depth=1))
+        limited = await crawl(SiteSpider([base + "/"]), tmp_path / "b.db",
+                              CrawlConfig(delay=0, per_host=8, max_pages=100))
+        rest = await crawl(SiteSpider([base + "/"]), tmp_path / "b.db",
+                           CrawlConfig(delay=0, per_host=8))
+        expected = generated.expected_pages(base)
+    depths = {url: row for url, row in shallow.rows.items()}
+    assert shallow.result.status is CrawlStatus.FINISHED
+    assert shallow.result.counts.counters["skipped_depth"] > 0
+    assert 1 < len(depths) < len(expected)
+    assert limited.result.status is CrawlStatus.PAGE_LIMIT
+    assert limited.result.counts.finished == 100
+    assert limited.result.counts.queued > 0
+    # Raising the limit (here: none) resumes the same crawl to the exact full page set.
+    assert rest.result.status is CrawlStatus.FINISHED
+    assert rest.result.run.resumed
+    urls = [i["url"] for i in rest.items]
+    assert len(urls) == len(set(urls))
+    assert set(urls) == set(expected)
+
+
+class BadYield(Spider):
+    name = "bad-yield"
+
+    async def parse(self, response: Response) -> AsyncIterator[Any]:
+        yield "just a string"
+
+
+async def test_yielding_something_that_is_not_an_item_fails_clearly(tmp_path: Path) -> None:
+    async with serve(_pages_app()) as base:
+        out = await crawl(BadYield([base + "/"]), tmp_path / "y.db")
+    state, _, error, _ = out.rows[base + "/"]
+    assert state == FAILED
+    assert error is not None and "yield dicts, dataclass instances or Requests" in error
+
+
+async def test_fresh_starts_over(tmp_path: Path) -> None:
+    app = books.make_app(books=30)
+    async with serve(app) as base:
+        first = await crawl(BooksSpider([base + "/"]), tmp_path / "f.db")
+        again = await crawl(BooksSpider([base + "/"]), tmp_path / "f.db", fresh=True)
+    assert len(first.items) == len(again.items) == 30
+    assert not again.result.run.resumed
