@@ -111,7 +111,7 @@ def _trap_app() -> web.Application:
         hits[path] += 1
         if path == "/":
             links = ["/r/1", "/chain/0", "/loop/a", "/away", "/flaky", "/down", "/big",
-                     "/missing", "/slow", "/bad-location", "/skip-me"]
+                     "/missing", "/slow", "/bad-location", "/skip-me", "/huge-header", "/cut"]
             return web.Response(text="".join(f'<a href="{h}">x</a>' for h in links),
                                 content_type="text/html")
         if path.startswith("/r/"):  # /r/1 -> /r/2 -> /r/3 -> /final
@@ -137,6 +137,17 @@ def _trap_app() -> web.Application:
             return web.Response(status=404, text="<title>nope</title>", content_type="text/html")
         if path == "/slow":
             await asyncio.sleep(5)
+        if path == "/huge-header":
+            return web.Response(text="<title>h</title>", content_type="text/html",
+                                headers={"X-Huge": "h" * 20_000})
+        if path == "/cut":  # promises 100 kB, sends 10 bytes, hangs up
+            resp = web.StreamResponse(headers={"Content-Type": "text/html"})
+            resp.content_length = 100_000
+            await resp.prepare(request)
+            await resp.write(b"<title>cu")
+            assert request.transport is not None
+            request.transport.close()
+            return resp
         return web.Response(text=f"<title>{path}</title>", content_type="text/html")
 
     app = web.Application()
@@ -178,6 +189,13 @@ async def test_redirects_retries_and_failures_are_recorded(tmp_path: Path) -> No
     assert base + "/missing" not in titles
     slow = rows[base + "/slow"]
     assert slow[0] == FAILED and slow[2] is not None and slow[2].startswith("timeout")
+    # Oversized headers are the client's refusal, not a server status.
+    huge = rows[base + "/huge-header"]
+    assert (huge[0], huge[1]) == (FAILED, None)
+    assert huge[2] is not None and huge[2].startswith("bad_response")
+    cut = rows[base + "/cut"]
+    assert cut[0] == FAILED and cut[3] == 3
+    assert cut[2] is not None and cut[2].startswith("protocol")
 
 
 async def test_dead_host_fails_with_a_connect_error(tmp_path: Path) -> None:
