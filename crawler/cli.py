@@ -284,6 +284,11 @@ def _print_summary(result: CrawlResult, state: str, *, quiet: bool) -> None:
         return
     if quiet:
         return
+    if result.run.resumed and result.progress.pages == result.progress.failed == 0 \
+            and result.status is CrawlStatus.FINISHED:
+        print(f"crawl: nothing to do: this crawl is already complete ({totals}). "
+              "Use --fresh to start it over.", file=sys.stderr)
+        return
     what = "finished" if result.status is CrawlStatus.FINISHED else "stopped at --max-pages"
     print(f"crawl: {what}: {_progress_line(result.progress)}", file=sys.stderr)
     print(f"crawl: totals: {totals}", file=sys.stderr)

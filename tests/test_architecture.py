@@ -123,6 +123,14 @@ def test_spiders_use_only_the_public_crawler_package() -> None:
         "spiders/ may only `from crawler import <public name>` and never storage", bad)
 
 
+def test_only_the_cli_knows_the_built_in_spiders() -> None:
+    # The CLI is the composition root; the engine and the API never depend on spiders/.
+    bad = [imp for imp in ALL_IMPORTS
+           if imp.file.startswith("crawler/") and top(imp.module) == "spiders"
+           and imp.file != "crawler/cli.py"]
+    assert not bad, offenders("only crawler/cli.py may import spiders", bad)
+
+
 def test_crawler_reaches_storage_only_through_the_package() -> None:
     bad = [imp for imp in ALL_IMPORTS
            if imp.file.startswith("crawler/") and top(imp.module) == "storage"
