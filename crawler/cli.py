@@ -60,6 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (e.g. `crawl export x.db | head`): not an error.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except OSError as exc:  # disk full, permissions, ...: the system's words are the clearest
+        print(f"crawl: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except Exception:
         log.exception("crawl: failed with an unexpected error; the state file is resumable")
         return EXIT_FAILED
@@ -315,6 +318,8 @@ async def _export(args: argparse.Namespace) -> int:
 
 
 async def _export_to_file(store: Store, fmt: str, path: Path) -> int:
+    if not path.parent.is_dir():
+        raise ConfigError(f"cannot write {path}: the folder {path.parent} does not exist")
     # Written aside and renamed: an export cut short never leaves a half file in place.
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
     try:

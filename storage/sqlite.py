@@ -17,8 +17,9 @@ import socket
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -44,6 +45,7 @@ from storage.base import (
     StoreError,
 )
 
+T = TypeVar("T")
 APPLICATION_ID = 0x43524157  # "CRAW": marks a file as ours before any table is read
 SCHEMA_VERSION = 1
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -133,7 +135,7 @@ def _inspect(path: Path) -> bool:
     if header != _SQLITE_MAGIC:
         raise NotAStateFile(f"{_describe(path)} is not a crawl state file (not an SQLite database)")
     try:
-        conn = sqlite3.connect(_readonly_uri(path), uri=True)
+        conn = sqlite3.connect(_inspection_uri(path), uri=True)
         try:
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
             version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -194,11 +196,30 @@ class SQLiteStore(Store):
             await store._create_schema()
         return store
 
+    async def _transaction(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Run `work` as one write transaction under the write lock.
+
+        Shielded: a caller cancelled mid-way (a worker at the end of a stop) must not leave
+        the connection between BEGIN and COMMIT. The transaction finishes on its own.
+        """
+        return await asyncio.shield(self._run_transaction(work))
+
+    async def _run_transaction(self, work: Callable[[], Awaitable[T]]) -> T:
+        async with self._write_lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = await work()
+                await self._conn.execute("COMMIT")
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            return result
+
     async def _create_schema(self) -> None:
-        await self._conn.execute("BEGIN IMMEDIATE")
-        # A file that another process turned into a state file meanwhile is not re-created.
-        app_id = await self._scalar("PRAGMA application_id")
-        if app_id == 0:
+        async def create() -> None:
+            # A file another process made a state file meanwhile is not created again.
+            if await self._scalar("PRAGMA application_id") != 0:
+                return
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     await self._conn.execute(statement)
@@ -207,7 +228,8 @@ class SQLiteStore(Store):
             await self._conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('created', ?)", (str(time.time()),)
             )
-        await self._conn.execute("COMMIT")
+
+        await self._transaction(create)
 
     async def _scalar(self, sql: str, params: Sequence[object] = ()) -> object:
         async with self._conn.execute(sql, params) as cur:
@@ -224,78 +246,58 @@ class SQLiteStore(Store):
                 f"{_describe(self._path)} holds a crawl of spider '{owner}', not '{spider}'. "
                 "Use another --state file; the file was left untouched."
             )
-        async with self._write_lock:
-            return await self._start_run(owner, spider, config, fresh=fresh)
-
-    async def _start_run(self, owner: object, spider: str, config: str, *,
-                         fresh: bool) -> RunInfo:
-        await self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            if fresh:
-                for table in ("requests", "items", "counters", "runs"):
-                    await self._conn.execute(f"DELETE FROM {table}")
-            resumed = owner is not None and not fresh
-            await self._conn.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('spider', ?)", (spider,)
-            )
-            # We hold the file lock, so any run still marked running has died.
-            await self._conn.execute(
-                "UPDATE runs SET status = 'crashed' WHERE status = 'running'"
-            )
-            cur = await self._conn.execute(
-                f"UPDATE requests SET state = {RequestState.QUEUED}, run = NULL"
-                f" WHERE state = {RequestState.LEASED}"
-            )
-            reclaimed = cur.rowcount
-            cur = await self._conn.execute(
-                "INSERT INTO runs (started, pid, hostname, status, config)"
-                " VALUES (?, ?, ?, 'running', ?)",
-                (time.time(), os.getpid(), socket.gethostname(), config),
-            )
-            self._run_id = cur.lastrowid
-            await self._conn.execute("COMMIT")
-        except BaseException:
-            await self._conn.execute("ROLLBACK")
-            raise
+        reclaimed = await self._transaction(lambda: self._start_run(spider, config, fresh))
         assert self._run_id is not None
+        resumed = owner is not None and not fresh
         return RunInfo(self._run_id, resumed, reclaimed, await self.counts())
+
+    async def _start_run(self, spider: str, config: str, fresh: bool) -> int:
+        """Start a run; returns how many leases of dead runs went back to the queue."""
+        if fresh:
+            for table in ("requests", "items", "counters", "runs"):
+                await self._conn.execute(f"DELETE FROM {table}")
+        await self._conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('spider', ?)", (spider,)
+        )
+        # We hold the file lock, so any run still marked running has died.
+        await self._conn.execute("UPDATE runs SET status = 'crashed' WHERE status = 'running'")
+        cur = await self._conn.execute(
+            f"UPDATE requests SET state = {RequestState.QUEUED}, run = NULL"
+            f" WHERE state = {RequestState.LEASED}"
+        )
+        reclaimed = cur.rowcount
+        cur = await self._conn.execute(
+            "INSERT INTO runs (started, pid, hostname, status, config)"
+            " VALUES (?, ?, ?, 'running', ?)",
+            (time.time(), os.getpid(), socket.gethostname(), config),
+        )
+        self._run_id = cur.lastrowid
+        return reclaimed
 
     async def finish_run(self, status: str) -> None:
         self._check_writable()
         if self._run_id is None:
             return
-        async with self._write_lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                await self._apply_pending()
-                await self._conn.execute(
-                    f"UPDATE requests SET state = {RequestState.QUEUED}, run = NULL"
-                    f" WHERE {_LEASED}",
-                    (self._run_id,),
-                )
-                await self._conn.execute(
-                    "UPDATE runs SET status = ?, ended = ? WHERE id = ?",
-                    (status, time.time(), self._run_id),
-                )
-                await self._conn.execute("COMMIT")
-            except BaseException:
-                await self._conn.execute("ROLLBACK")
-                raise
+        run = self._run_id
+
+        async def finish() -> None:
+            await self._apply_pending()
+            await self._conn.execute(
+                f"UPDATE requests SET state = {RequestState.QUEUED}, run = NULL WHERE {_LEASED}",
+                (run,),
+            )
+            await self._conn.execute(
+                "UPDATE runs SET status = ?, ended = ? WHERE id = ?", (status, time.time(), run)
+            )
+
+        await self._transaction(finish)
         self._run_id = None
 
     # -- the frontier ---------------------------------------------------------------------
 
     async def add(self, requests: Sequence[NewRequest]) -> int:
         self._check_writable()
-        async with self._write_lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                added = await self._insert_requests(requests)
-                await self._conn.execute("COMMIT")
-            except BaseException:
-                await self._conn.execute("ROLLBACK")
-                raise
-        return added
+        return await self._transaction(lambda: self._insert_requests(requests))
 
     async def _insert_requests(self, requests: Sequence[NewRequest]) -> int:
         if not requests:
@@ -312,18 +314,15 @@ class SQLiteStore(Store):
         run = self._require_run()
         if limit <= 0:
             return []
-        async with self._write_lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                await self._apply_pending()
-                async with self._conn.execute(
-                    _CLAIM, {"run": run, "now": now, "limit": limit}
-                ) as cur:
-                    rows = await cur.fetchall()
-                await self._conn.execute("COMMIT")
-            except BaseException:
-                await self._conn.execute("ROLLBACK")
-                raise
+
+        async def lease() -> Iterable[Any]:
+            await self._apply_pending()  # outcomes ride along: one commit instead of two
+            async with self._conn.execute(
+                _CLAIM, {"run": run, "now": now, "limit": limit}
+            ) as cur:
+                return await cur.fetchall()
+
+        rows = await self._transaction(lease)
         leased = [LeasedRequest(*row) for row in rows]
         # RETURNING gives no order; restore the queue's.
         leased.sort(key=lambda r: (-r.priority, r.id))
@@ -346,19 +345,12 @@ class SQLiteStore(Store):
     async def flush(self) -> None:
         if not self._pending or self._readonly:
             return
-        async with self._write_lock:
-            if not self._pending:
-                return
-            await self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                await self._apply_pending()
-                await self._conn.execute("COMMIT")
-            except BaseException:
-                await self._conn.execute("ROLLBACK")
-                raise
+        await self._transaction(self._apply_pending)
 
     async def _apply_pending(self) -> None:
         """Write every buffered outcome inside the caller's transaction."""
+        if not self._pending:
+            return
         batch, self._pending = self._pending, []
         try:
             await self._apply(batch)
@@ -477,7 +469,8 @@ class SQLiteStore(Store):
             if not self._readonly:
                 await self.flush()
         finally:
-            await self._conn.close()
+            async with self._write_lock:  # a shielded transaction may still be finishing
+                await self._conn.close()
             _unlock(self._lock_fd)
             self._lock_fd = None
 
@@ -493,11 +486,15 @@ class SQLiteStore(Store):
 
 
 async def _connect(path: Path, *, readonly: bool) -> aiosqlite.Connection:
-    target = _readonly_uri(path) if readonly else str(path)
-    conn = await aiosqlite.connect(target, uri=readonly, isolation_level=None)
+    # A read-only *connection* to a WAL file would leave -wal/-shm files behind that it may
+    # not delete. Our own, already validated state file is instead opened normally with
+    # writes switched off, so closing it tidies up like any other connection.
+    conn = await aiosqlite.connect(str(path), isolation_level=None)
     try:
         await conn.execute("PRAGMA busy_timeout = 10000")
-        if not readonly:
+        if readonly:
+            await conn.execute("PRAGMA query_only = ON")
+        else:
             await conn.execute("PRAGMA journal_mode = WAL")
             await conn.execute("PRAGMA synchronous = NORMAL")
             await conn.execute("PRAGMA cache_size = -32768")
@@ -511,9 +508,17 @@ async def _connect(path: Path, *, readonly: bool) -> aiosqlite.Connection:
     return conn
 
 
-def _readonly_uri(path: Path) -> str:
+def _inspection_uri(path: Path) -> str:
+    """A URI that reads a file we have not validated yet without creating anything beside it.
+
+    With no -wal file, `immutable` reads the main file alone and makes no -wal/-shm files.
+    With one, its content matters (a crawl that is running, or was killed before a
+    checkpoint), so the file is read as SQLite normally would, in read-only mode.
+    """
     # as_uri() percent-encodes '#', '?' and '%', which would otherwise end the path.
-    return f"{path.resolve().as_uri()}?mode=ro"
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    wal = path.with_name(path.name + "-wal")
+    return uri if wal.exists() else uri + "&immutable=1"
 
 
 def _lock(path: Path) -> int:
