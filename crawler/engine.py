@@ -162,6 +162,7 @@ class Crawler:
         self._refilling = False
         self._recorded = 0  # outcomes recorded: a change the store may not have shown us yet
         self._exhausted_at = -1  # value of _recorded when a claim last came back short
+        self._finished = 0  # requests this run took to done or failed (for --max-pages)
         self._finished_before = 0
         self._stop_requested = asyncio.Event()
 
@@ -243,11 +244,11 @@ class Crawler:
             pending: set[asyncio.Task[Any]] = set(workers)
             while pending:
                 done, pending = await asyncio.wait(
-                    pending | {stop_wait}, return_when=asyncio.FIRST_COMPLETED
+                    pending | {stop_wait, flusher}, return_when=asyncio.FIRST_COMPLETED
                 )
                 for task in done - {stop_wait}:
-                    task.result()  # a worker that died of a bug or a store failure stops all
-                pending.discard(stop_wait)
+                    task.result()  # a worker or flusher that died (a bug, a full disk) stops all
+                pending -= {stop_wait, flusher}
                 if stop_wait in done:
                     await self._drain_workers(pending)
                     break
@@ -313,8 +314,9 @@ class Crawler:
     def _budget(self) -> int | None:
         if self.config.max_pages is None:
             return None
-        taken = (self._finished_before + self.progress.pages + self.progress.failed
-                 + len(self._frontier) + self._frontier.in_flight)
+        # A job counts as in flight from pop() until its outcome is recorded.
+        taken = (self._finished_before + self._finished + len(self._frontier)
+                 + self.progress.in_flight)
         return max(0, self.config.max_pages - taken)
 
     def _should_refill(self) -> bool:
@@ -368,6 +370,8 @@ class Crawler:
 
     async def _record(self, outcome: Outcome) -> None:
         self._recorded += 1
+        if not isinstance(outcome, Retry):
+            self._finished += 1
         # Shielded: a worker cancelled at the end of a stop must not cut a write in half.
         await asyncio.shield(self._store.record(outcome))
         self._wake()

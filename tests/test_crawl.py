@@ -266,3 +266,34 @@ async def test_fresh_starts_over(tmp_path: Path) -> None:
         again = await crawl(BooksSpider([base + "/"]), tmp_path / "f.db", fresh=True)
     assert len(first.items) == len(again.items) == 30
     assert not again.result.run.resumed
+
+
+class FailThenChain(Spider):
+    """Five pages whose callbacks fail, then a chain discovered one page at a time."""
+
+    name = "fail-then-chain"
+
+    async def parse(self, response: Response) -> AsyncIterator[Any]:
+        for i in range(5):
+            yield response.follow(f"/fail/{i}", self.parse_fail, priority=1)
+        yield response.follow("/chain/0", self.parse_chain)
+
+    async def parse_fail(self, response: Response) -> AsyncIterator[Any]:
+        raise RuntimeError("this page always fails")
+        yield  # pragma: no cover
+
+    async def parse_chain(self, response: Response) -> AsyncIterator[Any]:
+        n = int(response.url.rsplit("/", 1)[1])
+        yield {"n": n}
+        yield response.follow(f"/chain/{n + 1}", self.parse_chain)
+
+
+async def test_page_limit_is_exact_when_callbacks_fail(tmp_path: Path) -> None:
+    # A failed callback is one finished request, counted once against --max-pages.
+    config = CrawlConfig(delay=0, per_host=8, workers=4, max_pages=15)
+    async with serve(_pages_app()) as base:
+        out = await crawl(FailThenChain([base + "/"]), tmp_path / "m.db", config)
+    assert out.result.status is CrawlStatus.PAGE_LIMIT
+    assert out.result.counts.finished == 15
+    assert out.result.counts.failed == 5
+    assert sorted(i["n"] for i in out.items) == list(range(9))
