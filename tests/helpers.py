@@ -19,7 +19,8 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -27,7 +28,9 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.sites import generated
 from tests.sites.generated import expected_pages
+from tests.sites.serve import serve_in_thread
 
 CLI = (sys.executable, "-m", "crawler.cli")
 #: Seconds any one `crawl` subprocess may take before a test gives up on it.
@@ -356,3 +359,41 @@ def snapshot(counter: Counter[str]) -> Counter[str]:
             return Counter(dict(counter))
         except RuntimeError:  # changed size during iteration: try again
             continue
+
+
+@dataclass
+class Site:
+    """The generated site served in a thread, slowed down at will by its throttle."""
+
+    base: str
+    app: web.Application
+    throttle: Throttle
+
+    @property
+    def start(self) -> str:
+        return self.base + "/"
+
+    def requests(self) -> Counter[str]:
+        """Requests served so far, by path; call only while no crawl is running."""
+        self.throttle.wait_idle()
+        return snapshot(self.app[generated.REQUESTS])
+
+    def path(self, url: str) -> str:
+        assert url.startswith(self.base + "/"), url
+        return url[len(self.base):]
+
+
+@contextmanager
+def throttled_site(pages: int = 2200) -> Iterator[Site]:
+    app = generated.make_app(pages)
+    slow = throttle(app)
+    with serve_in_thread(app) as base:
+        yield Site(base, app, slow)
+
+
+def unthrottled(site: Site) -> Iterator[None]:
+    """Body of an autouse fixture: every test starts and ends with the site at full speed."""
+    site.throttle.delay = 0.0
+    yield
+    site.throttle.delay = 0.0
+    site.throttle.wait_idle()

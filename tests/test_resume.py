@@ -21,27 +21,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from tests.helpers import (
     DONE,
     EXIT_INTERRUPTED,
     EXIT_OK,
     CrawlProcess,
-    Throttle,
+    Site,
     assert_items_match_site,
     crawl_ok,
     duplicate_items,
     export_items,
     item_set,
-    snapshot,
     state_counts,
     stats_json,
-    throttle,
+    throttled_site,
+    unthrottled,
     urls_in_state,
 )
-from tests.sites.generated import REQUESTS, expected_pages, make_app
-from tests.sites.serve import serve_in_thread
+from tests.sites.generated import expected_pages
 
 #: Seconds the throttled server sleeps per request while a test interrupts a crawl.
 SLOW = 0.01
@@ -55,26 +53,6 @@ ROBOTS = "/robots.txt"
 
 
 @dataclass
-class Site:
-    base: str
-    app: web.Application
-    throttle: Throttle
-
-    @property
-    def start(self) -> str:
-        return self.base + "/"
-
-    def requests(self) -> Counter[str]:
-        """Requests served so far, by path; call only while no crawl is running."""
-        self.throttle.wait_idle()
-        return snapshot(self.app[REQUESTS])
-
-    def path(self, url: str) -> str:
-        assert url.startswith(self.base + "/"), url
-        return url[len(self.base):]
-
-
-@dataclass
 class Reference:
     state: Path
     items: list[dict[str, Any]]
@@ -83,18 +61,13 @@ class Reference:
 
 @pytest.fixture(scope="module")
 def site() -> Iterator[Site]:
-    app = make_app()
-    slow = throttle(app)
-    with serve_in_thread(app) as base:
-        yield Site(base, app, slow)
+    with throttled_site() as served:
+        yield served
 
 
 @pytest.fixture(autouse=True)
 def _fast_again(site: Site) -> Iterator[None]:
-    site.throttle.delay = 0.0
-    yield
-    site.throttle.delay = 0.0
-    site.throttle.wait_idle()
+    yield from unthrottled(site)
 
 
 @pytest.fixture(scope="module")

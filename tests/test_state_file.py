@@ -17,18 +17,16 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from tests.helpers import (
     EXIT_OK,
     EXIT_USAGE,
     CrawlProcess,
-    Throttle,
+    Site,
     assert_items_match_site,
     crawl,
     crawl_ok,
@@ -38,39 +36,22 @@ from tests.helpers import (
     sha256,
     side_files,
     stats_json,
-    throttle,
+    throttled_site,
+    unthrottled,
 )
-from tests.sites.generated import make_app
-from tests.sites.serve import serve_in_thread
 
 PAGES = 200  # a small generated site: quick to crawl in full
 
 
-@dataclass
-class Site:
-    base: str
-    app: web.Application
-    throttle: Throttle
-
-    @property
-    def start(self) -> str:
-        return self.base + "/"
-
-
 @pytest.fixture(scope="module")
 def site() -> Iterator[Site]:
-    app = make_app(PAGES)
-    slow = throttle(app)
-    with serve_in_thread(app) as base:
-        yield Site(base, app, slow)
+    with throttled_site(PAGES) as served:
+        yield served
 
 
 @pytest.fixture(autouse=True)
 def _fast_again(site: Site) -> Iterator[None]:
-    site.throttle.delay = 0.0
-    yield
-    site.throttle.delay = 0.0
-    site.throttle.wait_idle()
+    yield from unthrottled(site)
 
 
 def site_command(site: Site, state: Path, *extra: str) -> list[str]:
