@@ -80,9 +80,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--log-level", default="WARNING",
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                        help="how much to log to stderr (default: WARNING)")
+    _log_level_option(parser, default="WARNING")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     site = sub.add_parser(
@@ -153,6 +151,13 @@ def _crawl_options(p: argparse.ArgumentParser) -> None:
                    help="answer DNS for HOST with ADDRESS (like curl --resolve); repeatable")
     g = p.add_argument_group("output")
     g.add_argument("--quiet", action="store_true", help="no progress lines")
+    _log_level_option(g, default=argparse.SUPPRESS)  # also accepted after the command
+
+
+def _log_level_option(group: argparse._ActionsContainer, default: str) -> None:
+    group.add_argument("--log-level", default=default,
+                       choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                       help="how much to log to stderr (default: WARNING)")
 
 
 def _command_line_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -167,7 +172,7 @@ def _command_line_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _parse_resolve(item: str) -> tuple[str, str]:
-    host, sep, addr = item.rpartition(":") if item.count(":") == 1 else item.partition(":")
+    host, sep, addr = item.partition(":")  # an IPv6 address keeps its colons: h.test:::1
     if not sep or not host or not addr:
         raise ConfigError(f"--resolve takes HOST:ADDRESS, not {item!r}")
     return host, addr

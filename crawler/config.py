@@ -11,7 +11,7 @@ from typing import Any
 
 from crawler.errors import ConfigError
 
-DEFAULT_USER_AGENT = "crawler/0.1 (+https://github.com/; polite asyncio crawler)"
+DEFAULT_USER_AGENT = "crawler/0.1 (polite asyncio web crawler)"
 
 
 @dataclass(frozen=True, slots=True)
