@@ -28,6 +28,7 @@ from crawler.errors import (
     ProtocolError,
     SpiderError,
     StateFileError,
+    TLSError,
     TooManyRedirects,
 )
 from crawler.loader import load_spider_class
@@ -57,6 +58,7 @@ __all__ = [
     "Spider",
     "SpiderError",
     "StateFileError",
+    "TLSError",
     "TooManyRedirects",
     "layered",
     "load_spider_class",

@@ -50,11 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(args.log_level)
     try:
         code: int = args.handler(args)
-    except (SpiderError, ConfigError, StateFileError, StoreError) as exc:
+    except (SpiderError, ConfigError, StateFileError) as exc:
         print(f"crawl: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except CrawlError as exc:
-        print(f"crawl: failed: {exc}", file=sys.stderr)
+    except (CrawlError, StoreError) as exc:  # refusals became StateFileError above
+        print(f"crawl: failed: {exc}\ncrawl: the state file is still resumable",
+              file=sys.stderr)
         return EXIT_FAILED
     except BrokenPipeError:
         # The reader went away (e.g. `crawl export x.db | head`): not an error.

@@ -298,6 +298,8 @@ class Crawler:
             else:
                 budget = self._budget()
                 due = None if budget == 0 else await self._store.next_due()
+                if self._state is not RunState.RUNNING:
+                    break  # stopped while we asked the store
                 if due is None:
                     self._end()
                     return None

@@ -38,6 +38,12 @@ class ConnectError(FetchError):
     kind = "connect"
 
 
+class TLSError(FetchError):
+    """The TLS handshake failed (e.g. a bad certificate): retrying will not fix it."""
+
+    kind = "tls"
+
+
 class FetchTimeout(FetchError):
     """The server did not answer, or not fast enough."""
 

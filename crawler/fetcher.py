@@ -14,6 +14,7 @@ from types import TracebackType
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.http_exceptions import ContentEncodingError
 from aiohttp.resolver import AsyncResolver
 from multidict import CIMultiDictProxy
 from yarl import URL
@@ -26,6 +27,7 @@ from crawler.errors import (
     FetchError,
     FetchTimeout,
     ProtocolError,
+    TLSError,
 )
 
 ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
@@ -78,10 +80,12 @@ class Fetcher:
     def __init__(self, config: CrawlConfig) -> None:
         self._config = config
         self._session: aiohttp.ClientSession | None = None
+        self._resolver: AbstractResolver | None = None
 
     async def __aenter__(self) -> Fetcher:
         cfg = self._config
-        resolver: AbstractResolver = (
+        # The connector does not own a resolver it is given: we close it ourselves.
+        resolver = self._resolver = (
             _StaticResolver(cfg.resolve) if cfg.resolve else AsyncResolver()
         )
         connector = aiohttp.TCPConnector(
@@ -90,8 +94,8 @@ class Fetcher:
             limit=cfg.workers,
             limit_per_host=cfg.per_host,  # a safety net; the frontier enforces per-host caps
             resolver=resolver,
-            use_dns_cache=True,
-            ttl_dns_cache=int(cfg.dns_ttl) if cfg.dns_ttl else None,
+            use_dns_cache=cfg.dns_ttl > 0,  # aiohttp reads a TTL of None as "forever"
+            ttl_dns_cache=max(1, round(cfg.dns_ttl)),
             keepalive_timeout=cfg.keepalive_timeout,
         )
         self._session = aiohttp.ClientSession(
@@ -111,6 +115,9 @@ class Fetcher:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._resolver is not None:
+            await self._resolver.close()
+            self._resolver = None
 
     async def fetch(self, url: URL, want_body: WantBody | None = None) -> FetchResult:
         """One GET, no redirects followed. `want_body(status, headers)` may decline the body."""
@@ -124,6 +131,8 @@ class Fetcher:
             # Raised before any server status exists, e.g. oversized headers (a client-made
             # "400"): not the server's answer.
             raise BadResponse(f"unusable response: {exc.message}", url=str(url)) from exc
+        except aiohttp.ClientSSLError as exc:  # before ClientConnectorError, its base
+            raise TLSError(f"TLS failed with {url.host}: {exc}", url=str(url)) from exc
         except aiohttp.ClientConnectorDNSError as exc:
             raise ConnectError(f"DNS lookup failed for {url.host}: {exc.os_error}",
                                url=str(url)) from exc
@@ -133,7 +142,12 @@ class Fetcher:
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise FetchTimeout(f"no answer in time ({_timeouts(self._config)})",
                                url=str(url)) from exc
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
+        except aiohttp.ClientPayloadError as exc:
+            if isinstance(exc.__cause__, ContentEncodingError):  # the same bytes every time
+                raise BadResponse(f"body cannot be decoded: {exc.__cause__.message}",
+                                  url=str(url)) from exc
+            raise ProtocolError(f"connection broke mid-body: {exc}", url=str(url)) from exc
+        except aiohttp.ServerDisconnectedError as exc:
             raise ProtocolError(f"connection broke: {exc}", url=str(url)) from exc
         except aiohttp.InvalidURL as exc:
             raise BadResponse(f"invalid URL: {exc}", url=str(url)) from exc

@@ -173,6 +173,7 @@ class SQLiteStore(Store):
         self._lock_fd = lock_fd
         self._batch_size = batch_size
         self._pending: list[Outcome] = []
+        self._applying: list[Outcome] = []  # taken into the open transaction
         self._write_lock = asyncio.Lock()
         self._run_id: int | None = None
         self._closed = False
@@ -202,17 +203,28 @@ class SQLiteStore(Store):
         Shielded: a caller cancelled mid-way (a worker at the end of a stop) must not leave
         the connection between BEGIN and COMMIT. The transaction finishes on its own.
         """
-        return await asyncio.shield(self._run_transaction(work))
+        task = asyncio.ensure_future(self._run_transaction(work))
+        task.add_done_callback(_retrieve)
+        return await asyncio.shield(task)
 
     async def _run_transaction(self, work: Callable[[], Awaitable[T]]) -> T:
         async with self._write_lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
             try:
+                await self._conn.execute("BEGIN IMMEDIATE")
                 result = await work()
                 await self._conn.execute("COMMIT")
-            except BaseException:
-                await self._conn.execute("ROLLBACK")
+            except BaseException as exc:
+                # Nothing of this transaction was written: its outcomes go back in the buffer
+                # (fencing makes a second attempt safe), and SQLite may have rolled back
+                # already (a full disk does that), so only roll back what is still open.
+                self._pending[:0] = self._applying
+                if self._conn.in_transaction:
+                    await self._conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"writing {_describe(self._path)} failed: {exc}") from exc
                 raise
+            finally:
+                self._applying = []
             return result
 
     async def _create_schema(self) -> None:
@@ -352,11 +364,8 @@ class SQLiteStore(Store):
         if not self._pending:
             return
         batch, self._pending = self._pending, []
-        try:
-            await self._apply(batch)
-        except BaseException:
-            self._pending = batch + self._pending  # the transaction rolls back; keep them
-            raise
+        self._applying.extend(batch)  # until COMMIT succeeds
+        await self._apply(batch)
 
     async def _held(self, batch: list[Outcome], run: int) -> set[int]:
         """Which of the batch's requests this run still holds a lease on."""
@@ -508,6 +517,13 @@ async def _connect(path: Path, *, readonly: bool) -> aiosqlite.Connection:
         await conn.close()
         raise
     return conn
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Mark a transaction's error as seen: its caller may have been cancelled meanwhile, and
+    the error surfaces again at the next write anyway."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _inspection_uri(path: Path) -> str:

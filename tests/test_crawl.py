@@ -10,10 +10,10 @@ from typing import Any
 
 from aiohttp import web
 
-from crawler import CrawlConfig, CrawlStatus, Response, Spider
+from crawler import CrawlConfig, Crawler, CrawlStatus, Response, Spider
 from spiders.books import BooksSpider
 from spiders.site import SiteSpider
-from storage import RequestState
+from storage import RequestState, SQLiteStore
 from tests.crawling import FAST, crawl
 from tests.sites import books, generated
 from tests.sites.serve import serve
@@ -111,7 +111,8 @@ def _trap_app() -> web.Application:
         hits[path] += 1
         if path == "/":
             links = ["/r/1", "/chain/0", "/loop/a", "/away", "/flaky", "/down", "/big",
-                     "/missing", "/slow", "/bad-location", "/skip-me", "/huge-header", "/cut"]
+                     "/missing", "/slow", "/bad-location", "/skip-me", "/huge-header", "/cut",
+                     "/bad-gzip"]
             return web.Response(text="".join(f'<a href="{h}">x</a>' for h in links),
                                 content_type="text/html")
         if path.startswith("/r/"):  # /r/1 -> /r/2 -> /r/3 -> /final
@@ -137,6 +138,9 @@ def _trap_app() -> web.Application:
             return web.Response(status=404, text="<title>nope</title>", content_type="text/html")
         if path == "/slow":
             await asyncio.sleep(5)
+        if path == "/bad-gzip":  # declared gzip, but is not: the same bytes every time
+            return web.Response(body=b"not gzip" * 50, headers={
+                "Content-Encoding": "gzip", "Content-Type": "text/html"})
         if path == "/huge-header":
             return web.Response(text="<title>h</title>", content_type="text/html",
                                 headers={"X-Huge": "h" * 20_000})
@@ -193,6 +197,9 @@ async def test_redirects_retries_and_failures_are_recorded(tmp_path: Path) -> No
     huge = rows[base + "/huge-header"]
     assert (huge[0], huge[1]) == (FAILED, None)
     assert huge[2] is not None and huge[2].startswith("bad_response")
+    bad_gzip = rows[base + "/bad-gzip"]
+    assert bad_gzip[0] == FAILED and bad_gzip[3] == 1, "an undecodable body is not retried"
+    assert bad_gzip[2] is not None and bad_gzip[2].startswith("bad_response")
     cut = rows[base + "/cut"]
     assert cut[0] == FAILED and cut[3] == 3
     assert cut[2] is not None and cut[2].startswith("protocol")
@@ -297,3 +304,25 @@ async def test_page_limit_is_exact_when_callbacks_fail(tmp_path: Path) -> None:
     assert out.result.counts.finished == 15
     assert out.result.counts.failed == 5
     assert sorted(i["n"] for i in out.items) == list(range(9))
+
+
+async def test_stop_is_prompt_while_only_a_delayed_retry_remains(tmp_path: Path) -> None:
+    async def busy(request: web.Request) -> web.Response:
+        return web.Response(status=503, headers={"Retry-After": "120"})
+
+    app = web.Application()
+    app.router.add_get("/", busy)
+    config = CrawlConfig(delay=0, max_retries=3)
+    async with serve(app) as base:
+        store = await SQLiteStore.open(tmp_path / "w.db")
+        crawler = Crawler(SiteSpider([base + "/"]), store, config, stop_grace=60)
+        run = asyncio.create_task(crawler.run())
+        while crawler.progress.retried == 0:  # noqa: ASYNC110 (a test polling a counter)
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # the workers are now waiting for the retry to be due
+        crawler.stop()
+        # Nothing is in flight: the stop must not wait for the grace period or the retry.
+        result = await asyncio.wait_for(run, timeout=10)
+        await store.close()
+    assert result.status is CrawlStatus.INTERRUPTED
+    assert result.counts.queued == 1

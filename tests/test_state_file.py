@@ -12,9 +12,12 @@ import csv
 import json
 import random
 import re
+import resource
 import shutil
+import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -277,3 +280,23 @@ def test_export_to_a_missing_folder_is_a_clear_error(real_state: Path, tmp_path:
     assert str(out.parent) in proc.stderr, f"the message does not name the folder:\n" \
                                            f"{proc.stderr}"
     assert not (tmp_path / "no").exists()
+
+
+def _limit_file_size() -> None:
+    # Files may grow to 256 KiB: past that, writes fail (EFBIG) the way a full disk does.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, 256 * 1024))
+
+
+def test_a_full_disk_fails_the_crawl_cleanly_and_it_resumes(site: Site, tmp_path: Path) -> None:
+    state = tmp_path / "full.db"
+    proc = subprocess.run([sys.executable, "-m", "crawler.cli", *site_command(site, state)],
+                          capture_output=True, text=True, timeout=120, check=False,
+                          preexec_fn=_limit_file_size)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert f"writing '{state}' failed" in proc.stderr
+    assert "resumable" in proc.stderr
+    # With room again, the same command finishes the crawl exactly.
+    crawl_ok(*site_command(site, state))
+    assert_items_match_site(export_items(state), site.base, pages=PAGES)
