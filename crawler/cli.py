@@ -148,6 +148,8 @@ def _crawl_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-retries", type=int, metavar="N",
                    help=f"retries of a retryable failure (default: {d.max_retries})")
     g.add_argument("--user-agent", metavar="TEXT", help="the User-Agent header to send")
+    g.add_argument("--ignore-robots", dest="obey_robots", action="store_const", const=False,
+                   help="do not fetch or obey robots.txt (only for sites you may crawl freely)")
     g.add_argument("--resolve", action="append", default=[], metavar="HOST:ADDRESS",
                    help="answer DNS for HOST with ADDRESS (like curl --resolve); repeatable")
     g = p.add_argument_group("output")
@@ -165,7 +167,7 @@ def _command_line_settings(args: argparse.Namespace) -> dict[str, Any]:
     settings: dict[str, Any] = {
         name: getattr(args, name)
         for name in ("workers", "per_host", "delay", "max_pages", "max_depth", "timeout",
-                     "max_retries", "user_agent")
+                     "max_retries", "user_agent", "obey_robots")
     }
     if args.resolve:
         settings["resolve"] = dict(_parse_resolve(item) for item in args.resolve)

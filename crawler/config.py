@@ -47,6 +47,10 @@ class CrawlConfig:
     """Seconds a DNS answer is cached by the connection pool."""
     keepalive_timeout: float = 30.0
     """Seconds an idle keep-alive connection is kept."""
+    obey_robots: bool = True
+    """Fetch and obey each host's robots.txt (RFC 9309) before crawling it."""
+    max_crawl_delay: float = 30.0
+    """A robots.txt Crawl-delay is obeyed up to this many seconds."""
     resolve: Mapping[str, str] = field(default_factory=dict)
     """Static host -> address overrides, like curl's --resolve."""
 
@@ -78,12 +82,17 @@ _RULES: dict[str, tuple[str, float]] = {
     "max_pages": ("optional int", 0), "max_depth": ("optional int", 0),
     "delay": ("float", 0), "timeout": ("float", 1e-3), "connect_timeout": ("float", 1e-3),
     "read_timeout": ("float", 1e-3), "retry_backoff": ("float", 0), "dns_ttl": ("float", 0),
-    "keepalive_timeout": ("float", 0),
+    "keepalive_timeout": ("float", 0), "max_crawl_delay": ("float", 0),
+    "obey_robots": ("bool", 0),
 }
 
 
 def _check(name: str, value: Any, kind: str, lowest: float) -> None:
     if value is None and kind == "optional int":
+        return
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} must be True or False, not {value!r}")
         return
     if isinstance(value, bool):
         ok = False
@@ -99,7 +108,7 @@ def _check(name: str, value: Any, kind: str, lowest: float) -> None:
 
 
 SPIDER_SETTINGS = ("workers", "per_host", "delay", "max_pages", "max_depth", "timeout",
-                   "user_agent", "max_retries", "max_body", "max_redirects")
+                   "user_agent", "max_retries", "max_body", "max_redirects", "obey_robots")
 """Settings a spider may set as class attributes of the same name."""
 
 

@@ -26,7 +26,7 @@ from typing import Any
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from crawler import urls
+from crawler import robots, urls
 from crawler.config import CrawlConfig
 from crawler.errors import (
     RETRYABLE_STATUSES,
@@ -49,6 +49,7 @@ from storage import (
     DUPLICATE_COUNTER,
     Completion,
     CrawlCounts,
+    Defer,
     Failure,
     LeasedRequest,
     NewRequest,
@@ -74,6 +75,7 @@ class Skip(enum.StrEnum):
     DEPTH = "skipped_depth"
     INVALID_URL = "skipped_invalid_url"
     NON_HTML = "skipped_non_html"
+    ROBOTS = "skipped_robots"
 
 
 class RunState(enum.Enum):
@@ -125,6 +127,15 @@ class _Job:
 
 
 @dataclass(slots=True)
+class _RobotsJob:
+    """Fetch an origin's robots.txt; the origin's requests wait for it, outside the frontier."""
+
+    origin: str
+    url: URL
+    host: str
+
+
+@dataclass(slots=True)
 class _Outputs:
     items: list[str] = field(default_factory=list)
     requests: dict[str, NewRequest] = field(default_factory=dict)
@@ -153,7 +164,13 @@ class Crawler:
         self._grace = stop_grace
         self._on_start = on_start
         self._wall = wall_clock
-        self._frontier: Frontier[_Job] = Frontier(self.config.per_host, self.config.delay, clock)
+        self._clock = clock
+        self._frontier: Frontier[_Job | _RobotsJob] = Frontier(
+            self.config.per_host, self.config.delay, clock)
+        self._robots: dict[str, robots.Robots] = {}  # by origin
+        self._held: dict[str, list[_Job]] = {}  # jobs waiting for their origin's robots.txt
+        self._held_count = 0
+        self._robots_failures: Counter[str] = Counter()
         self._window = max(8 * self.config.workers, 256)
         self._state = RunState.CREATED
         self._scope = Scope(())
@@ -280,12 +297,17 @@ class Crawler:
         while (job := await self._next_job()) is not None:
             self.progress.in_flight += 1
             try:
-                outcome = await self._process(job)
+                if isinstance(job, _RobotsJob):
+                    outcomes = await self._process_robots(job)
+                else:
+                    outcomes = [await self._process(job)]
             finally:
                 self.progress.in_flight -= 1
-            await self._record(outcome)
+            for outcome in outcomes:
+                await self._record(outcome)
+            self._wake()  # a robots.txt answer may have released held requests
 
-    async def _next_job(self) -> _Job | None:
+    async def _next_job(self) -> _Job | _RobotsJob | None:
         while self._state is RunState.RUNNING:
             popped = self._frontier.pop()
             if popped is not None:
@@ -318,11 +340,11 @@ class Crawler:
             return None
         # A job counts as in flight from pop() until its outcome is recorded.
         taken = (self._finished_before + self._finished + len(self._frontier)
-                 + self.progress.in_flight)
+                 + self._held_count + self.progress.in_flight)
         return max(0, self.config.max_pages - taken)
 
     def _should_refill(self) -> bool:
-        if self._refilling or len(self._frontier) >= self._window // 2:
+        if self._refilling or self._in_memory() >= self._window // 2:
             return False
         if self._exhausted_at == self._recorded:
             return False
@@ -333,28 +355,117 @@ class Crawler:
         self._refilling = True
         try:
             seen = self._recorded
-            want = self._window - len(self._frontier)
+            want = self._window - self._in_memory()
             budget = self._budget()
             if budget is not None:
                 want = min(want, budget)
             leases = await self._store.claim(want, self._wall())
-            for lease in leases:
-                self._admit_lease(lease)
+            skipped = [o for o in map(self._admit_lease, leases) if o is not None]
             if len(leases) < want:
                 self._exhausted_at = seen
             self._frontier.prune()
         finally:
             self._refilling = False
             self._wake()
+        for outcome in skipped:
+            await self._record(outcome)
 
-    def _admit_lease(self, lease: LeasedRequest) -> None:
+    def _in_memory(self) -> int:
+        return len(self._frontier) + self._held_count
+
+    def _admit_lease(self, lease: LeasedRequest) -> Outcome | None:
+        """Queue a leased request in the frontier, or hold it until its origin's robots.txt
+        is known; a request robots.txt forbids ends here, counted, never fetched."""
         url = URL(lease.url, encoded=True)
-        host = urls.host_key(url)
-        self._frontier.push(host, _Job(lease, url, host))
+        job = _Job(lease, url, urls.host_key(url))
+        if not self.config.obey_robots:
+            self._frontier.push(job.host, job)
+            return None
+        origin = robots.origin(url)
+        policy = self._robots.get(origin)
+        if policy is None or policy.expired(self._clock()):
+            self._hold(origin, job)
+            return None
+        return self._apply_robots(job, policy)
+
+    def _hold(self, origin: str, job: _Job) -> None:
+        held = self._held.get(origin)
+        if held is None:
+            held = self._held[origin] = []
+            self._robots.pop(origin, None)
+            self._frontier.push(job.host, _RobotsJob(origin, robots.robots_url(job.url), job.host))
+        held.append(job)
+        self._held_count += 1
+
+    def _apply_robots(self, job: _Job, policy: robots.Robots) -> Outcome | None:
+        if policy.allows(job.lease.url, self.config.user_agent):
+            self._frontier.push(job.host, job)
+            return None
+        if policy.state is robots.RobotsState.UNREACHABLE:
+            return self._fail(job.lease, policy.reason, None)
+        return Completion(job.lease.id, None, counters={Skip.ROBOTS: 1})
+
+    def _robots_forbid(self, url: URL) -> bool:
+        """A discovered URL that a known robots.txt disallows is not even queued."""
+        if not self.config.obey_robots:
+            return False
+        policy = self._robots.get(robots.origin(url))
+        return (policy is not None and policy.state is not robots.RobotsState.UNREACHABLE
+                and not policy.allows(str(url), self.config.user_agent))
+
+    # -- robots.txt ---------------------------------------------------------------------------
+
+    async def _process_robots(self, job: _RobotsJob) -> list[Outcome]:
+        try:
+            policy = await self._fetch_robots(job.url)
+        finally:
+            self._frontier.release(job.host)
+        return self._resolve_robots(job, policy)
+
+    async def _fetch_robots(self, url: URL) -> robots.Robots:
+        """RFC 9309: follow up to five redirects (across hosts too); 4xx allows all; 5xx and
+        network failures disallow all for now."""
+        assert self._fetcher is not None
+        for _ in range(robots.MAX_REDIRECTS + 1):
+            try:
+                result = await self._fetcher.fetch(url)
+            except FetchError as exc:
+                return robots.unreachable(f"{describe(exc)} (fetching {url})", self._clock())
+            if result.location is None:
+                return robots.from_response(result.status, result.body, self._clock())
+            target = urls.join(result.url, result.location)
+            if target is None:
+                break
+            url = target
+        # Unfollowable or too many redirects: the file is "unavailable", as a 4xx is.
+        return robots.Robots(robots.RobotsState.ALLOW_ALL, self._clock())
+
+    def _resolve_robots(self, job: _RobotsJob, policy: robots.Robots) -> list[Outcome]:
+        held = self._held.pop(job.origin, [])
+        self._held_count -= len(held)
+        if policy.state is robots.RobotsState.UNREACHABLE:
+            self._robots_failures[job.origin] += 1
+            tries = self._robots_failures[job.origin]
+            if tries <= self.config.max_retries:
+                # Disallowed for now: the requests go back to the queue for a while, and the
+                # next one claimed asks for robots.txt again.
+                wait = self._backoff(tries - 1)
+                log.info("%s: %s; trying again in %.0fs", job.origin, policy.reason, wait)
+                return [Defer(j.lease.id, self._wall() + wait, f"robots: {policy.reason}")
+                        for j in held]
+            policy = robots.unreachable(f"{policy.reason}; gave up after {tries} tries",
+                                        policy.fetched_at)
+            log.warning("%s: %s", job.origin, policy.reason)
+        self._robots[job.origin] = policy
+        delay = policy.crawl_delay(self.config.user_agent)
+        if delay is not None:
+            self._frontier.set_delay(
+                job.host, max(self.config.delay, min(delay, self.config.max_crawl_delay)))
+        return [o for o in (self._apply_robots(j, policy) for j in held) if o is not None]
 
     def _quiet(self) -> bool:
         """Nothing queued here, nothing in flight, and the store has nothing due for us."""
-        if len(self._frontier) or self._frontier.in_flight or self.progress.in_flight:
+        if self._in_memory() or self._frontier.in_flight or self.progress.in_flight:
             return False
         if self._refilling:
             return False
@@ -436,6 +547,8 @@ class Crawler:
             out.counters[Skip.INVALID_URL] += 1
         elif not self._scope.allows(target):
             out.counters[Skip.OFFSITE] += 1
+        elif self._robots_forbid(target):
+            out.counters[Skip.ROBOTS] += 1
         else:
             # Same depth, callback and priority: a redirect is the same request, moved.
             out.requests[str(target)] = NewRequest(
@@ -483,6 +596,8 @@ class Crawler:
             out.counters[Skip.OFFSITE] += 1
         elif self.config.max_depth is not None and depth > self.config.max_depth:
             out.counters[Skip.DEPTH] += 1
+        elif self._robots_forbid(url):
+            out.counters[Skip.ROBOTS] += 1
         else:
             key = str(url)
             if key in out.requests:
@@ -497,8 +612,7 @@ class Crawler:
                        retry_after: float | None) -> Outcome:
         if exc.retryable and lease.attempts < self.config.max_retries:
             self.progress.retried += 1
-            backoff = self.config.retry_backoff * (2 ** lease.attempts) * random.uniform(0.5, 1.5)
-            wait = max(backoff, retry_after or 0.0)
+            wait = max(self._backoff(lease.attempts), retry_after or 0.0)
             log.debug("retrying %s in %.1fs: %s", lease.url, wait, describe(exc))
             return Retry(lease.id, self._wall() + wait, describe(exc), status)
         if exc.retryable:
@@ -507,6 +621,10 @@ class Crawler:
             message = describe(exc)
         log.warning("failed %s: %s", lease.url, message)
         return self._fail(lease, message, status)
+
+    def _backoff(self, attempt: int) -> float:
+        """Jittered exponential backoff: spread out, so retries do not arrive together."""
+        return float(self.config.retry_backoff * 2.0**attempt * random.uniform(0.5, 1.5))
 
     def _fail(self, lease: LeasedRequest, error: str, status: int | None) -> Failure:
         self.progress.failed += 1

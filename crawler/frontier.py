@@ -40,6 +40,7 @@ class Frontier(Generic[T]):
         self._delay = delay
         self._clock = clock
         self._slots: dict[str, _Slot[T]] = {}
+        self._delays: dict[str, float] = {}  # hosts that asked for another delay
         # Hosts that have work and a free connection, ordered by when they may start.
         self._ready: list[tuple[float, int, str]] = []
         self._seq = itertools.count()
@@ -57,6 +58,10 @@ class Frontier(Generic[T]):
     @property
     def hosts(self) -> int:
         return len(self._slots)
+
+    def set_delay(self, key: str, seconds: float) -> None:
+        """Use another delay between request starts for one host (e.g. its Crawl-delay)."""
+        self._delays[key] = seconds
 
     def push(self, key: str, item: T) -> None:
         slot = self._slots.get(key)
@@ -82,7 +87,7 @@ class Frontier(Generic[T]):
             self._queued -= 1
             slot.in_flight += 1
             self._in_flight += 1
-            slot.next_start = now + self._delay
+            slot.next_start = now + self._delays.get(key, self._delay)
             self._schedule(key, slot)
             return key, item
         return None

@@ -35,6 +35,7 @@ class Spider:
     max_retries: int | None = None
     max_body: int | None = None
     max_redirects: int | None = None
+    obey_robots: bool | None = None
 
     def __init__(self, start_urls: Sequence[str] | None = None) -> None:
         if start_urls is not None:

@@ -98,6 +98,16 @@ class Retry:
 
 
 @dataclass(frozen=True, slots=True)
+class Defer:
+    """Put a leased request back, not before `not_before`, without using up an attempt
+    (the request itself did not fail: e.g. its host's robots.txt is not reachable yet)."""
+
+    request_id: int
+    not_before: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Failure:
     """Mark a leased request failed for good, keeping the reason."""
 
@@ -113,7 +123,7 @@ class Release:
     request_id: int
 
 
-Outcome = Completion | Retry | Failure | Release
+Outcome = Completion | Retry | Defer | Failure | Release
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from storage.base import (
     DUPLICATE_COUNTER,
     Completion,
     CrawlCounts,
+    Defer,
     FailedRequest,
     Failure,
     LeasedRequest,
@@ -95,6 +96,10 @@ _COMPLETE = (
 _RETRY = (
     f"UPDATE requests SET state = {RequestState.QUEUED}, attempts = attempts + 1,"
     f" not_before = ?, error = ?, status = ?, run = NULL WHERE id = ? AND {_LEASED}"
+)
+_DEFER = (
+    f"UPDATE requests SET state = {RequestState.QUEUED}, not_before = ?, error = ?, run = NULL"
+    f" WHERE id = ? AND {_LEASED}"
 )
 _FAIL = (
     f"UPDATE requests SET state = {RequestState.FAILED}, attempts = attempts + 1,"
@@ -386,7 +391,7 @@ class SQLiteStore(Store):
         run = self._require_run()
         # Fencing: only the lease holder's outcome counts, and only once.
         held = await self._held(batch, run)
-        done, retries, failures, releases = [], [], [], []
+        done, retries, defers, failures, releases = [], [], [], [], []
         items: list[tuple[int, str]] = []
         new: list[NewRequest] = []
         counters: Counter[str] = Counter()
@@ -401,6 +406,8 @@ class SQLiteStore(Store):
                 counters.update(o.counters)
             elif isinstance(o, Retry):
                 retries.append((o.not_before, o.error, o.status, o.request_id, run))
+            elif isinstance(o, Defer):
+                defers.append((o.not_before, o.reason, o.request_id, run))
             elif isinstance(o, Failure):
                 failures.append((o.error, o.status, o.request_id, run))
             else:
@@ -414,8 +421,8 @@ class SQLiteStore(Store):
         added = await self._insert_requests(new)
         if len(new) > added:
             counters[DUPLICATE_COUNTER] += len(new) - added
-        for sql, rows in ((_COMPLETE, done), (_RETRY, retries), (_FAIL, failures),
-                          (_RELEASE, releases)):
+        for sql, rows in ((_COMPLETE, done), (_RETRY, retries), (_DEFER, defers),
+                          (_FAIL, failures), (_RELEASE, releases)):
             if rows:
                 await conn.executemany(sql, rows)
         counts = [(name, value) for name, value in counters.items() if value]

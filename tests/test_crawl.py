@@ -209,12 +209,20 @@ async def test_dead_host_fails_with_a_connect_error(tmp_path: Path) -> None:
     # A port that was just free: nothing listens there.
     async with serve(_pages_app()) as base:
         pass
-    config = CrawlConfig(delay=0, max_retries=1, retry_backoff=0.01)
+    config = CrawlConfig(delay=0, max_retries=1, retry_backoff=0.01, obey_robots=False)
     out = await crawl(SiteSpider([base + "/"]), tmp_path / "d.db", config)
     state, status, error, attempts = out.rows[base + "/"]
     assert (state, status, attempts) == (FAILED, None, 2)
     assert error is not None and error.startswith("connect:")
     assert out.result.status is CrawlStatus.FINISHED
+    # Obeying robots.txt, the host is found dead at its robots.txt: the page is deferred
+    # (not retried) while robots.txt is tried again, then fails with the cause.
+    robots_on = CrawlConfig(delay=0, max_retries=1, retry_backoff=0.01)
+    out = await crawl(SiteSpider([base + "/"]), tmp_path / "r.db", robots_on)
+    state, status, error, attempts = out.rows[base + "/"]
+    assert (state, status, attempts) == (FAILED, None, 1)
+    assert error is not None and error.startswith("connect:")
+    assert "robots.txt" in error and "gave up after 2 tries" in error
 
 
 async def test_unresolvable_name_fails_with_a_dns_error(tmp_path: Path) -> None:

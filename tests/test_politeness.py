@@ -41,7 +41,9 @@ async def test_per_host_cap_and_delay_hold_while_hosts_run_in_parallel(tmp_path:
     records, items = await _crawl_hosts(tmp_path, per_host=2, delay=0.12)
     assert items == PAGES * len(NAMES)
     for name in NAMES:
-        assert len([r for r in records if r.host == name]) == PAGES
+        paths = [r.path for r in records if r.host == name]
+        # Every page once, after one robots.txt, all inside the same politeness rules.
+        assert len(paths) == PAGES + 1 and paths.count("/robots.txt") == 1
         assert multihost.max_concurrency(records, name) <= 2
         assert multihost.min_start_gap(records, name) >= 0.12 - STAMP_SLACK
     # While one host waits out its delay, the others are being fetched.

@@ -79,7 +79,9 @@ def reference(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Reference
     fetched = site.requests() - before
     items = export_items(state)
     assert_items_match_site(items, site.base)
-    assert sum(fetched.values()) == ALL_REQUESTS, fetched.most_common(5)
+    # Every request once, plus the site's robots.txt once for the run.
+    assert sum(page_fetches(fetched).values()) == ALL_REQUESTS, fetched.most_common(5)
+    assert fetched[ROBOTS] == 1
     return Reference(state, items, fetched)
 
 
