@@ -462,3 +462,19 @@ def test_random_operations_match_the_reference_model(
         h.check()
     assert len(h.popped) > 300  # the run did real work
     h.finish()
+
+
+def test_a_host_can_have_its_own_delay() -> None:
+    frontier, clock = make(per_host=4, delay=0.1)
+    frontier.set_delay("slow", 2.0)
+    for i in range(2):
+        frontier.push("slow", f"s{i}")
+        frontier.push("fast", f"f{i}")
+    popped = [frontier.pop(), frontier.pop()]
+    assert sorted(p[0] for p in popped if p) == ["fast", "slow"]
+    clock.advance(0.1)
+    assert frontier.pop() == ("fast", "f1")
+    assert frontier.pop() is None
+    assert frontier.wait_time() == pytest.approx(1.9)
+    clock.advance(1.9)
+    assert frontier.pop() == ("slow", "s1")

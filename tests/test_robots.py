@@ -1,0 +1,171 @@
+"""robots.txt (RFC 9309) against servers that answer it every way a real site does."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from crawler import CrawlConfig, CrawlStatus
+from crawler.robots import RobotsState, from_response
+from spiders.site import SiteSpider
+from storage import RequestState
+from tests.crawling import crawl
+from tests.sites import multihost
+from tests.sites.serve import serve
+
+DONE, FAILED = RequestState.DONE, RequestState.FAILED
+UA = "crawler/0.1 (polite asyncio web crawler)"
+Robots = Callable[[web.Request, int], Awaitable[web.StreamResponse]]
+
+
+def _site(robots: Robots) -> tuple[web.Application, Counter[str]]:
+    """Pages /, /a, /private/x, /b linking to each other; robots.txt answered by `robots`."""
+    hits: Counter[str] = Counter()
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        hits[request.path] += 1
+        if request.path == "/robots.txt":
+            return await robots(request, hits[request.path])
+        if request.path == "/moved/robots.txt":
+            return web.Response(text="User-agent: *\nDisallow: /private\n")
+        links = "".join(f'<a href="{p}">x</a>' for p in ("/a", "/private/x", "/b"))
+        return web.Response(text=f"<title>{request.path}</title>{links}",
+                            content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handle)
+    return app, hits
+
+
+async def _crawl(tmp_path: Path, robots: Robots, **settings: object
+                 ) -> tuple[Counter[str], dict[str, tuple[int, int | None, str | None, int]],
+                            CrawlStatus, dict[str, int]]:
+    app, hits = _site(robots)
+    config = CrawlConfig(delay=0, retry_backoff=0.05, **settings)  # type: ignore[arg-type]
+    async with serve(app) as base:
+        out = await crawl(SiteSpider([base + "/"]), tmp_path / "r.db", config)
+    rows = {url.removeprefix(base): row for url, row in out.rows.items()}
+    return hits, rows, out.result.status, dict(out.result.counts.counters)
+
+
+def _text(body: str) -> Robots:
+    async def answer(request: web.Request, n: int) -> web.StreamResponse:
+        return web.Response(text=body)
+    return answer
+
+
+async def test_disallowed_pages_are_never_fetched_and_are_counted(tmp_path: Path) -> None:
+    hits, rows, status, counters = await _crawl(
+        tmp_path, _text("User-agent: *\nDisallow: /private\n"))
+    assert status is CrawlStatus.FINISHED
+    assert hits["/private/x"] == 0
+    assert hits["/robots.txt"] == 1
+    assert {"/", "/a", "/b"} <= set(rows)
+    # Known before the link was found: never even queued.
+    assert "/private/x" not in rows
+    assert counters["skipped_robots"] >= 1
+
+
+async def test_the_user_agents_own_group_is_chosen(tmp_path: Path) -> None:
+    body = "User-agent: *\nDisallow: /\n\nUser-agent: crawler\nDisallow: /b\n"
+    hits, _, _, _ = await _crawl(tmp_path, _text(body))
+    assert hits["/a"] == 1 and hits["/private/x"] == 1  # our group allows them
+    assert hits["/b"] == 0
+
+
+async def test_everything_disallowed_fetches_nothing_but_robots(tmp_path: Path) -> None:
+    hits, rows, status, counters = await _crawl(tmp_path, _text("User-agent: *\nDisallow: /\n"))
+    assert status is CrawlStatus.FINISHED
+    assert set(hits) == {"/robots.txt"}
+    assert rows["/"][:2] == (DONE, None)
+    assert counters["skipped_robots"] == 1
+
+
+async def test_a_404_robots_allows_everything(tmp_path: Path) -> None:
+    async def missing(request: web.Request, n: int) -> web.StreamResponse:
+        return web.Response(status=404)
+    hits, _, status, _ = await _crawl(tmp_path, missing)
+    assert status is CrawlStatus.FINISHED
+    assert hits["/private/x"] == 1 and hits["/a"] == 1
+
+
+async def test_a_5xx_robots_disallows_until_it_recovers(tmp_path: Path) -> None:
+    async def flaky(request: web.Request, n: int) -> web.StreamResponse:
+        if n <= 2:
+            return web.Response(status=503)
+        return web.Response(text="User-agent: *\nDisallow: /private\n")
+    hits, rows, status, _ = await _crawl(tmp_path, flaky, max_retries=3)
+    assert status is CrawlStatus.FINISHED
+    assert hits["/robots.txt"] == 3
+    # Nothing was fetched while robots.txt failed, and the start page lost no attempt.
+    assert rows["/"][0] == DONE and rows["/"][3] == 0
+    assert hits["/private/x"] == 0 and hits["/a"] == 1
+
+
+async def test_a_robots_that_keeps_failing_fails_the_hosts_requests(tmp_path: Path) -> None:
+    async def down(request: web.Request, n: int) -> web.StreamResponse:
+        return web.Response(status=500)
+    hits, rows, status, _ = await _crawl(tmp_path, down, max_retries=2)
+    assert status is CrawlStatus.FINISHED
+    assert set(hits) == {"/robots.txt"} and hits["/robots.txt"] == 3
+    state, _, error, _ = rows["/"]
+    assert state == FAILED
+    assert error is not None and "robots.txt answered HTTP 500" in error
+
+
+async def test_a_robots_timeout_counts_as_unreachable(tmp_path: Path) -> None:
+    async def hang(request: web.Request, n: int) -> web.StreamResponse:
+        if n == 1:
+            await asyncio.sleep(3)
+        return web.Response(status=404)
+    hits, rows, status, _ = await _crawl(tmp_path, hang, timeout=0.5, read_timeout=0.5)
+    assert status is CrawlStatus.FINISHED
+    assert hits["/robots.txt"] == 2  # timed out once, then "not there": allowed
+    assert rows["/"][0] == DONE and hits["/private/x"] == 1
+
+
+async def test_robots_redirects_are_followed(tmp_path: Path) -> None:
+    async def moved(request: web.Request, n: int) -> web.StreamResponse:
+        raise web.HTTPMovedPermanently("/moved/robots.txt")
+    hits, _, _, _ = await _crawl(tmp_path, moved)
+    assert hits["/moved/robots.txt"] == 1
+    assert hits["/private/x"] == 0 and hits["/a"] == 1
+
+
+async def test_ignore_robots_fetches_everything_and_no_robots(tmp_path: Path) -> None:
+    hits, _, _, _ = await _crawl(tmp_path, _text("User-agent: *\nDisallow: /\n"),
+                                 obey_robots=False)
+    assert hits["/robots.txt"] == 0
+    assert hits["/private/x"] == 1
+
+
+async def test_crawl_delay_spaces_requests_to_that_host(tmp_path: Path) -> None:
+    app = multihost.make_app(delay_s=0.0, pages_per_host=6,
+                             robots_txt="User-agent: *\nCrawl-delay: 0.3\n")
+    async with serve(app) as base:
+        out = await crawl(SiteSpider([base + "/"]), tmp_path / "c.db",
+                          CrawlConfig(delay=0, per_host=4))
+    records = app[multihost.RECORDS]
+    assert out.result.status is CrawlStatus.FINISHED
+    pages = [r for r in records if r.path != "/robots.txt"]
+    assert len(pages) == 6
+    # per_host=4 and delay=0 would fetch them all at once; Crawl-delay spaces the starts.
+    host = records[0].host
+    assert multihost.min_start_gap(pages, host) >= 0.3 - 0.015
+
+
+def test_policy_from_each_kind_of_answer() -> None:
+    assert from_response(200, b"User-agent: *\nDisallow: /x\n", 0).state is RobotsState.RULES
+    assert from_response(404, b"", 0).allows("http://h/x", UA)
+    assert from_response(401, b"", 0).allows("http://h/x", UA)
+    unreachable = from_response(503, b"", 0)
+    assert unreachable.state is RobotsState.UNREACHABLE
+    assert not unreachable.allows("http://h/", UA)
+    rules = from_response(200, b"User-agent: *\nDisallow: /x\nSitemap: http://h/s.xml\n", 0)
+    assert not rules.allows("http://h/x/1", UA) and rules.allows("http://h/y", UA)
+    assert rules.sitemaps == ["http://h/s.xml"]
+    assert rules.expired(24 * 3600 + 1) and not rules.expired(3600)
