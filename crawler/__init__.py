@@ -14,7 +14,7 @@
             yield {"title": response.css_first("h1").text()}
 """
 
-from crawler.config import CrawlConfig, layered
+from crawler.config import CrawlConfig, HostPolicy, layered
 from crawler.engine import Crawler, CrawlResult, CrawlStatus, Progress, RunState, Skip
 from crawler.errors import (
     BadResponse,
@@ -49,6 +49,7 @@ __all__ = [
     "FetchError",
     "FetchTimeout",
     "HTTPStatusError",
+    "HostPolicy",
     "Progress",
     "ProtocolError",
     "Request",

@@ -19,7 +19,7 @@ from yarl import URL
 
 from crawler import export as exporter
 from crawler import stats as stats_mod
-from crawler.config import CrawlConfig, layered
+from crawler.config import CrawlConfig, HostPolicy, layered
 from crawler.engine import Crawler, CrawlResult, CrawlStatus, Progress
 from crawler.errors import ConfigError, CrawlError, SpiderError, StateFileError
 from crawler.loader import load_spider_class
@@ -148,6 +148,10 @@ def _crawl_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-retries", type=int, metavar="N",
                    help=f"retries of a retryable failure (default: {d.max_retries})")
     g.add_argument("--user-agent", metavar="TEXT", help="the User-Agent header to send")
+    g.add_argument("--host-per-host", action="append", default=[], metavar="HOST=N",
+                   help="requests in flight to HOST (and its subdomains); repeatable")
+    g.add_argument("--host-delay", action="append", default=[], metavar="HOST=SECONDS",
+                   help="delay for HOST (and its subdomains); repeatable")
     g.add_argument("--ignore-robots", dest="obey_robots", action="store_const", const=False,
                    help="do not fetch or obey robots.txt (only for sites you may crawl freely)")
     g.add_argument("--resolve", action="append", default=[], metavar="HOST:ADDRESS",
@@ -171,7 +175,35 @@ def _command_line_settings(args: argparse.Namespace) -> dict[str, Any]:
     }
     if args.resolve:
         settings["resolve"] = dict(_parse_resolve(item) for item in args.resolve)
+    if args.host_per_host or args.host_delay:
+        settings["host_policies"] = _host_policies(args.host_per_host, args.host_delay)
     return settings
+
+
+def _host_policies(per_host: Sequence[str], delay: Sequence[str]) -> dict[str, HostPolicy]:
+    caps = {host: int(_number(value, f"--host-per-host {host}"))
+            for host, value in map(_host_value, per_host)}
+    delays = {host: _number(value, f"--host-delay {host}")
+              for host, value in map(_host_value, delay)}
+    return {host: HostPolicy(per_host=caps.get(host), delay=delays.get(host))
+            for host in {*caps, *delays}}
+
+
+def _host_value(item: str) -> tuple[str, str]:
+    host, sep, value = item.partition("=")
+    if not sep or not host or not value:
+        raise ConfigError(f"expected HOST=VALUE, not {item!r}")
+    return host.strip().lower(), value
+
+
+def _number(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{what}: {text!r} is not a number") from None
+    if what.startswith("--host-per-host") and not value.is_integer():
+        raise ConfigError(f"{what}: {text!r} is not a whole number")
+    return value
 
 
 def _parse_resolve(item: str) -> tuple[str, str]:

@@ -15,6 +15,19 @@ DEFAULT_USER_AGENT = "crawler/0.1 (polite asyncio web crawler)"
 
 
 @dataclass(frozen=True, slots=True)
+class HostPolicy:
+    """Politeness for one host or domain (and its subdomains), overriding the crawl's."""
+
+    per_host: int | None = None
+    delay: float | None = None
+
+    def __post_init__(self) -> None:
+        _check("per_host", self.per_host, "optional int", 1)
+        if self.delay is not None:
+            _check("delay", self.delay, "float", 0)
+
+
+@dataclass(frozen=True, slots=True)
 class CrawlConfig:
     """How a crawl behaves. Defaults are polite to sites you do not own."""
 
@@ -53,6 +66,8 @@ class CrawlConfig:
     """A robots.txt Crawl-delay is obeyed up to this many seconds."""
     resolve: Mapping[str, str] = field(default_factory=dict)
     """Static host -> address overrides, like curl's --resolve."""
+    host_policies: Mapping[str, HostPolicy] = field(default_factory=dict)
+    """Per-host or per-domain concurrency and delay, e.g. {"example.org": HostPolicy(1, 5)}."""
 
     def __post_init__(self) -> None:
         for name, (kind, lowest) in _RULES.items():
@@ -61,6 +76,20 @@ class CrawlConfig:
             raise ConfigError("user_agent must be a non-empty string")
         if not isinstance(self.resolve, Mapping):
             raise ConfigError("resolve must map host names to addresses")
+        if not isinstance(self.host_policies, Mapping) or not all(
+                isinstance(p, HostPolicy) for p in self.host_policies.values()):
+            raise ConfigError("host_policies must map host names to HostPolicy")
+
+    def policy_for(self, host: str) -> HostPolicy | None:
+        """The policy for a host: its own, else its closest parent domain's."""
+        while True:
+            policy = self.host_policies.get(host)
+            if policy is not None:
+                return policy
+            dot = host.find(".")
+            if dot == -1:
+                return None
+            host = host[dot + 1 :]
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> CrawlConfig:
         """A copy with the given fields replaced; None means "not set" and is ignored."""
@@ -108,7 +137,8 @@ def _check(name: str, value: Any, kind: str, lowest: float) -> None:
 
 
 SPIDER_SETTINGS = ("workers", "per_host", "delay", "max_pages", "max_depth", "timeout",
-                   "user_agent", "max_retries", "max_body", "max_redirects", "obey_robots")
+                   "user_agent", "max_retries", "max_body", "max_redirects", "obey_robots",
+                   "host_policies")
 """Settings a spider may set as class attributes of the same name."""
 
 

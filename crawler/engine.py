@@ -171,6 +171,7 @@ class Crawler:
         self._held: dict[str, list[_Job]] = {}  # jobs waiting for their origin's robots.txt
         self._held_count = 0
         self._robots_failures: Counter[str] = Counter()
+        self._ruled: set[str] = set()  # hosts whose host_policies were looked up
         self._window = max(8 * self.config.workers, 256)
         self._state = RunState.CREATED
         self._scope = Scope(())
@@ -378,6 +379,8 @@ class Crawler:
         is known; a request robots.txt forbids ends here, counted, never fetched."""
         url = URL(lease.url, encoded=True)
         job = _Job(lease, url, urls.host_key(url))
+        if self.config.host_policies and job.host not in self._ruled:
+            self._apply_host_policy(job)
         if not self.config.obey_robots:
             self._frontier.push(job.host, job)
             return None
@@ -387,6 +390,12 @@ class Crawler:
             self._hold(origin, job)
             return None
         return self._apply_robots(job, policy)
+
+    def _apply_host_policy(self, job: _Job) -> None:
+        self._ruled.add(job.host)
+        policy = self.config.policy_for(job.url.host or "")
+        if policy is not None:
+            self._frontier.set_rule(job.host, per_host=policy.per_host, delay=policy.delay)
 
     def _hold(self, origin: str, job: _Job) -> None:
         held = self._held.get(origin)
@@ -459,8 +468,8 @@ class Crawler:
         self._robots[job.origin] = policy
         delay = policy.crawl_delay(self.config.user_agent)
         if delay is not None:
-            self._frontier.set_delay(
-                job.host, max(self.config.delay, min(delay, self.config.max_crawl_delay)))
+            own = self._frontier.rule(job.host).delay
+            self._frontier.set_delay(job.host, max(own, min(delay, self.config.max_crawl_delay)))
         return [o for o in (self._apply_robots(j, policy) for j in held) if o is not None]
 
     def _quiet(self) -> bool:
@@ -504,8 +513,17 @@ class Crawler:
         if isinstance(result, FetchError):
             return self._retry_or_fail(lease, result, None, None)
         self.progress.bytes += len(result.body)
+        retry_after = None
+        if result.status in RETRYABLE_STATUSES:
+            # The server is overloaded: the whole host waits, not just this request.
+            retry_after = _retry_after(result.headers.get("Retry-After"), self._wall())
+            penalty = self._frontier.slow_down(job.host, retry_after)
+            log.info("%s answered %d: slowing to one request per %.1fs", job.host,
+                     result.status, max(penalty, retry_after or 0))
+        else:
+            self._frontier.recover(job.host)
         try:
-            return await self._on_response(lease, result)
+            return await self._on_response(lease, result, retry_after)
         except Exception as exc:  # a bug of ours must cost one request, not the crawl
             log.exception("internal error on %s", lease.url)
             return self._fail(lease, f"internal: {describe(exc)}", result.status)
@@ -518,12 +536,12 @@ class Crawler:
             return declared is None or is_html_type(declared)
         return True
 
-    async def _on_response(self, lease: LeasedRequest, result: FetchResult) -> Outcome:
+    async def _on_response(self, lease: LeasedRequest, result: FetchResult,
+                           retry_after: float | None) -> Outcome:
         status = result.status
         if result.location is not None:
             return self._redirect(lease, result, result.location)
         if status in RETRYABLE_STATUSES:
-            retry_after = _retry_after(result.headers.get("Retry-After"), self._wall())
             return self._retry_or_fail(lease, HTTPStatusError(status, url=lease.url), status,
                                        retry_after)
         self.progress.pages += 1

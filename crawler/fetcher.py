@@ -92,7 +92,9 @@ class Fetcher:
             # The scheduler bounds concurrency at `workers`, so nothing waits for a pool slot
             # (time waiting would count against the request's timeout, aiohttp #10313).
             limit=cfg.workers,
-            limit_per_host=cfg.per_host,  # a safety net; the frontier enforces per-host caps
+            # A safety net; the frontier enforces the per-host caps, overrides included.
+            limit_per_host=max([cfg.per_host, *(p.per_host for p in cfg.host_policies.values()
+                                                if p.per_host)]),
             resolver=resolver,
             use_dns_cache=cfg.dns_ttl > 0,  # aiohttp reads a TTL of None as "forever"
             ttl_dns_cache=max(1, round(cfg.dns_ttl)),

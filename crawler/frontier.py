@@ -1,10 +1,11 @@
 """Per-host queues and politeness clocks. Pure decisions, no I/O: the engine asks what may
-start now, starts it, and reports back when it ends.
+start now, starts it, and reports back when it ends and how the server answered.
 
 Each host has a slot (like Scrapy's per-host Slot): its queue, requests in flight, and the
-earliest time the next request may start. The rule (`per_host`, `delay`) is frozen config;
-only the live state lives here. A host that must wait is simply not offered: it never holds
-a worker while others are ready (no head-of-line blocking).
+earliest time the next request may start. The rules (concurrency cap, delay) are config,
+overridable per host; the live state is the slot and a penalty that grows while a server
+says it is overloaded (429, 5xx) and shrinks as it recovers. A host that must wait is simply
+not offered: it never holds a worker while others are ready (no head-of-line blocking).
 """
 
 from __future__ import annotations
@@ -19,6 +20,16 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 Clock = Callable[[], float]
+
+MAX_PENALTY = 60.0  # seconds between requests to a host that keeps failing, at the most
+FIRST_PENALTY = 1.0
+FORGET_PENALTY = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class HostRule:
+    per_host: int
+    delay: float
 
 
 @dataclass(slots=True)
@@ -36,11 +47,11 @@ class Frontier(Generic[T]):
     def __init__(self, per_host: int, delay: float, clock: Clock = time.monotonic) -> None:
         if per_host < 1:
             raise ValueError("per_host must be at least 1")
-        self._per_host = per_host
-        self._delay = delay
+        self._default = HostRule(per_host, delay)
         self._clock = clock
         self._slots: dict[str, _Slot[T]] = {}
-        self._delays: dict[str, float] = {}  # hosts that asked for another delay
+        self._rules: dict[str, HostRule] = {}  # hosts with rules of their own
+        self._penalty: dict[str, float] = {}  # hosts that told us to slow down
         # Hosts that have work and a free connection, ordered by when they may start.
         self._ready: list[tuple[float, int, str]] = []
         self._seq = itertools.count()
@@ -59,14 +70,49 @@ class Frontier(Generic[T]):
     def hosts(self) -> int:
         return len(self._slots)
 
+    # -- rules and feedback ---------------------------------------------------------------
+
+    def set_rule(self, key: str, *, per_host: int | None = None,
+                 delay: float | None = None) -> None:
+        """Give one host its own concurrency cap and/or delay."""
+        current = self.rule(key)
+        self._rules[key] = HostRule(per_host or current.per_host,
+                                    current.delay if delay is None else delay)
+
     def set_delay(self, key: str, seconds: float) -> None:
         """Use another delay between request starts for one host (e.g. its Crawl-delay)."""
-        self._delays[key] = seconds
+        self.set_rule(key, delay=seconds)
+
+    def rule(self, key: str) -> HostRule:
+        return self._rules.get(key, self._default)
+
+    def gap(self, key: str) -> float:
+        """The delay in force for a host now: its rule, or more while it is penalised."""
+        return max(self.rule(key).delay, self._penalty.get(key, 0.0))
+
+    def slow_down(self, key: str, retry_after: float | None = None) -> float:
+        """The server is overloaded (429, 5xx): double the host's penalty and push its clock,
+        to `retry_after` seconds from now if it said so. Returns the new penalty."""
+        penalty = min(MAX_PENALTY, max(FIRST_PENALTY, 2 * self._penalty.get(key, 0.0)))
+        self._penalty[key] = penalty
+        slot = self._slot(key)
+        slot.next_start = max(slot.next_start,
+                              self._clock() + max(penalty, retry_after or 0.0))
+        return penalty
+
+    def recover(self, key: str) -> None:
+        """The server answered normally: halve the penalty, forget it once it is small."""
+        penalty = self._penalty.get(key)
+        if penalty is not None:
+            if penalty / 2 < FORGET_PENALTY:
+                del self._penalty[key]
+            else:
+                self._penalty[key] = penalty / 2
+
+    # -- queue --------------------------------------------------------------------------------
 
     def push(self, key: str, item: T) -> None:
-        slot = self._slots.get(key)
-        if slot is None:
-            slot = self._slots[key] = _Slot()
+        slot = self._slot(key)
         slot.queue.append(item)
         self._queued += 1
         self._schedule(key, slot)
@@ -81,13 +127,16 @@ class Frontier(Generic[T]):
             heapq.heappop(self._ready)
             slot = self._slots[key]
             slot.scheduled = False
-            if not slot.queue or slot.in_flight >= self._per_host:
+            if slot.next_start > now:  # its clock was pushed after it was scheduled
+                self._schedule(key, slot)
+                continue
+            if not slot.queue or slot.in_flight >= self.rule(key).per_host:
                 continue
             item = slot.queue.popleft()
             self._queued -= 1
             slot.in_flight += 1
             self._in_flight += 1
-            slot.next_start = now + self._delays.get(key, self._delay)
+            slot.next_start = now + self.gap(key)
             self._schedule(key, slot)
             return key, item
         return None
@@ -108,7 +157,7 @@ class Frontier(Generic[T]):
         while self._ready:
             start, _, key = self._ready[0]
             slot = self._slots.get(key)
-            if slot is not None and slot.queue and slot.in_flight < self._per_host:
+            if slot is not None and slot.queue and slot.in_flight < self.rule(key).per_host:
                 return max(0.0, start - self._clock())
             heapq.heappop(self._ready)
             if slot is not None:
@@ -133,7 +182,13 @@ class Frontier(Generic[T]):
         for key in idle:
             del self._slots[key]
 
+    def _slot(self, key: str) -> _Slot[T]:
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots[key] = _Slot()
+        return slot
+
     def _schedule(self, key: str, slot: _Slot[T]) -> None:
-        if not slot.scheduled and slot.queue and slot.in_flight < self._per_host:
+        if not slot.scheduled and slot.queue and slot.in_flight < self.rule(key).per_host:
             slot.scheduled = True
             heapq.heappush(self._ready, (slot.next_start, next(self._seq), key))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
+from crawler.config import HostPolicy
 from crawler.request import Request
 from crawler.response import Response
 
@@ -36,6 +37,8 @@ class Spider:
     max_body: int | None = None
     max_redirects: int | None = None
     obey_robots: bool | None = None
+    host_policies: Mapping[str, HostPolicy] | None = None
+    """Per-host or per-domain politeness: {"slow.example.org": HostPolicy(per_host=1, delay=5)}"""
 
     def __init__(self, start_urls: Sequence[str] | None = None) -> None:
         if start_urls is not None:

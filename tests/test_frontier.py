@@ -478,3 +478,45 @@ def test_a_host_can_have_its_own_delay() -> None:
     assert frontier.wait_time() == pytest.approx(1.9)
     clock.advance(1.9)
     assert frontier.pop() == ("slow", "s1")
+
+
+def test_an_overloaded_host_is_slowed_then_recovers() -> None:
+    frontier, clock = make(per_host=2, delay=0.0)
+    assert frontier.slow_down("h") == 1.0
+    assert frontier.slow_down("h") == 2.0
+    frontier.push("h", "x")
+    frontier.push("other", "y")
+    assert frontier.pop() == ("other", "y")  # other hosts are not slowed
+    assert frontier.pop() is None
+    assert frontier.wait_time() == pytest.approx(2.0)
+    clock.advance(2.0)
+    assert frontier.pop() == ("h", "x")
+    assert frontier.gap("h") == 2.0
+    frontier.recover("h")
+    assert frontier.gap("h") == 1.0
+    for _ in range(10):
+        frontier.recover("h")
+    assert frontier.gap("h") == 0.0
+
+
+def test_retry_after_pushes_the_clock_and_the_penalty_is_capped() -> None:
+    frontier, clock = make()
+    frontier.slow_down("h", retry_after=30.0)
+    frontier.push("h", "x")
+    clock.advance(29.0)
+    assert frontier.pop() is None
+    clock.advance(1.0)
+    assert frontier.pop() == ("h", "x")
+    for _ in range(20):
+        frontier.slow_down("h")
+    assert frontier.gap("h") == 60.0
+
+
+def test_a_host_rule_sets_its_own_cap() -> None:
+    frontier, _ = make(per_host=3)
+    frontier.set_rule("one", per_host=1)
+    for i in range(3):
+        frontier.push("one", f"o{i}")
+        frontier.push("many", f"m{i}")
+    popped = [p for p in iter(frontier.pop, None)]
+    assert sorted(k for k, _ in popped) == ["many", "many", "many", "one"]
