@@ -132,6 +132,9 @@ def _crawl_options(p: argparse.ArgumentParser) -> None:
                    " An unfinished one is resumed.")
     g.add_argument("--fresh", action="store_true",
                    help="discard the state file's crawl and start over")
+    g.add_argument("--retry-failed", action="store_true",
+                   help="put the crawl's failed requests back in the queue (e.g. after a host "
+                   "that was down came back)")
     g = p.add_argument_group("politeness and limits")
     g.add_argument("--workers", type=int, metavar="N",
                    help=f"requests in flight over all hosts (default: {d.workers})")
@@ -263,6 +266,7 @@ async def _run_crawl(spider: Spider, config: CrawlConfig, state: str,
         raise StateFileError(str(exc)) from exc
     try:
         crawler = Crawler(spider, store, config, fresh=args.fresh,
+                          retry_failed=args.retry_failed,
                           on_start=lambda info: _announce(info, spider.name, state))
         _install_signal_handlers(crawler)
         reporter = None if args.quiet else asyncio.create_task(_report(crawler))

@@ -60,6 +60,9 @@ class CrawlConfig:
     """Seconds a DNS answer is cached by the connection pool."""
     keepalive_timeout: float = 30.0
     """Seconds an idle keep-alive connection is kept."""
+    dead_after: int = 5
+    """Consecutive connection failures after which a host is down for the rest of the run:
+    its queued requests fail at once (`--retry-failed` queues them again later)."""
     obey_robots: bool = True
     """Fetch and obey each host's robots.txt (RFC 9309) before crawling it."""
     max_crawl_delay: float = 30.0
@@ -107,7 +110,7 @@ class CrawlConfig:
 # field -> (type, lowest allowed value); "optional" ints may also be None.
 _RULES: dict[str, tuple[str, float]] = {
     "workers": ("int", 1), "per_host": ("int", 1), "max_redirects": ("int", 1),
-    "max_retries": ("int", 0), "max_body": ("int", 1),
+    "max_retries": ("int", 0), "max_body": ("int", 1), "dead_after": ("int", 1),
     "max_pages": ("optional int", 0), "max_depth": ("optional int", 0),
     "delay": ("float", 0), "timeout": ("float", 1e-3), "connect_timeout": ("float", 1e-3),
     "read_timeout": ("float", 1e-3), "retry_backoff": ("float", 0), "dns_ttl": ("float", 0),

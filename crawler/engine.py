@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import inspect
 import json
@@ -30,6 +31,7 @@ from crawler import robots, urls
 from crawler.config import CrawlConfig
 from crawler.errors import (
     RETRYABLE_STATUSES,
+    ConnectError,
     CrawlError,
     FetchError,
     HTTPStatusError,
@@ -152,6 +154,7 @@ class Crawler:
     def __init__(self, spider: Spider, store: Store, config: CrawlConfig | None = None, *,
                  fresh: bool = False, stop_grace: float = 5.0,
                  on_start: Callable[[RunInfo], None] | None = None,
+                 retry_failed: bool = False,
                  clock: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], float] = time.time) -> None:
         if not spider.name:
@@ -163,6 +166,7 @@ class Crawler:
         self._fresh = fresh
         self._grace = stop_grace
         self._on_start = on_start
+        self._retry_failed = retry_failed
         self._wall = wall_clock
         self._clock = clock
         self._frontier: Frontier[_Job | _RobotsJob] = Frontier(
@@ -172,6 +176,8 @@ class Crawler:
         self._held_count = 0
         self._robots_failures: Counter[str] = Counter()
         self._ruled: set[str] = set()  # hosts whose host_policies were looked up
+        self._connect_failures: Counter[str] = Counter()  # in a row, by host
+        self._down: dict[str, str] = {}  # hosts given up for this run, and why
         self._window = max(8 * self.config.workers, 256)
         self._state = RunState.CREATED
         self._scope = Scope(())
@@ -206,6 +212,10 @@ class Crawler:
             )
         except StoreError as exc:
             raise StateFileError(str(exc)) from exc
+        if self._retry_failed:
+            requeued = await self._store.requeue_failed()
+            log.info("put %d failed request(s) back in the queue", requeued)
+            info = dataclasses.replace(info, counts=await self._store.counts())
         self._finished_before = info.counts.finished
         if self._on_start is not None:
             self._on_start(info)
@@ -379,6 +389,8 @@ class Crawler:
         is known; a request robots.txt forbids ends here, counted, never fetched."""
         url = URL(lease.url, encoded=True)
         job = _Job(lease, url, urls.host_key(url))
+        if job.host in self._down:
+            return self._fail(lease, self._down[job.host], None)
         if self.config.host_policies and job.host not in self._ruled:
             self._apply_host_policy(job)
         if not self.config.obey_robots:
@@ -511,7 +523,8 @@ class Crawler:
             self._frontier.release(job.host)
             self._wake()
         if isinstance(result, FetchError):
-            return self._retry_or_fail(lease, result, None, None)
+            return await self._on_fetch_error(job, result)
+        self._connect_failures.pop(job.host, None)
         self.progress.bytes += len(result.body)
         retry_after = None
         if result.status in RETRYABLE_STATUSES:
@@ -527,6 +540,30 @@ class Crawler:
         except Exception as exc:  # a bug of ours must cost one request, not the crawl
             log.exception("internal error on %s", lease.url)
             return self._fail(lease, f"internal: {describe(exc)}", result.status)
+
+    async def _on_fetch_error(self, job: _Job, exc: FetchError) -> Outcome:
+        if not isinstance(exc, ConnectError):
+            return self._retry_or_fail(job.lease, exc, None, None)
+        self._connect_failures[job.host] += 1
+        if job.host not in self._down and \
+                self._connect_failures[job.host] >= self.config.dead_after:
+            await self._mark_down(job.host, exc)
+        if job.host in self._down:
+            return self._fail(job.lease, self._down[job.host], None)
+        return self._retry_or_fail(job.lease, exc, None, None)
+
+    async def _mark_down(self, host: str, exc: FetchError) -> None:
+        """Fail the host's queued requests now instead of letting each burn its retries."""
+        reason = (f"{describe(exc)} (host down after {self._connect_failures[host]} "
+                  "connection failures in a row; --retry-failed queues it again)")
+        self._down[host] = reason
+        log.warning("%s is down: %s", host, describe(exc))
+        for item in self._frontier.remove(host):
+            jobs = self._held.pop(item.origin, []) if isinstance(item, _RobotsJob) else [item]
+            if isinstance(item, _RobotsJob):
+                self._held_count -= len(jobs)
+            for job in jobs:
+                await self._record(self._fail(job.lease, reason, None))
 
     def _want_body(self, status: int, headers: CIMultiDictProxy[str]) -> bool:
         if not 200 <= status < 300:

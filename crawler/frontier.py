@@ -164,6 +164,16 @@ class Frontier(Generic[T]):
                 slot.scheduled = False
         return None
 
+    def remove(self, key: str) -> list[T]:
+        """Take every queued item of one host out (its host is down)."""
+        slot = self._slots.get(key)
+        if slot is None:
+            return []
+        items = list(slot.queue)
+        slot.queue.clear()
+        self._queued -= len(items)
+        return items
+
     def drain(self) -> Iterator[T]:
         """Remove and yield every queued item (for a run that is stopping)."""
         for slot in self._slots.values():

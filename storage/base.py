@@ -180,6 +180,10 @@ class Store(ABC):
         """Admit requests that have no row yet; returns how many were new. Idempotent."""
 
     @abstractmethod
+    async def requeue_failed(self) -> int:
+        """Put every failed request back in the queue with fresh attempts; returns how many."""
+
+    @abstractmethod
     async def claim(self, limit: int, now: float) -> list[LeasedRequest]:
         """Lease up to `limit` queued requests due at `now` (wall-clock seconds), highest
         priority first, then in admission order (breadth-first)."""

@@ -327,6 +327,18 @@ class SQLiteStore(Store):
         cur = await self._conn.executemany(_INSERT_REQUEST, rows)
         return max(cur.rowcount, 0)
 
+    async def requeue_failed(self) -> int:
+        self._check_writable()
+
+        async def requeue() -> int:
+            cur = await self._conn.execute(
+                f"UPDATE requests SET state = {RequestState.QUEUED}, attempts = 0,"
+                f" not_before = 0, run = NULL WHERE state = {RequestState.FAILED}"
+            )
+            return int(cur.rowcount)
+
+        return await self._transaction(requeue)
+
     async def claim(self, limit: int, now: float) -> list[LeasedRequest]:
         run = self._require_run()
         if limit <= 0:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from yarl import URL
 
 from crawler import CrawlConfig, Crawler, CrawlStatus, Response, Spider
 from spiders.books import BooksSpider
@@ -334,3 +335,36 @@ async def test_stop_is_prompt_while_only_a_delayed_retry_remains(tmp_path: Path)
         await store.close()
     assert result.status is CrawlStatus.INTERRUPTED
     assert result.counts.queued == 1
+
+
+async def test_a_dead_host_is_given_up_then_retried_later(tmp_path: Path) -> None:
+    async with serve(_pages_app()) as dead:
+        pass  # now nothing listens on that port
+    dead_port = URL(dead).port
+
+    async def links(request: web.Request) -> web.Response:
+        hrefs = "".join(f'<a href="{dead}/d{i}">d</a>' for i in range(10))
+        return web.Response(text=f"<title>live</title>{hrefs}", content_type="text/html")
+
+    live_app = web.Application()
+    live_app.router.add_get("/", links)
+    config = CrawlConfig(delay=0, per_host=1, max_retries=3, retry_backoff=0.01,
+                         dead_after=3, obey_robots=False)
+    async with serve(live_app) as live:
+        out = await crawl(SiteSpider([live + "/"]), tmp_path / "dead.db", config)
+    live_port = URL(live).port
+    dead_rows = [row for url, row in out.rows.items() if url.startswith(dead)]
+    assert len(dead_rows) == 10 and all(r[0] == FAILED for r in dead_rows)
+    assert all(r[2] is not None and "host down" in r[2] for r in dead_rows)
+    # Without giving up, 10 URLs x 3 retries; the host was given up after 3 failures.
+    assert out.result.progress.retried <= 3
+    # The host comes back: --retry-failed queues its requests again, and they succeed.
+    async with serve(_pages_app(), port=dead_port) as back, \
+            serve(live_app, port=live_port):
+        assert back == dead
+        store = await SQLiteStore.open(tmp_path / "dead.db")
+        result = await Crawler(SiteSpider([live + "/"]), store, config,
+                               retry_failed=True).run()
+        await store.close()
+    assert result.counts.failed == 0
+    assert result.counts.done == 11
