@@ -151,6 +151,14 @@ def _crawl_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-retries", type=int, metavar="N",
                    help=f"retries of a retryable failure (default: {d.max_retries})")
     g.add_argument("--user-agent", metavar="TEXT", help="the User-Agent header to send")
+    g.add_argument("--include", action="append", metavar="REGEX",
+                   help="follow only URLs matching a pattern; repeatable")
+    g.add_argument("--exclude", action="append", metavar="REGEX",
+                   help="do not follow URLs matching a pattern; repeatable")
+    g.add_argument("--strip-tracking", action="store_const", const=True,
+                   help="drop tracking query parameters (utm_*, fbclid, gclid, ...)")
+    g.add_argument("--sort-query", action="store_const", const=True,
+                   help="sort query parameters so reordered queries are one page")
     g.add_argument("--host-per-host", action="append", default=[], metavar="HOST=N",
                    help="requests in flight to HOST (and its subdomains); repeatable")
     g.add_argument("--host-delay", action="append", default=[], metavar="HOST=SECONDS",
@@ -174,8 +182,12 @@ def _command_line_settings(args: argparse.Namespace) -> dict[str, Any]:
     settings: dict[str, Any] = {
         name: getattr(args, name)
         for name in ("workers", "per_host", "delay", "max_pages", "max_depth", "timeout",
-                     "max_retries", "user_agent", "obey_robots")
+                     "max_retries", "user_agent", "obey_robots", "strip_tracking",
+                     "sort_query")
     }
+    for name in ("include", "exclude"):
+        if getattr(args, name):
+            settings[name] = tuple(getattr(args, name))
     if args.resolve:
         settings["resolve"] = dict(_parse_resolve(item) for item in args.resolve)
     if args.host_per_host or args.host_delay:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,6 +68,14 @@ class CrawlConfig:
     """Fetch and obey each host's robots.txt (RFC 9309) before crawling it."""
     max_crawl_delay: float = 30.0
     """A robots.txt Crawl-delay is obeyed up to this many seconds."""
+    include: tuple[str, ...] = ()
+    """Regular expressions: when given, only URLs matching one of them are followed."""
+    exclude: tuple[str, ...] = ()
+    """Regular expressions: URLs matching any of them are not followed."""
+    strip_tracking: bool = False
+    """Drop tracking query parameters (utm_*, fbclid, gclid, ...) from discovered URLs."""
+    sort_query: bool = False
+    """Sort query parameters, so that ?a=1&b=2 and ?b=2&a=1 are one page."""
     resolve: Mapping[str, str] = field(default_factory=dict)
     """Static host -> address overrides, like curl's --resolve."""
     host_policies: Mapping[str, HostPolicy] = field(default_factory=dict)
@@ -77,6 +86,13 @@ class CrawlConfig:
             _check(name, getattr(self, name), kind, lowest)
         if not isinstance(self.user_agent, str) or not self.user_agent.strip():
             raise ConfigError("user_agent must be a non-empty string")
+        for name in ("include", "exclude"):
+            for pattern in getattr(self, name):
+                try:
+                    re.compile(pattern)
+                except (re.error, TypeError) as exc:
+                    raise ConfigError(f"{name} pattern {pattern!r} is not a valid regular "
+                                      f"expression: {exc}") from None
         if not isinstance(self.resolve, Mapping):
             raise ConfigError("resolve must map host names to addresses")
         if not isinstance(self.host_policies, Mapping) or not all(
@@ -115,7 +131,7 @@ _RULES: dict[str, tuple[str, float]] = {
     "delay": ("float", 0), "timeout": ("float", 1e-3), "connect_timeout": ("float", 1e-3),
     "read_timeout": ("float", 1e-3), "retry_backoff": ("float", 0), "dns_ttl": ("float", 0),
     "keepalive_timeout": ("float", 0), "max_crawl_delay": ("float", 0),
-    "obey_robots": ("bool", 0),
+    "obey_robots": ("bool", 0), "strip_tracking": ("bool", 0), "sort_query": ("bool", 0),
 }
 
 
@@ -141,7 +157,7 @@ def _check(name: str, value: Any, kind: str, lowest: float) -> None:
 
 SPIDER_SETTINGS = ("workers", "per_host", "delay", "max_pages", "max_depth", "timeout",
                    "user_agent", "max_retries", "max_body", "max_redirects", "obey_robots",
-                   "host_policies")
+                   "host_policies", "include", "exclude", "strip_tracking", "sort_query")
 """Settings a spider may set as class attributes of the same name."""
 
 

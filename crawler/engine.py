@@ -16,6 +16,7 @@ import inspect
 import json
 import logging
 import random
+import re
 import time
 import traceback
 from collections import Counter
@@ -78,6 +79,7 @@ class Skip(enum.StrEnum):
     INVALID_URL = "skipped_invalid_url"
     NON_HTML = "skipped_non_html"
     ROBOTS = "skipped_robots"
+    EXCLUDED = "skipped_excluded"
 
 
 class RunState(enum.Enum):
@@ -175,6 +177,8 @@ class Crawler:
         self._held: dict[str, list[_Job]] = {}  # jobs waiting for their origin's robots.txt
         self._held_count = 0
         self._robots_failures: Counter[str] = Counter()
+        self._include = [re.compile(p) for p in self.config.include]
+        self._exclude = [re.compile(p) for p in self.config.exclude]
         self._ruled: set[str] = set()  # hosts whose host_policies were looked up
         self._connect_failures: Counter[str] = Counter()  # in a row, by host
         self._down: dict[str, str] = {}  # hosts given up for this run, and why
@@ -260,8 +264,9 @@ class Crawler:
                 await self._store.add(batch)
                 batch.clear()
         await self._store.add(batch)
-        allowed = self.spider.allowed_hosts
-        self._scope = Scope(allowed) if allowed is not None else Scope.of_urls(seeds)
+        allowed, subdomains = self.spider.allowed_hosts, self.spider.allow_subdomains
+        self._scope = (Scope(allowed, subdomains=subdomains) if allowed is not None
+                       else Scope.of_urls(seeds, subdomains=subdomains))
 
     async def _run_workers(self) -> None:
         workers = [asyncio.create_task(self._worker(), name=f"worker-{i}")
@@ -425,6 +430,21 @@ class Crawler:
         if policy.state is robots.RobotsState.UNREACHABLE:
             return self._fail(job.lease, policy.reason, None)
         return Completion(job.lease.id, None, counters={Skip.ROBOTS: 1})
+
+    def _tidy(self, url: URL) -> URL:
+        if self.config.strip_tracking or self.config.sort_query:
+            return urls.tidy_query(url, strip_tracking=self.config.strip_tracking,
+                                   sort=self.config.sort_query)
+        return url
+
+    def _excluded(self, url: URL) -> bool:
+        """Outside the --include patterns (when there are any) or inside an --exclude one."""
+        if not (self._include or self._exclude):
+            return False
+        text = str(url)
+        if self._include and not any(p.search(text) for p in self._include):
+            return True
+        return any(p.search(text) for p in self._exclude)
 
     def _robots_forbid(self, url: URL) -> bool:
         """A discovered URL that a known robots.txt disallows is not even queued."""
@@ -600,8 +620,10 @@ class Crawler:
         target = urls.join(result.url, location)
         if target is None:
             out.counters[Skip.INVALID_URL] += 1
-        elif not self._scope.allows(target):
+        elif not self._scope.allows(target := self._tidy(target)):
             out.counters[Skip.OFFSITE] += 1
+        elif self._excluded(target):
+            out.counters[Skip.EXCLUDED] += 1
         elif self._robots_forbid(target):
             out.counters[Skip.ROBOTS] += 1
         else:
@@ -642,13 +664,15 @@ class Crawler:
 
     def _admit(self, req: Request, parent: LeasedRequest, out: _Outputs) -> None:
         try:
-            url = req.absolute_url
+            url = self._tidy(req.absolute_url)
         except ValueError:
             out.counters[Skip.INVALID_URL] += 1
             return
         depth = parent.depth + 1
         if not self._scope.allows(url):
             out.counters[Skip.OFFSITE] += 1
+        elif self._excluded(url):
+            out.counters[Skip.EXCLUDED] += 1
         elif self.config.max_depth is not None and depth > self.config.max_depth:
             out.counters[Skip.DEPTH] += 1
         elif self._robots_forbid(url):

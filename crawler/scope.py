@@ -15,14 +15,15 @@ class Scope:
     also follows example.org and docs.example.org, the way a site's own links go.
     """
 
-    def __init__(self, hosts: Iterable[str]) -> None:
+    def __init__(self, hosts: Iterable[str], *, subdomains: bool = True) -> None:
+        self._subdomains = subdomains
         self._hosts = frozenset(_strip_www(h.lower().rstrip(".")) for h in hosts if h)
         # IP addresses match only themselves; names also match their subdomains.
         self._domains = frozenset(h for h in self._hosts if not _is_ip(h))
 
     @classmethod
-    def of_urls(cls, urls: Iterable[URL]) -> Scope:
-        return cls(u.host for u in urls if u.host)
+    def of_urls(cls, urls: Iterable[URL], *, subdomains: bool = True) -> Scope:
+        return cls((u.host for u in urls if u.host), subdomains=subdomains)
 
     @property
     def hosts(self) -> frozenset[str]:
@@ -34,6 +35,8 @@ class Scope:
             return False
         if host in self._hosts:
             return True
+        if not self._subdomains:
+            return host.startswith("www.") and host[4:] in self._hosts
         # Walk up the labels: a.b.example.org -> b.example.org -> example.org -> org
         dot = host.find(".")
         while dot != -1:

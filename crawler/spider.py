@@ -22,6 +22,8 @@ class Spider:
     start_urls: Sequence[str] = ()
     allowed_hosts: Sequence[str] | None = None
     """Hosts (and their subdomains) the crawl may visit. None: the start URLs' hosts."""
+    allow_subdomains: bool = True
+    """False: only the allowed hosts themselves (and their www. twins), no other subdomain."""
     html_only: bool = False
     """Skip the body and the callback of non-HTML responses (they are still recorded)."""
 
@@ -37,6 +39,10 @@ class Spider:
     max_body: int | None = None
     max_redirects: int | None = None
     obey_robots: bool | None = None
+    include: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] | None = None
+    strip_tracking: bool | None = None
+    sort_query: bool | None = None
     host_policies: Mapping[str, HostPolicy] | None = None
     """Per-host or per-domain politeness: {"slow.example.org": HostPolicy(per_host=1, delay=5)}"""
 

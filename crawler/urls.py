@@ -63,6 +63,26 @@ def join(base: URL, href: str) -> URL | None:
     return url
 
 
+TRACKING_PARAMS = frozenset({
+    "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "mc_cid", "mc_eid",
+    "_ga", "_gl", "igshid", "ref_src",
+})
+
+
+def tidy_query(url: URL, *, strip_tracking: bool, sort: bool) -> URL:
+    """Drop tracking parameters (utm_*, fbclid, ...) and/or sort the query, so that links
+    differing only in those are one page. Off by default: some sites care about order."""
+    if not url.raw_query_string:
+        return url
+    pairs = list(url.query.items())
+    if strip_tracking:
+        pairs = [(k, v) for k, v in pairs
+                 if not (k.lower().startswith("utm_") or k.lower() in TRACKING_PARAMS)]
+    if sort:
+        pairs.sort()
+    return url.with_query(pairs)
+
+
 def host_key(url: URL) -> str:
     """The politeness key: host and port (one server), like aiohttp's connection key."""
     return f"{url.host}:{url.port}"

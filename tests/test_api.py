@@ -633,3 +633,11 @@ def test_crawler_all_names_exist_and_import() -> None:
     for name in crawler.__all__:
         assert hasattr(crawler, name), name
         exec(f"from crawler import {name}", {})
+
+
+def test_scope_without_subdomains() -> None:
+    scope = Scope(["example.org"], subdomains=False)
+    assert scope.allows(URL("http://example.org/"))
+    assert scope.allows(URL("http://www.example.org/"))
+    assert not scope.allows(URL("http://docs.example.org/"))
+    assert Scope(["example.org"]).allows(URL("http://docs.example.org/"))

@@ -368,3 +368,23 @@ async def test_a_dead_host_is_given_up_then_retried_later(tmp_path: Path) -> Non
         await store.close()
     assert result.counts.failed == 0
     assert result.counts.done == 11
+
+
+async def test_include_exclude_and_tracking_parameters(tmp_path: Path) -> None:
+    async def page(request: web.Request) -> web.Response:
+        hrefs = ["/docs/a", "/docs/b?utm_source=x", "/docs/b", "/docs/private/c", "/blog/d",
+                 "/docs/e?fbclid=1&v=2"]
+        links = "".join(f'<a href="{h}">x</a>' for h in hrefs)
+        return web.Response(text=f"<title>{request.path_qs}</title>{links}",
+                            content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", page)
+    config = CrawlConfig(delay=0, include=(r"/docs/",), exclude=(r"/private/",),
+                         strip_tracking=True, obey_robots=False)
+    async with serve(app) as base:
+        out = await crawl(SiteSpider([base + "/"]), tmp_path / "i.db", config)
+    paths = sorted(url.removeprefix(base) for url in out.rows)
+    assert paths == ["/", "/docs/a", "/docs/b", "/docs/e?v=2"]
+    counters = out.result.counts.counters
+    assert counters["skipped_excluded"] > 0

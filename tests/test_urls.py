@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 from yarl import URL
 
-from crawler.urls import MAX_URL_LENGTH, canonical, host_key, join, parse_absolute
+from crawler.urls import (
+    MAX_URL_LENGTH,
+    canonical,
+    host_key,
+    join,
+    parse_absolute,
+    tidy_query,
+)
 
 BASE = URL("https://base.example/dir/page.html?x=1")
 
@@ -223,3 +230,12 @@ def test_host_key_same_for_one_server_different_for_others() -> None:
     assert a != host_key(parse_absolute("https://h/1"))
     assert a != host_key(parse_absolute("http://h:81/1"))
     assert a != host_key(parse_absolute("http://sub.h/1"))
+
+
+def test_tidy_query_strips_tracking_and_sorts_only_when_asked() -> None:
+    url = URL("http://h/p?b=2&utm_source=x&a=1&FBCLID=z&UTM_x=y")
+    assert str(tidy_query(url, strip_tracking=False, sort=False)) == str(url)
+    assert str(tidy_query(url, strip_tracking=True, sort=False)) == "http://h/p?b=2&a=1"
+    assert str(tidy_query(url, strip_tracking=True, sort=True)) == "http://h/p?a=1&b=2"
+    assert str(tidy_query(URL("http://h/p?utm_a=1"), strip_tracking=True, sort=False)) \
+        == "http://h/p"
