@@ -34,6 +34,7 @@ from crawler.errors import (
 from crawler.loader import load_spider_class
 from crawler.request import Request
 from crawler.response import Response
+from crawler.sitemaps import Sitemap
 from crawler.spider import Spider
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "Request",
     "Response",
     "RunState",
+    "Sitemap",
     "Skip",
     "Spider",
     "SpiderError",

@@ -91,6 +91,8 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     site.add_argument("urls", nargs="+", metavar="URL", help="start URL(s)")
+    site.add_argument("--sitemaps", action="store_true",
+                      help="also read the sitemaps robots.txt lists (else /sitemap.xml)")
     _crawl_options(site)
     site.set_defaults(handler=_cmd_site)
 
@@ -238,7 +240,7 @@ def _setup_logging(level: str) -> None:
 
 def _cmd_site(args: argparse.Namespace) -> int:
     _check_urls(args.urls)
-    spider = SiteSpider(start_urls=args.urls)
+    spider = SiteSpider(start_urls=args.urls, sitemaps=args.sitemaps)
     default_state = f"{URL(args.urls[0].strip()).host or 'site'}.crawl.db"
     return _crawl(spider, args, default_state)
 

@@ -536,7 +536,8 @@ class Crawler:
         assert self._fetcher is not None
         lease = job.lease
         try:
-            result: FetchResult | FetchError = await self._fetcher.fetch(job.url, self._want_body)
+            want = self._want_html if self._html_only(lease) else self._want_2xx
+            result: FetchResult | FetchError = await self._fetcher.fetch(job.url, want)
         except FetchError as exc:
             result = exc
         finally:
@@ -585,13 +586,17 @@ class Crawler:
             for job in jobs:
                 await self._record(self._fail(job.lease, reason, None))
 
-    def _want_body(self, status: int, headers: CIMultiDictProxy[str]) -> bool:
-        if not 200 <= status < 300:
-            return False
-        if self.spider.html_only:
-            declared = headers.get("Content-Type")
-            return declared is None or is_html_type(declared)
-        return True
+    def _html_only(self, lease: LeasedRequest) -> bool:
+        return self.spider.html_only and lease.callback is None
+
+    @staticmethod
+    def _want_2xx(status: int, headers: CIMultiDictProxy[str]) -> bool:
+        return 200 <= status < 300
+
+    @staticmethod
+    def _want_html(status: int, headers: CIMultiDictProxy[str]) -> bool:
+        declared = headers.get("Content-Type")
+        return 200 <= status < 300 and (declared is None or is_html_type(declared))
 
     async def _on_response(self, lease: LeasedRequest, result: FetchResult,
                            retry_after: float | None) -> Outcome:
@@ -604,8 +609,10 @@ class Crawler:
         self.progress.pages += 1
         if not 200 <= status < 300:
             return Completion(lease.id, status)  # recorded with its status, not parsed
-        response = Response(result.url, status, result.headers, result.body, depth=lease.depth)
-        if self.spider.html_only and not response.is_html:
+        policy = self._robots.get(robots.origin(result.url))
+        response = Response(result.url, status, result.headers, result.body, depth=lease.depth,
+                            robots_sitemaps=policy.sitemaps if policy is not None else ())
+        if self._html_only(lease) and not response.is_html:
             return Completion(lease.id, status, counters={Skip.NON_HTML: 1})
         return await self._call_back(lease, response)
 

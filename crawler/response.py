@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from typing import Any
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 from yarl import URL
 
-from crawler import encoding, urls
+from crawler import encoding, sitemaps, urls
 from crawler.request import Callback, Request
+from crawler.sitemaps import Sitemap
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _SNIFF = (b"<!doctype html", b"<html", b"<head", b"<body", b"<title")
@@ -31,12 +32,14 @@ class Response:
     CSS query, `title` or `links()` asks for it, and non-HTML bodies are never parsed."""
 
     def __init__(self, url: URL, status: int, headers: Mapping[str, str], body: bytes, *,
-                 depth: int = 0) -> None:
+                 depth: int = 0, robots_sitemaps: Sequence[str] = ()) -> None:
         self._url = url
         self.status = status
         self.headers = headers
         self.body = body
         self.depth = depth
+        self.robots_sitemaps = list(robots_sitemaps)
+        """Sitemaps listed in this host's robots.txt (empty if robots.txt is not obeyed)."""
 
     @property
     def url(self) -> str:
@@ -131,6 +134,11 @@ class Response:
         """Requests for every crawlable link the selector matches."""
         return [Request(u, callback, cb_kwargs=cb_kwargs, priority=priority)
                 for u in self._link_urls(selector)]
+
+    def sitemap(self) -> Sitemap:
+        """The body read as a sitemap (urlset or index, gzipped or not); ValueError if it is
+        bigger than the protocol allows."""
+        return sitemaps.parse(self.body, self._url)
 
     def json(self, loads: Callable[[str], Any] = json.loads) -> Any:
         return loads(self.text)

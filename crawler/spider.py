@@ -25,7 +25,8 @@ class Spider:
     allow_subdomains: bool = True
     """False: only the allowed hosts themselves (and their www. twins), no other subdomain."""
     html_only: bool = False
-    """Skip the body and the callback of non-HTML responses (they are still recorded)."""
+    """For the default `parse` callback, skip the body of non-HTML responses and do not call
+    it (they are still recorded). Other callbacks get every 2xx response."""
 
     # Crawl settings a spider may choose; None leaves the default.
     workers: int | None = None

@@ -1,0 +1,56 @@
+"""Sitemaps (sitemaps.org): urlsets and sitemap indexes, plain or gzipped, read with bounds."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+from selectolax.lexbor import LexborHTMLParser
+from yarl import URL
+
+from crawler import urls
+
+MAX_BYTES = 50 * 1024 * 1024  # the protocol's limit, uncompressed: also caps a gzip bomb
+MAX_ENTRIES = 50_000  # the protocol's limit per file
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+@dataclass(frozen=True, slots=True)
+class Sitemap:
+    pages: list[str]  # <urlset><url><loc>
+    sitemaps: list[str]  # <sitemapindex><sitemap><loc>
+
+
+def decompress(body: bytes, limit: int = MAX_BYTES) -> bytes:
+    """The sitemap's bytes, un-gzipped if they are gzip; ValueError past `limit`."""
+    if not body.startswith(_GZIP_MAGIC):
+        return body
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise ValueError(f"broken gzip: {exc}") from None
+    if len(data) > limit:
+        raise ValueError(f"sitemap is over {limit} bytes uncompressed")
+    return data
+
+
+def parse(body: bytes, base: URL) -> Sitemap:
+    """Canonical page and sitemap URLs listed in a sitemap; malformed entries are dropped.
+
+    selectolax reads the XML leniently (real sitemaps are often not well-formed) and never
+    expands entities, so hostile XML cannot blow up.
+    """
+    tree = LexborHTMLParser(decompress(body).decode("utf-8", errors="replace"))
+    return Sitemap(_locs(tree, "url > loc", base), _locs(tree, "sitemap > loc", base))
+
+
+def _locs(tree: LexborHTMLParser, selector: str, base: URL) -> list[str]:
+    found: dict[str, None] = {}
+    for node in tree.css(selector):
+        url = urls.join(base, node.text(strip=True))
+        if url is not None:
+            found[str(url)] = None
+            if len(found) >= MAX_ENTRIES:
+                break
+    return list(found)
