@@ -173,10 +173,8 @@ class Crawler:
         self._clock = clock
         self._frontier: Frontier[_Job | _RobotsJob] = Frontier(
             self.config.per_host, self.config.delay, clock)
-        self._robots: dict[str, robots.Robots] = {}  # by origin
-        self._held: dict[str, list[_Job]] = {}  # jobs waiting for their origin's robots.txt
-        self._held_count = 0
-        self._robots_failures: Counter[str] = Counter()
+        self._robots: robots.RobotsGate[_Job] = robots.RobotsGate(
+            self.config.user_agent, self.config.max_retries + 1, clock)
         self._include = [re.compile(p) for p in self.config.include]
         self._exclude = [re.compile(p) for p in self.config.exclude]
         self._ruled: set[str] = set()  # hosts whose host_policies were looked up
@@ -356,7 +354,7 @@ class Crawler:
             return None
         # A job counts as in flight from pop() until its outcome is recorded.
         taken = (self._finished_before + self._finished + len(self._frontier)
-                 + self._held_count + self.progress.in_flight)
+                 + self._robots.held_count + self.progress.in_flight)
         return max(0, self.config.max_pages - taken)
 
     def _should_refill(self) -> bool:
@@ -387,7 +385,7 @@ class Crawler:
             await self._record(outcome)
 
     def _in_memory(self) -> int:
-        return len(self._frontier) + self._held_count
+        return len(self._frontier) + self._robots.held_count
 
     def _admit_lease(self, lease: LeasedRequest) -> Outcome | None:
         """Queue a leased request in the frontier, or hold it until its origin's robots.txt
@@ -402,11 +400,12 @@ class Crawler:
             self._frontier.push(job.host, job)
             return None
         origin = robots.origin(url)
-        policy = self._robots.get(origin)
-        if policy is None or policy.expired(self._clock()):
-            self._hold(origin, job)
+        verdict = self._robots.check(origin, lease.url)
+        if verdict is None:
+            if self._robots.hold(origin, job):
+                self._frontier.push(job.host, _RobotsJob(origin, robots.robots_url(url), job.host))
             return None
-        return self._apply_robots(job, policy)
+        return self._obey(job, verdict)
 
     def _apply_host_policy(self, job: _Job) -> None:
         self._ruled.add(job.host)
@@ -414,21 +413,13 @@ class Crawler:
         if policy is not None:
             self._frontier.set_rule(job.host, per_host=policy.per_host, delay=policy.delay)
 
-    def _hold(self, origin: str, job: _Job) -> None:
-        held = self._held.get(origin)
-        if held is None:
-            held = self._held[origin] = []
-            self._robots.pop(origin, None)
-            self._frontier.push(job.host, _RobotsJob(origin, robots.robots_url(job.url), job.host))
-        held.append(job)
-        self._held_count += 1
-
-    def _apply_robots(self, job: _Job, policy: robots.Robots) -> Outcome | None:
-        if policy.allows(job.lease.url, self.config.user_agent):
+    def _obey(self, job: _Job, verdict: robots.Verdict) -> Outcome | None:
+        """Queue an allowed job; a disallowed one ends here, counted, never fetched."""
+        if verdict is robots.Verdict.ALLOW:
             self._frontier.push(job.host, job)
             return None
-        if policy.state is robots.RobotsState.UNREACHABLE:
-            return self._fail(job.lease, policy.reason, None)
+        if verdict is robots.Verdict.FAIL:
+            return self._fail(job.lease, self._robots.reason(robots.origin(job.url)), None)
         return Completion(job.lease.id, None, counters={Skip.ROBOTS: 1})
 
     def _tidy(self, url: URL) -> URL:
@@ -448,11 +439,7 @@ class Crawler:
 
     def _robots_forbid(self, url: URL) -> bool:
         """A discovered URL that a known robots.txt disallows is not even queued."""
-        if not self.config.obey_robots:
-            return False
-        policy = self._robots.get(robots.origin(url))
-        return (policy is not None and policy.state is not robots.RobotsState.UNREACHABLE
-                and not policy.allows(str(url), self.config.user_agent))
+        return self.config.obey_robots and self._robots.forbids(robots.origin(url), str(url))
 
     # -- robots.txt ---------------------------------------------------------------------------
 
@@ -482,27 +469,23 @@ class Crawler:
         return robots.Robots(robots.RobotsState.ALLOW_ALL, self._clock())
 
     def _resolve_robots(self, job: _RobotsJob, policy: robots.Robots) -> list[Outcome]:
-        held = self._held.pop(job.origin, [])
-        self._held_count -= len(held)
-        if policy.state is robots.RobotsState.UNREACHABLE:
-            self._robots_failures[job.origin] += 1
-            tries = self._robots_failures[job.origin]
-            if tries <= self.config.max_retries:
-                # Disallowed for now: the requests go back to the queue for a while, and the
-                # next one claimed asks for robots.txt again.
-                wait = self._backoff(tries - 1)
-                log.info("%s: %s; trying again in %.0fs", job.origin, policy.reason, wait)
-                return [Defer(j.lease.id, self._wall() + wait, f"robots: {policy.reason}")
-                        for j in held]
-            policy = robots.unreachable(f"{policy.reason}; gave up after {tries} tries",
-                                        policy.fetched_at)
-            log.warning("%s: %s", job.origin, policy.reason)
-        self._robots[job.origin] = policy
-        delay = policy.crawl_delay(self.config.user_agent)
+        done = self._robots.resolve(job.origin, policy)
+        if done.retry:
+            # Disallowed for now: the requests go back to the queue for a while (no attempt
+            # used), and the next one claimed asks for robots.txt again.
+            wait = self._backoff(done.tries - 1)
+            log.info("%s: %s; trying again in %.0fs", job.origin, policy.reason, wait)
+            return [Defer(j.lease.id, self._wall() + wait, f"robots: {policy.reason}")
+                    for j in done.jobs]
+        if done.policy.state is robots.RobotsState.UNREACHABLE:
+            log.warning("%s: %s", job.origin, done.policy.reason)
+        delay = done.policy.crawl_delay(self.config.user_agent)
         if delay is not None:
             own = self._frontier.rule(job.host).delay
             self._frontier.set_delay(job.host, max(own, min(delay, self.config.max_crawl_delay)))
-        return [o for o in (self._apply_robots(j, policy) for j in held) if o is not None]
+        outcomes = (self._obey(j, self._robots.verdict(done.policy, j.lease.url))
+                    for j in done.jobs)
+        return [o for o in outcomes if o is not None]
 
     def _quiet(self) -> bool:
         """Nothing queued here, nothing in flight, and the store has nothing due for us."""
@@ -580,9 +563,7 @@ class Crawler:
         self._down[host] = reason
         log.warning("%s is down: %s", host, describe(exc))
         for item in self._frontier.remove(host):
-            jobs = self._held.pop(item.origin, []) if isinstance(item, _RobotsJob) else [item]
-            if isinstance(item, _RobotsJob):
-                self._held_count -= len(jobs)
+            jobs = self._robots.release(item.origin) if isinstance(item, _RobotsJob) else [item]
             for job in jobs:
                 await self._record(self._fail(job.lease, reason, None))
 
@@ -609,7 +590,7 @@ class Crawler:
         self.progress.pages += 1
         if not 200 <= status < 300:
             return Completion(lease.id, status)  # recorded with its status, not parsed
-        policy = self._robots.get(robots.origin(result.url))
+        policy = self._robots.policy(robots.origin(result.url))
         response = Response(result.url, status, result.headers, result.body, depth=lease.depth,
                             robots_sitemaps=policy.sitemaps if policy is not None else ())
         if self._html_only(lease) and not response.is_html:

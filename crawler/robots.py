@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import enum
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from protego import Protego
 from yarl import URL
@@ -67,3 +70,89 @@ def from_response(status: int, body: bytes, now: float) -> Robots:
 
 def unreachable(reason: str, now: float) -> Robots:
     return Robots(RobotsState.UNREACHABLE, now, reason=reason)
+
+
+class Verdict(enum.Enum):
+    ALLOW = "allow"
+    SKIP = "skip"  # disallowed: a counted outcome, never fetched
+    FAIL = "fail"  # robots.txt could not be had, and we gave up on this origin
+
+
+J = TypeVar("J")
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution(Generic[J]):
+    """What an answer for robots.txt means for the requests that waited for it."""
+
+    jobs: list[J]
+    retry: bool  # unreachable, not given up: the jobs wait and robots.txt is asked again
+    tries: int  # unreachable answers so far for this origin
+    policy: Robots
+
+
+class RobotsGate(Generic[J]):
+    """Per-origin robots.txt policies and the requests waiting for them. No I/O: the engine
+    fetches robots.txt when `hold()` says so and reports the answer with `resolve()`."""
+
+    def __init__(self, user_agent: str, max_tries: int, clock: Callable[[], float]) -> None:
+        self._user_agent = user_agent
+        self._max_tries = max_tries
+        self._clock = clock
+        self._policies: dict[str, Robots] = {}
+        self._held: dict[str, list[J]] = {}
+        self._failures: Counter[str] = Counter()
+        self.held_count = 0
+
+    def policy(self, origin: str) -> Robots | None:
+        return self._policies.get(origin)
+
+    def check(self, origin: str, url: str) -> Verdict | None:
+        """The verdict for a URL, or None while the origin's robots.txt is not known."""
+        policy = self._policies.get(origin)
+        if policy is None or policy.expired(self._clock()):
+            return None
+        return self.verdict(policy, url)
+
+    def verdict(self, policy: Robots, url: str) -> Verdict:
+        if policy.allows(url, self._user_agent):
+            return Verdict.ALLOW
+        return Verdict.FAIL if policy.state is RobotsState.UNREACHABLE else Verdict.SKIP
+
+    def forbids(self, origin: str, url: str) -> bool:
+        """A known robots.txt disallows the URL (unknown or unreachable: not yet)."""
+        return self.check(origin, url) is Verdict.SKIP
+
+    def hold(self, origin: str, job: J) -> bool:
+        """Keep a job until the origin's robots.txt is known; True if it must be fetched."""
+        held = self._held.get(origin)
+        first = held is None
+        if held is None:
+            held = self._held[origin] = []
+            self._policies.pop(origin, None)  # expired: ask again
+        held.append(job)
+        self.held_count += 1
+        return first
+
+    def release(self, origin: str) -> list[J]:
+        """Take back the jobs waiting on an origin (e.g. its host is down)."""
+        jobs = self._held.pop(origin, [])
+        self.held_count -= len(jobs)
+        return jobs
+
+    def resolve(self, origin: str, policy: Robots) -> Resolution[J]:
+        jobs = self.release(origin)
+        if policy.state is not RobotsState.UNREACHABLE:
+            self._policies[origin] = policy
+            return Resolution(jobs, False, self._failures[origin], policy)
+        self._failures[origin] += 1
+        tries = self._failures[origin]
+        if tries < self._max_tries:
+            return Resolution(jobs, True, tries, policy)
+        policy = unreachable(f"{policy.reason}; gave up after {tries} tries", policy.fetched_at)
+        self._policies[origin] = policy
+        return Resolution(jobs, False, tries, policy)
+
+    def reason(self, origin: str) -> str:
+        policy = self._policies.get(origin)
+        return "" if policy is None else policy.reason
