@@ -14,8 +14,9 @@
             yield {"title": response.css_first("h1").text()}
 """
 
+from crawler.admission import Skip
 from crawler.config import CrawlConfig, HostPolicy, layered
-from crawler.engine import Crawler, CrawlResult, CrawlStatus, Progress, RunState, Skip
+from crawler.engine import Crawler, CrawlResult, CrawlStatus, Progress, RunState
 from crawler.errors import (
     BadResponse,
     BodyTooLarge,

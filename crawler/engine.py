@@ -16,7 +16,6 @@ import inspect
 import json
 import logging
 import random
-import re
 import time
 import traceback
 from collections import Counter
@@ -29,6 +28,7 @@ from multidict import CIMultiDictProxy
 from yarl import URL
 
 from crawler import robots, urls
+from crawler.admission import Admission, Skip
 from crawler.config import CrawlConfig
 from crawler.errors import (
     RETRYABLE_STATUSES,
@@ -49,7 +49,6 @@ from crawler.response import Response, is_html_type
 from crawler.scope import Scope
 from crawler.spider import Spider
 from storage import (
-    DUPLICATE_COUNTER,
     Completion,
     CrawlCounts,
     Defer,
@@ -68,18 +67,6 @@ log = logging.getLogger("crawler")
 SEED_BATCH = 10_000
 MAX_RETRY_AFTER = 3600.0
 FLUSH_INTERVAL = 1.0
-
-
-class Skip(enum.StrEnum):
-    """Requests not admitted, each a counted outcome (never an exception)."""
-
-    DUPLICATE = DUPLICATE_COUNTER
-    OFFSITE = "skipped_offsite"
-    DEPTH = "skipped_depth"
-    INVALID_URL = "skipped_invalid_url"
-    NON_HTML = "skipped_non_html"
-    ROBOTS = "skipped_robots"
-    EXCLUDED = "skipped_excluded"
 
 
 class RunState(enum.Enum):
@@ -145,6 +132,12 @@ class _Outputs:
     requests: dict[str, NewRequest] = field(default_factory=dict)
     counters: Counter[str] = field(default_factory=Counter)
 
+    def add(self, request: NewRequest) -> None:
+        if request.url in self.requests:
+            self.counters[Skip.DUPLICATE] += 1
+        else:
+            self.requests[request.url] = request
+
 
 class Crawler:
     """Runs one spider against one store: `result = await Crawler(spider, store, config).run()`.
@@ -175,14 +168,12 @@ class Crawler:
             self.config.per_host, self.config.delay, clock)
         self._robots: robots.RobotsGate[_Job] = robots.RobotsGate(
             self.config.user_agent, self.config.max_retries + 1, clock)
-        self._include = [re.compile(p) for p in self.config.include]
-        self._exclude = [re.compile(p) for p in self.config.exclude]
         self._ruled: set[str] = set()  # hosts whose host_policies were looked up
         self._connect_failures: Counter[str] = Counter()  # in a row, by host
         self._down: dict[str, str] = {}  # hosts given up for this run, and why
         self._window = max(8 * self.config.workers, 256)
         self._state = RunState.CREATED
-        self._scope = Scope(())
+        self._admission = Admission(self.config, Scope(()), self._robots_forbid)
         self._fetcher: Fetcher | None = None
         self._changed = asyncio.Event()
         self._refilling = False
@@ -263,8 +254,9 @@ class Crawler:
                 batch.clear()
         await self._store.add(batch)
         allowed, subdomains = self.spider.allowed_hosts, self.spider.allow_subdomains
-        self._scope = (Scope(allowed, subdomains=subdomains) if allowed is not None
-                       else Scope.of_urls(seeds, subdomains=subdomains))
+        scope = (Scope(allowed, subdomains=subdomains) if allowed is not None
+                 else Scope.of_urls(seeds, subdomains=subdomains))
+        self._admission = Admission(self.config, scope, self._robots_forbid)
 
     async def _run_workers(self) -> None:
         workers = [asyncio.create_task(self._worker(), name=f"worker-{i}")
@@ -421,21 +413,6 @@ class Crawler:
         if verdict is robots.Verdict.FAIL:
             return self._fail(job.lease, self._robots.reason(robots.origin(job.url)), None)
         return Completion(job.lease.id, None, counters={Skip.ROBOTS: 1})
-
-    def _tidy(self, url: URL) -> URL:
-        if self.config.strip_tracking or self.config.sort_query:
-            return urls.tidy_query(url, strip_tracking=self.config.strip_tracking,
-                                   sort=self.config.sort_query)
-        return url
-
-    def _excluded(self, url: URL) -> bool:
-        """Outside the --include patterns (when there are any) or inside an --exclude one."""
-        if not (self._include or self._exclude):
-            return False
-        text = str(url)
-        if self._include and not any(p.search(text) for p in self._include):
-            return True
-        return any(p.search(text) for p in self._exclude)
 
     def _robots_forbid(self, url: URL) -> bool:
         """A discovered URL that a known robots.txt disallows is not even queued."""
@@ -605,21 +582,11 @@ class Crawler:
             return self._fail(lease, describe(error), result.status)
         self.progress.pages += 1
         out = _Outputs()
-        target = urls.join(result.url, location)
-        if target is None:
-            out.counters[Skip.INVALID_URL] += 1
-        elif not self._scope.allows(target := self._tidy(target)):
-            out.counters[Skip.OFFSITE] += 1
-        elif self._excluded(target):
-            out.counters[Skip.EXCLUDED] += 1
-        elif self._robots_forbid(target):
-            out.counters[Skip.ROBOTS] += 1
-        else:
+        key = self._admission.admit(urls.join(result.url, location), lease.depth, out.counters)
+        if key is not None:
             # Same depth, callback and priority: a redirect is the same request, moved.
-            out.requests[str(target)] = NewRequest(
-                str(target), lease.callback, lease.cb_kwargs, lease.priority, lease.depth,
-                lease.redirects + 1, lease.id,
-            )
+            out.add(NewRequest(key, lease.callback, lease.cb_kwargs, lease.priority,
+                               lease.depth, lease.redirects + 1, lease.id))
         return Completion(lease.id, result.status, (), list(out.requests.values()),
                           out.counters)
 
@@ -652,26 +619,14 @@ class Crawler:
 
     def _admit(self, req: Request, parent: LeasedRequest, out: _Outputs) -> None:
         try:
-            url = self._tidy(req.absolute_url)
+            url: URL | None = req.absolute_url
         except ValueError:
-            out.counters[Skip.INVALID_URL] += 1
-            return
+            url = None
         depth = parent.depth + 1
-        if not self._scope.allows(url):
-            out.counters[Skip.OFFSITE] += 1
-        elif self._excluded(url):
-            out.counters[Skip.EXCLUDED] += 1
-        elif self.config.max_depth is not None and depth > self.config.max_depth:
-            out.counters[Skip.DEPTH] += 1
-        elif self._robots_forbid(url):
-            out.counters[Skip.ROBOTS] += 1
-        else:
-            key = str(url)
-            if key in out.requests:
-                out.counters[Skip.DUPLICATE] += 1
-            else:
-                out.requests[key] = NewRequest(key, req.callback, req.cb_kwargs_json,
-                                               req.priority, depth, 0, parent.id)
+        key = self._admission.admit(url, depth, out.counters)
+        if key is not None:
+            out.add(NewRequest(key, req.callback, req.cb_kwargs_json, req.priority, depth, 0,
+                               parent.id))
 
     # -- failures -------------------------------------------------------------------------------
 

@@ -1,0 +1,77 @@
+"""Which discovered URLs become requests: scope, include/exclude patterns, depth, robots.txt.
+
+Every link a callback yields and every redirect target passes through `Admission.admit`;
+a URL it turns away is a counted outcome (a `Skip`), never an exception.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections import Counter
+from collections.abc import Callable
+
+from yarl import URL
+
+from crawler import urls
+from crawler.config import CrawlConfig
+from crawler.scope import Scope
+from storage import DUPLICATE_COUNTER
+
+
+class Skip(enum.StrEnum):
+    """Requests not admitted, each a counted outcome (never an exception)."""
+
+    DUPLICATE = DUPLICATE_COUNTER
+    OFFSITE = "skipped_offsite"
+    DEPTH = "skipped_depth"
+    INVALID_URL = "skipped_invalid_url"
+    NON_HTML = "skipped_non_html"
+    ROBOTS = "skipped_robots"
+    EXCLUDED = "skipped_excluded"
+
+
+class Admission:
+    def __init__(self, config: CrawlConfig, scope: Scope,
+                 robots_forbid: Callable[[URL], bool]) -> None:
+        self._config = config
+        self._scope = scope
+        self._robots_forbid = robots_forbid
+        self._include = [re.compile(p) for p in config.include]
+        self._exclude = [re.compile(p) for p in config.exclude]
+
+    def admit(self, url: URL | None, depth: int, skipped: Counter[str]) -> str | None:
+        """The URL's key if it may be queued at `depth`; else None, with the reason counted."""
+        if url is None:
+            skipped[Skip.INVALID_URL] += 1
+            return None
+        url = self.tidy(url)
+        reason = self._reason(url, depth)
+        if reason is not None:
+            skipped[reason] += 1
+            return None
+        return str(url)
+
+    def tidy(self, url: URL) -> URL:
+        cfg = self._config
+        if cfg.strip_tracking or cfg.sort_query:
+            return urls.tidy_query(url, strip_tracking=cfg.strip_tracking, sort=cfg.sort_query)
+        return url
+
+    def _reason(self, url: URL, depth: int) -> Skip | None:
+        max_depth = self._config.max_depth
+        if not self._scope.allows(url):
+            return Skip.OFFSITE
+        if self._excluded(str(url)):
+            return Skip.EXCLUDED
+        if max_depth is not None and depth > max_depth:
+            return Skip.DEPTH
+        if self._robots_forbid(url):
+            return Skip.ROBOTS
+        return None
+
+    def _excluded(self, text: str) -> bool:
+        """Outside the include patterns (when there are any) or inside an exclude one."""
+        if self._include and not any(p.search(text) for p in self._include):
+            return True
+        return any(p.search(text) for p in self._exclude)
