@@ -14,7 +14,7 @@ from types import TracebackType
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.http_exceptions import ContentEncodingError
+from aiohttp.http_exceptions import ContentEncodingError, LineTooLong
 from aiohttp.resolver import AsyncResolver
 from multidict import CIMultiDictProxy
 from yarl import URL
@@ -130,9 +130,13 @@ class Fetcher:
         except FetchError:
             raise
         except aiohttp.ClientResponseError as exc:
-            # Raised before any server status exists, e.g. oversized headers (a client-made
-            # "400"): not the server's answer.
-            raise BadResponse(f"unusable response: {exc.message}", url=str(url)) from exc
+            # Raised before any server status exists: a client-made "400", not the server's.
+            if _oversized(exc.__cause__):  # the same every time
+                raise BadResponse(f"response headers too large: {exc.message}",
+                                  url=str(url)) from exc
+            # Other parse errors can come from a reused connection that a previous response
+            # left dirty (bytes past its end): a fresh connection may well succeed.
+            raise ProtocolError(f"unparsable response: {exc.message}", url=str(url)) from exc
         except aiohttp.ClientSSLError as exc:  # before ClientConnectorError, its base
             raise TLSError(f"TLS failed with {url.host}: {exc}", url=str(url)) from exc
         except aiohttp.ClientConnectorDNSError as exc:
@@ -173,6 +177,11 @@ class Fetcher:
                                    url=str(url))
             body = await _read_capped(resp, cap, url)
             return FetchResult(url, resp.status, headers, body)
+
+
+def _oversized(cause: BaseException | None) -> bool:
+    # aiohttp's C parser raises a plain HttpProcessingError for this; its words are the tell.
+    return isinstance(cause, LineTooLong) or "Got more than" in str(cause)
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, cap: int, url: URL) -> bytes:

@@ -52,6 +52,7 @@ class Frontier(Generic[T]):
         self._slots: dict[str, _Slot[T]] = {}
         self._rules: dict[str, HostRule] = {}  # hosts with rules of their own
         self._penalty: dict[str, float] = {}  # hosts that told us to slow down
+        self._penalised_at: dict[str, float] = {}
         # Hosts that have work and a free connection, ordered by when they may start.
         self._ready: list[tuple[float, int, str]] = []
         self._seq = itertools.count()
@@ -92,12 +93,19 @@ class Frontier(Generic[T]):
 
     def slow_down(self, key: str, retry_after: float | None = None) -> float:
         """The server is overloaded (429, 5xx): double the host's penalty and push its clock,
-        to `retry_after` seconds from now if it said so. Returns the new penalty."""
-        penalty = min(MAX_PENALTY, max(FIRST_PENALTY, 2 * self._penalty.get(key, 0.0)))
-        self._penalty[key] = penalty
+        to `retry_after` seconds from now if it said so. Returns the penalty in force.
+
+        Answers to requests that were already in flight together are one wave: the penalty
+        doubles once per wave, not once per answer.
+        """
+        now = self._clock()
+        penalty = self._penalty.get(key, 0.0)
+        if now - self._penalised_at.get(key, float("-inf")) >= penalty:
+            penalty = min(MAX_PENALTY, max(FIRST_PENALTY, 2 * penalty))
+            self._penalty[key] = penalty
+            self._penalised_at[key] = now
         slot = self._slot(key)
-        slot.next_start = max(slot.next_start,
-                              self._clock() + max(penalty, retry_after or 0.0))
+        slot.next_start = max(slot.next_start, now + max(penalty, retry_after or 0.0))
         return penalty
 
     def recover(self, key: str) -> None:
@@ -106,6 +114,7 @@ class Frontier(Generic[T]):
         if penalty is not None:
             if penalty / 2 < FORGET_PENALTY:
                 del self._penalty[key]
+                self._penalised_at.pop(key, None)
             else:
                 self._penalty[key] = penalty / 2
 

@@ -483,6 +483,8 @@ def test_a_host_can_have_its_own_delay() -> None:
 def test_an_overloaded_host_is_slowed_then_recovers() -> None:
     frontier, clock = make(per_host=2, delay=0.0)
     assert frontier.slow_down("h") == 1.0
+    assert frontier.slow_down("h") == 1.0  # the same wave of answers: no second doubling
+    clock.advance(1.0)
     assert frontier.slow_down("h") == 2.0
     frontier.push("h", "x")
     frontier.push("other", "y")
@@ -508,6 +510,7 @@ def test_retry_after_pushes_the_clock_and_the_penalty_is_capped() -> None:
     clock.advance(1.0)
     assert frontier.pop() == ("h", "x")
     for _ in range(20):
+        clock.advance(60.0)
         frontier.slow_down("h")
     assert frontier.gap("h") == 60.0
 
