@@ -62,7 +62,7 @@ class Admission:
         max_depth = self._config.max_depth
         if not self._scope.allows(url):
             return Skip.OFFSITE
-        if self._excluded(str(url)):
+        if (self._include or self._exclude) and self._excluded(str(url)):
             return Skip.EXCLUDED
         if max_depth is not None and depth > max_depth:
             return Skip.DEPTH

@@ -168,7 +168,8 @@ def _crawl_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ignore-robots", dest="obey_robots", action="store_const", const=False,
                    help="do not fetch or obey robots.txt (only for sites you may crawl freely)")
     g.add_argument("--resolve", action="append", default=[], metavar="HOST:ADDRESS",
-                   help="answer DNS for HOST with ADDRESS (like curl --resolve); repeatable")
+                   help="answer DNS for HOST with ADDRESS (like curl --resolve; HOST may be "
+                   "*.domain for all its subdomains); repeatable")
     g = p.add_argument_group("output")
     g.add_argument("--quiet", action="store_true", help="no progress lines")
     _log_level_option(g, default=argparse.SUPPRESS)  # also accepted after the command

@@ -497,7 +497,11 @@ class Crawler:
         lease = job.lease
         try:
             want = self._want_html if self._html_only(lease) else self._want_2xx
-            result: FetchResult | FetchError = await self._fetcher.fetch(job.url, want)
+            # The host's last queued request closes its connection: no idle socket is left
+            # behind for each of thousands of hosts (a later request simply reconnects).
+            keep_alive = self._frontier.queued(job.host) > 0
+            result: FetchResult | FetchError = await self._fetcher.fetch(
+                job.url, want, keep_alive=keep_alive)
         except FetchError as exc:
             result = exc
         finally:

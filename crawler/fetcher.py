@@ -34,6 +34,7 @@ ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 # Small leftovers are read so the connection goes back to the pool; big ones are cut off.
 _DRAIN_LIMIT = 64 * 1024
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_CLOSE = {"Connection": "close"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,12 +64,20 @@ class _StaticResolver(AbstractResolver):
 
     async def resolve(self, host: str, port: int = 0,
                       family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        addr = self._overrides.get(host.lower())
+        addr = self._lookup(host.lower())
         if addr is None:
             return await self._fallback.resolve(host, port, family)
         fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
         return [ResolveResult(hostname=host, host=addr, port=port, family=fam, proto=0,
                               flags=socket.AI_NUMERICHOST)]
+
+    def _lookup(self, host: str) -> str | None:
+        """An exact entry, else the closest "*.domain" wildcard entry."""
+        addr = self._overrides.get(host)
+        while addr is None and "." in host:
+            host = host.split(".", 1)[1]
+            addr = self._overrides.get(f"*.{host}")
+        return addr
 
     async def close(self) -> None:
         await self._fallback.close()
@@ -121,12 +130,18 @@ class Fetcher:
             await self._resolver.close()
             self._resolver = None
 
-    async def fetch(self, url: URL, want_body: WantBody | None = None) -> FetchResult:
-        """One GET, no redirects followed. `want_body(status, headers)` may decline the body."""
+    async def fetch(self, url: URL, want_body: WantBody | None = None, *,
+                    keep_alive: bool = True) -> FetchResult:
+        """One GET, no redirects followed. `want_body(status, headers)` may decline the body.
+
+        `keep_alive=False` asks the server to close the connection after this response: an
+        idle keep-alive socket is not counted by aiohttp's `limit`, so a crawl of thousands
+        of hosts would otherwise hold one open per host until `keepalive_timeout`.
+        """
         if self._session is None:
             raise RuntimeError("Fetcher is not open")
         try:
-            return await self._get(self._session, url, want_body)
+            return await self._get(self._session, url, want_body, keep_alive)
         except FetchError:
             raise
         except aiohttp.ClientResponseError as exc:
@@ -161,9 +176,10 @@ class Fetcher:
             raise ProtocolError(f"{type(exc).__name__}: {exc}", url=str(url)) from exc
 
     async def _get(self, session: aiohttp.ClientSession, url: URL,
-                   want_body: WantBody | None) -> FetchResult:
+                   want_body: WantBody | None, keep_alive: bool) -> FetchResult:
         cap = self._config.max_body
-        async with session.get(url, allow_redirects=False) as resp:
+        extra = None if keep_alive else _CLOSE
+        async with session.get(url, allow_redirects=False, headers=extra) as resp:
             headers = resp.headers
             if resp.status in REDIRECT_STATUSES or (
                 want_body is not None and not want_body(resp.status, headers)

@@ -120,6 +120,11 @@ class Frontier(Generic[T]):
 
     # -- queue --------------------------------------------------------------------------------
 
+    def queued(self, key: str) -> int:
+        """Items of one host waiting here."""
+        slot = self._slots.get(key)
+        return 0 if slot is None else len(slot.queue)
+
     def push(self, key: str, item: T) -> None:
         slot = self._slot(key)
         slot.queue.append(item)
