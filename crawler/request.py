@@ -34,8 +34,21 @@ class Request:
             self.url = url
             self._url = None
         self.callback = callback_name(callback)
-        self.cb_kwargs_json = _encode_kwargs(cb_kwargs, self.url)
+        self.cb_kwargs_json = encode_kwargs(cb_kwargs, self.url)
         self.priority = int(priority)
+
+    @classmethod
+    def prepared(cls, url: str | URL, callback: str | None, cb_kwargs_json: str | None,
+                 priority: int) -> Request:
+        """A request from parts already checked: a canonical URL (or a raw href the crawler
+        will count as invalid), a callback name and JSON arguments. For many links at once."""
+        req = cls.__new__(cls)
+        req._url = url if isinstance(url, URL) else None
+        req.url = str(url)
+        req.callback = callback
+        req.cb_kwargs_json = cb_kwargs_json
+        req.priority = priority
+        return req
 
     @property
     def absolute_url(self) -> URL:
@@ -67,7 +80,7 @@ def callback_name(callback: Callback | None) -> str | None:
     return None if name == "parse" else name
 
 
-def _encode_kwargs(cb_kwargs: Mapping[str, Any] | None, url: str) -> str | None:
+def encode_kwargs(cb_kwargs: Mapping[str, Any] | None, url: str) -> str | None:
     if not cb_kwargs:
         return None
     try:

@@ -11,7 +11,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 from yarl import URL
 
 from crawler import encoding, sitemaps, urls
-from crawler.request import Callback, Request
+from crawler.request import Callback, Request, callback_name, encode_kwargs
 from crawler.sitemaps import Sitemap
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
@@ -131,9 +131,20 @@ class Response:
     def follow_all(self, selector: str = "a[href]", callback: Callback | None = None, *,
                    cb_kwargs: Mapping[str, Any] | None = None,
                    priority: int = 0) -> list[Request]:
-        """Requests for every crawlable link the selector matches."""
-        return [Request(u, callback, cb_kwargs=cb_kwargs, priority=priority)
-                for u in self._link_urls(selector)]
+        """A request for every link the selector matches, in page order. Repeats and links
+        that cannot be crawled (malformed, mailto:, ...) are included: the crawler counts them
+        as skipped (duplicate, invalid URL) instead of them vanishing unseen."""
+        name = callback_name(callback)
+        kwargs = encode_kwargs(cb_kwargs, self.url)
+        base = self.base_url
+        requests = []
+        for node in self.css(selector):
+            href = node.attributes.get("href")
+            if href is not None:
+                url = urls.join(base, href)
+                requests.append(Request.prepared(href if url is None else url, name, kwargs,
+                                                 priority))
+        return requests
 
     def sitemap(self) -> Sitemap:
         """The body read as a sitemap (urlset or index, gzipped or not); ValueError if it is

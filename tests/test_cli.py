@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from crawler import ConfigError, layered
+from crawler import ConfigError, HostPolicy, layered
 from crawler.cli import _command_line_settings, _parser
 from spiders.books import BooksSpider
 
@@ -33,3 +33,15 @@ def test_resolve_needs_host_and_address() -> None:
     args = _parser().parse_args(["site", "http://a.test/", "--resolve", "a.test"])
     with pytest.raises(ConfigError, match="HOST:ADDRESS"):
         _command_line_settings(args)
+
+
+def test_host_policies_from_the_command_line() -> None:
+    args = _parser().parse_args(["site", "http://a.test/", "--host-per-host", "Slow.test=1",
+                                 "--host-delay", "slow.test=2.5", "--host-delay", "b.test=0"])
+    policies = _command_line_settings(args)["host_policies"]
+    assert policies == {"slow.test": HostPolicy(per_host=1, delay=2.5),
+                        "b.test": HostPolicy(per_host=None, delay=0.0)}
+    for bad in (["--host-per-host", "a.test=1.5"], ["--host-delay", "a.test=fast"],
+                ["--host-delay", "a.test"]):
+        with pytest.raises(ConfigError):
+            _command_line_settings(_parser().parse_args(["site", "http://a.test/", *bad]))

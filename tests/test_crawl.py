@@ -47,6 +47,7 @@ async def test_site_spider_finds_exactly_the_expected_pages(tmp_path: Path) -> N
     assert counters["skipped_non_html"] == len(non_html)
     assert counters["skipped_offsite"] > 0
     assert counters["skipped_duplicate"] > 0
+    assert counters["skipped_invalid_url"] > 0  # mailto:, javascript:, tel:, ftp: hrefs
 
 
 async def test_example_books_spider_scrapes_every_book(tmp_path: Path) -> None:

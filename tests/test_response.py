@@ -293,8 +293,13 @@ def test_follow_all_gives_requests_for_each_link() -> None:
     spider = DemoSpider()
     r = make(b'<a href="/a">a</a><a href="/b">b</a><a href="/a#x">a</a><a href="mailto:x@y">')
     reqs = r.follow_all(callback=spider.parse_item, priority=2)
-    assert [q.url for q in reqs] == ["http://example.com/a", "http://example.com/b"]
+    # Every link, in page order: the crawler counts the repeat and the mailto: as skipped.
+    assert [q.url for q in reqs] == ["http://example.com/a", "http://example.com/b",
+                                     "http://example.com/a", "mailto:x@y"]
     assert all(q.callback == "parse_item" and q.priority == 2 for q in reqs)
+    assert str(reqs[2].absolute_url) == "http://example.com/a"
+    with pytest.raises(ValueError):
+        _ = reqs[3].absolute_url
 
 
 # -- large and odd documents ----------------------------------------------------------------

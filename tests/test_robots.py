@@ -22,12 +22,16 @@ UA = "crawler/0.1 (polite asyncio web crawler)"
 Robots = Callable[[web.Request, int], Awaitable[web.StreamResponse]]
 
 
-def _site(robots: Robots) -> tuple[web.Application, Counter[str]]:
-    """Pages /, /a, /private/x, /b linking to each other; robots.txt answered by `robots`."""
+def _site(robots: Robots, redirects: dict[str, str] | None = None
+          ) -> tuple[web.Application, Counter[str]]:
+    """Pages /, /a, /private/x, /b linking to each other; robots.txt answered by `robots`;
+    `redirects` maps paths to where they redirect."""
     hits: Counter[str] = Counter()
 
     async def handle(request: web.Request) -> web.StreamResponse:
         hits[request.path] += 1
+        if redirects and request.path in redirects:
+            raise web.HTTPFound(redirects[request.path])
         if request.path == "/robots.txt":
             return await robots(request, hits[request.path])
         if request.path == "/moved/robots.txt":
@@ -169,3 +173,15 @@ def test_policy_from_each_kind_of_answer() -> None:
     assert not rules.allows("http://h/x/1", UA) and rules.allows("http://h/y", UA)
     assert rules.sitemaps == ["http://h/s.xml"]
     assert rules.expired(24 * 3600 + 1) and not rules.expired(3600)
+
+
+async def test_a_redirect_into_a_disallowed_path_is_not_followed(tmp_path: Path) -> None:
+    async def rules(request: web.Request, n: int) -> web.StreamResponse:
+        return web.Response(text="User-agent: *\nDisallow: /private\n")
+
+    app, hits = _site(rules, redirects={"/jump": "/private/x"})
+    async with serve(app) as base:
+        spider = SiteSpider([base + "/jump"])
+        out = await crawl(spider, tmp_path / "j.db", CrawlConfig(delay=0))
+    assert hits["/jump"] == 1 and hits["/private/x"] == 0
+    assert out.result.counts.counters["skipped_robots"] == 1
