@@ -67,6 +67,7 @@ log = logging.getLogger("crawler")
 SEED_BATCH = 10_000
 MAX_RETRY_AFTER = 3600.0
 FLUSH_INTERVAL = 1.0
+FEW_HOSTS = 8  # up to this many hosts in play, keep-alive is never given up
 
 
 class RunState(enum.Enum):
@@ -484,7 +485,7 @@ class Crawler:
 
     async def _record(self, outcome: Outcome) -> None:
         self._recorded += 1
-        if not isinstance(outcome, Retry):
+        if not isinstance(outcome, Retry | Defer):  # those go back to the queue
             self._finished += 1
         # Shielded: a worker cancelled at the end of a stop must not cut a write in half.
         await asyncio.shield(self._store.record(outcome))
@@ -497,9 +498,12 @@ class Crawler:
         lease = job.lease
         try:
             want = self._want_html if self._html_only(lease) else self._want_2xx
-            # The host's last queued request closes its connection: no idle socket is left
-            # behind for each of thousands of hosts (a later request simply reconnects).
-            keep_alive = self._frontier.queued(job.host) > 0
+            # With many hosts, a host's last queued request closes its connection: no idle
+            # socket is left behind for each of thousands of hosts (a later request
+            # reconnects). With a few hosts (a site whose links come one at a time, say)
+            # every connection is kept.
+            keep_alive = (self._frontier.queued(job.host) > 0
+                          or self._frontier.hosts <= FEW_HOSTS)
             result: FetchResult | FetchError = await self._fetcher.fetch(
                 job.url, want, keep_alive=keep_alive)
         except FetchError as exc:

@@ -139,7 +139,9 @@ class Frontier(Generic[T]):
             if start > now:
                 return None
             heapq.heappop(self._ready)
-            slot = self._slots[key]
+            slot = self._slots.get(key)
+            if slot is None:  # emptied by remove() and forgotten since
+                continue
             slot.scheduled = False
             if slot.next_start > now:  # its clock was pushed after it was scheduled
                 self._schedule(key, slot)

@@ -144,7 +144,8 @@ class RobotsGate(Generic[J]):
         jobs = self.release(origin)
         if policy.state is not RobotsState.UNREACHABLE:
             self._policies[origin] = policy
-            return Resolution(jobs, False, self._failures[origin], policy)
+            self._failures.pop(origin, None)  # a good answer starts the count afresh
+            return Resolution(jobs, False, 0, policy)
         self._failures[origin] += 1
         tries = self._failures[origin]
         if tries < self._max_tries:

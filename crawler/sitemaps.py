@@ -45,10 +45,19 @@ def parse(body: bytes, base: URL) -> Sitemap:
     return Sitemap(_locs(tree, "url > loc", base), _locs(tree, "sitemap > loc", base))
 
 
+def _cdata(inner: str) -> str:
+    """The text of a <![CDATA[...]]> entry, which an HTML parser keeps as a comment."""
+    inner = inner.strip()
+    if inner.startswith("<!--[CDATA[") and inner.endswith("]]-->"):
+        return inner[len("<!--[CDATA[") : -len("]]-->")].strip()
+    return ""
+
+
 def _locs(tree: LexborHTMLParser, selector: str, base: URL) -> list[str]:
     found: dict[str, None] = {}
     for node in tree.css(selector):
-        url = urls.join(base, node.text(strip=True))
+        text = node.text(strip=True) or _cdata(node.inner_html or "")
+        url = urls.join(base, text) if text else None  # "" would be the sitemap itself
         if url is not None:
             found[str(url)] = None
             if len(found) >= MAX_ENTRIES:

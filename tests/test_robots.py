@@ -185,3 +185,13 @@ async def test_a_redirect_into_a_disallowed_path_is_not_followed(tmp_path: Path)
         out = await crawl(spider, tmp_path / "j.db", CrawlConfig(delay=0))
     assert hits["/jump"] == 1 and hits["/private/x"] == 0
     assert out.result.counts.counters["skipped_robots"] == 1
+
+
+async def test_requests_waiting_for_robots_do_not_use_up_the_page_limit(tmp_path: Path) -> None:
+    async def once_down(request: web.Request, n: int) -> web.StreamResponse:
+        return web.Response(status=503 if n == 1 else 404)
+    hits, rows, status, _ = await _crawl(tmp_path, once_down, max_pages=4)
+    # "/" was deferred once while robots.txt was down; that is not a finished page.
+    assert status is CrawlStatus.FINISHED
+    assert {p for p, r in rows.items() if r[0] == DONE} == {"/", "/a", "/private/x", "/b"}
+    assert hits["/robots.txt"] == 2

@@ -83,3 +83,9 @@ def test_a_gzip_bomb_sitemap_is_refused_with_bounded_memory() -> None:
         decompress(bomb)
     with pytest.raises(ValueError, match="broken gzip"):
         decompress(b"\x1f\x8b" + b"garbage")
+
+
+def test_empty_and_cdata_locations() -> None:
+    body = (b"<urlset><url><loc><![CDATA[http://h/a?x=1&y=2]]></loc></url>"
+            b"<url><loc>  </loc></url><url><loc></loc></url></urlset>")
+    assert parse(body, URL("http://h/sitemap.xml")).pages == ["http://h/a?x=1&y=2"]
