@@ -165,6 +165,9 @@ def _crawl_options(p: argparse.ArgumentParser) -> None:
                    help="requests in flight to HOST (and its subdomains); repeatable")
     g.add_argument("--host-delay", action="append", default=[], metavar="HOST=SECONDS",
                    help="delay for HOST (and its subdomains); repeatable")
+    g.add_argument("--max-crawl-delay", type=float, metavar="SECONDS",
+                   help=f"obey a robots.txt Crawl-delay up to this (default: "
+                   f"{d.max_crawl_delay:g})")
     g.add_argument("--ignore-robots", dest="obey_robots", action="store_const", const=False,
                    help="do not fetch or obey robots.txt (only for sites you may crawl freely)")
     g.add_argument("--resolve", action="append", default=[], metavar="HOST:ADDRESS",
@@ -186,7 +189,7 @@ def _command_line_settings(args: argparse.Namespace) -> dict[str, Any]:
         name: getattr(args, name)
         for name in ("workers", "per_host", "delay", "max_pages", "max_depth", "timeout",
                      "max_retries", "user_agent", "obey_robots", "strip_tracking",
-                     "sort_query")
+                     "sort_query", "max_crawl_delay")
     }
     for name in ("include", "exclude"):
         if getattr(args, name):

@@ -157,7 +157,8 @@ def _check(name: str, value: Any, kind: str, lowest: float) -> None:
 
 SPIDER_SETTINGS = ("workers", "per_host", "delay", "max_pages", "max_depth", "timeout",
                    "user_agent", "max_retries", "max_body", "max_redirects", "obey_robots",
-                   "host_policies", "include", "exclude", "strip_tracking", "sort_query")
+                   "host_policies", "include", "exclude", "strip_tracking", "sort_query",
+                   "max_crawl_delay")
 """Settings a spider may set as class attributes of the same name."""
 
 

@@ -40,6 +40,7 @@ class Spider:
     max_body: int | None = None
     max_redirects: int | None = None
     obey_robots: bool | None = None
+    max_crawl_delay: float | None = None
     include: tuple[str, ...] | None = None
     exclude: tuple[str, ...] | None = None
     strip_tracking: bool | None = None

@@ -50,10 +50,19 @@ def _sockets(pid: int) -> int:
     return count
 
 
-def _sample(proc: subprocess.Popen[str], peaks: list[int]) -> None:
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _sample(proc: subprocess.Popen[str], peaks: list[int], rss: list[float]) -> None:
     while proc.poll() is None:
         try:
             peaks.append(_sockets(proc.pid))
+            rss.append(_rss_mb(proc.pid))
         except OSError:
             break
         time.sleep(0.02)
@@ -83,7 +92,8 @@ def test_open_sockets_stay_bounded_over_1200_hosts(tmp_path: Path) -> None:
              "--resolve", "*.test:127.0.0.2"],
             stderr=subprocess.PIPE, text=True)
         peaks: list[int] = []
-        sampler = threading.Thread(target=_sample, args=(proc, peaks))
+        rss: list[float] = []
+        sampler = threading.Thread(target=_sample, args=(proc, peaks, rss))
         sampler.start()
         _, stderr = proc.communicate(timeout=180)
         sampler.join()
@@ -97,3 +107,5 @@ def test_open_sockets_stay_bounded_over_1200_hosts(tmp_path: Path) -> None:
     window = max(8 * WORKERS, 256)
     assert len(peaks) > 10, "the crawl ended before it could be observed"
     assert max(peaks) <= window + WORKERS + 16, f"peak {max(peaks)} sockets, {HOSTS} hosts"
+    # Per-host state (politeness slots, robots.txt policies, DNS cache) stays small.
+    assert max(rss) < 150, f"peak RSS {max(rss):.0f} MB over {HOSTS} hosts"
