@@ -357,6 +357,9 @@ def _print_summary(result: CrawlResult, state: str, *, quiet: bool) -> None:
     what = "finished" if result.status is CrawlStatus.FINISHED else "stopped at --max-pages"
     print(f"crawl: {what}: {_progress_line(result.progress)}", file=sys.stderr)
     print(f"crawl: totals: {totals}", file=sys.stderr)
+    if result.status is CrawlStatus.PAGE_LIMIT:
+        print("crawl: to go on, run the same command with a higher --max-pages (or none)",
+              file=sys.stderr)
 
 
 # -- reading commands -----------------------------------------------------------------------
