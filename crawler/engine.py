@@ -68,6 +68,7 @@ SEED_BATCH = 10_000
 MAX_RETRY_AFTER = 3600.0
 FLUSH_INTERVAL = 1.0
 FEW_HOSTS = 8  # up to this many hosts in play, keep-alive is never given up
+PARSE_IN_THREAD = 64 * 1024  # bytes of HTML above which parsing leaves the event loop
 
 
 class RunState(enum.Enum):
@@ -580,6 +581,10 @@ class Crawler:
                             robots_sitemaps=policy.sitemaps if policy is not None else ())
         if self._html_only(lease) and not response.is_html:
             return Completion(lease.id, status, counters={Skip.NON_HTML: 1})
+        if response.is_html and len(response.body) > PARSE_IN_THREAD:
+            # selectolax parses without the GIL: a big or pathological page (50,000 nested
+            # divs take seconds) must not stall every other request meanwhile.
+            await asyncio.to_thread(getattr, response, "tree")
         return await self._call_back(lease, response)
 
     def _redirect(self, lease: LeasedRequest, result: FetchResult, location: str) -> Outcome:

@@ -645,3 +645,35 @@ async def test_a_503_burst_then_recovery_loses_nothing(tmp_path: Path) -> None:
         # Retried exactly as often as refused; each page answered 200 once.
         assert out.rows[base + path][3] == refused[path], (path, out.rows[base + path])
         assert hits[path] == refused[path] + 1
+
+
+async def test_a_pathological_page_does_not_stall_the_other_requests(tmp_path: Path) -> None:
+    deep = b"<html><body>" + b"<div>" * 40_000 + b"<a href='/x'>x</a>" + b"</div>" * 40_000
+
+    async def handle(request: web.Request) -> web.Response:
+        if request.path == "/":
+            return web.Response(body=deep, content_type="text/html")
+        return web.Response(text="<title>x</title>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handle)
+    gaps: list[float] = []
+    done = asyncio.Event()
+
+    async def heartbeat() -> None:
+        last = time.monotonic()
+        while not done.is_set():
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    beat = asyncio.create_task(heartbeat())
+    async with serve(app) as base:
+        out = await crawl(SiteSpider([base + "/"]), tmp_path / "deep.db",
+                          CrawlConfig(delay=0, obey_robots=False))
+    done.set()
+    await beat
+    assert {i["url"] for i in out.items} == {base + "/", base + "/x"}
+    # Parsing the page takes seconds, but in a thread: the event loop keeps its beat.
+    assert max(gaps) < 1.0, f"the event loop stalled for {max(gaps):.1f}s"
