@@ -97,7 +97,6 @@ class Progress:
     items: int = 0
     bytes: int = 0
     in_flight: int = 0
-    queued_in_memory: int = 0
 
     @property
     def elapsed(self) -> float:

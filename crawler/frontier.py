@@ -14,7 +14,7 @@ import heapq
 import itertools
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -189,16 +189,6 @@ class Frontier(Generic[T]):
         slot.queue.clear()
         self._queued -= len(items)
         return items
-
-    def drain(self) -> Iterator[T]:
-        """Remove and yield every queued item (for a run that is stopping)."""
-        for slot in self._slots.values():
-            while slot.queue:
-                self._queued -= 1
-                yield slot.queue.popleft()
-        self._ready.clear()
-        for slot in self._slots.values():
-            slot.scheduled = False
 
     def prune(self) -> None:
         """Forget idle hosts whose politeness clock has run out."""

@@ -207,7 +207,7 @@ def test_wait_time_none_when_nothing_is_queued() -> None:
     assert f.wait_time() is None
 
 
-# -- FIFO, release, hosts, drain, prune ------------------------------------------------------
+# -- FIFO, release, hosts, prune ------------------------------------------------------
 
 
 def test_fifo_within_a_host() -> None:
@@ -272,24 +272,6 @@ def test_hosts_counts_distinct_keys() -> None:
     f.push("a", "3")
     assert f.hosts == 2
     assert len(f) == 3
-
-
-def test_drain_empties_the_queues() -> None:
-    f, _ = make(per_host=1, delay=1.0)
-    for host in ("a", "b", "c"):
-        for i in range(3):
-            f.push(host, f"{host}{i}")
-    first = f.pop()
-    assert first is not None
-    drained = list(f.drain())
-    assert sorted(drained) == sorted({f"{h}{i}" for h in "abc" for i in range(3)} - {first[1]})
-    assert len(f) == 0
-    assert f.in_flight == 1  # drain does not touch requests in flight
-    assert f.pop() is None
-    assert f.wait_time() is None
-    # The frontier is still usable after a drain.
-    f.push("d", "d0")
-    assert f.pop() == ("d", "d0")
 
 
 def test_prune_forgets_only_idle_hosts_whose_clock_ran_out() -> None:
