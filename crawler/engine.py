@@ -221,22 +221,26 @@ class Crawler:
             async with Fetcher(self.config) as fetcher:
                 self._fetcher = fetcher
                 await self._run_workers()
-            status = await self._status()
+            status, counts = await self._status()
             ended = status.value
         finally:
             self._state = RunState.ENDED
             await self._store.finish_run(ended)
-        return CrawlResult(status, info, await self._store.counts(), self.progress)
+        # finish_run changed one thing since those counts: our leases went back to the queue.
+        final = dataclasses.replace(counts, queued=counts.queued + counts.leased, leased=0)
+        return CrawlResult(status, info, final, self.progress)
 
-    async def _status(self) -> CrawlStatus:
+    async def _status(self) -> tuple[CrawlStatus, CrawlCounts]:
         await self._store.flush()
         counts = await self._store.counts()
         # Every lease left is this run's own and goes back to the queue at finish_run.
         if counts.queued + counts.leased == 0:
-            return CrawlStatus.FINISHED
-        if self._stop_requested.is_set():
-            return CrawlStatus.INTERRUPTED
-        return CrawlStatus.PAGE_LIMIT
+            status = CrawlStatus.FINISHED
+        elif self._stop_requested.is_set():
+            status = CrawlStatus.INTERRUPTED
+        else:
+            status = CrawlStatus.PAGE_LIMIT
+        return status, counts
 
     async def _seed(self) -> None:
         batch: list[NewRequest] = []
