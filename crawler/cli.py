@@ -278,10 +278,7 @@ def _crawl(spider: Spider, args: argparse.Namespace, default_state: str) -> int:
 
 async def _run_crawl(spider: Spider, config: CrawlConfig, state: str,
                      args: argparse.Namespace) -> CrawlResult:
-    try:
-        store = await open_store(state)
-    except StoreError as exc:
-        raise StateFileError(str(exc)) from exc
+    store = await _open(state)
     try:
         crawler = Crawler(spider, store, config, fresh=args.fresh,
                           retry_failed=args.retry_failed,
@@ -370,7 +367,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 async def _export(args: argparse.Namespace) -> int:
-    store = await _open_readonly(args.state)
+    store = await _open(args.state, readonly=True)
     try:
         if args.output is None:
             n = await exporter.export(store, args.format, sys.stdout)
@@ -402,7 +399,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
 
 
 async def _stats(args: argparse.Namespace) -> int:
-    store = await _open_readonly(args.state)
+    store = await _open(args.state, readonly=True)
     try:
         data = await stats_mod.gather(store, failures=args.failures)
     finally:
@@ -413,9 +410,10 @@ async def _stats(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _open_readonly(path: str) -> Store:
+async def _open(path: str, *, readonly: bool = False) -> Store:
+    """Open a state file; a refusal becomes the error the user sees (exit 2)."""
     try:
-        return await open_store(path, readonly=True)
+        return await open_store(path, readonly=readonly)
     except StoreError as exc:
         raise StateFileError(str(exc)) from exc
 
