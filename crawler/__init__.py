@@ -16,7 +16,7 @@
 
 from crawler.admission import Skip
 from crawler.config import CrawlConfig, HostPolicy, layered
-from crawler.engine import Crawler, CrawlResult, CrawlStatus, Progress, RunState
+from crawler.engine import Crawler, CrawlResult, CrawlStatus, RunState
 from crawler.errors import (
     BadResponse,
     BodyTooLarge,
@@ -33,6 +33,7 @@ from crawler.errors import (
     TooManyRedirects,
 )
 from crawler.loader import load_spider_class
+from crawler.metrics import CrawlTotals, HostRow, Metrics, PoolStats, Snapshot, Timings
 from crawler.request import Request
 from crawler.response import Response
 from crawler.sitemaps import Sitemap
@@ -47,22 +48,27 @@ __all__ = [
     "CrawlError",
     "CrawlResult",
     "CrawlStatus",
+    "CrawlTotals",
     "Crawler",
     "FetchError",
     "FetchTimeout",
     "HTTPStatusError",
     "HostPolicy",
-    "Progress",
+    "HostRow",
+    "Metrics",
+    "PoolStats",
     "ProtocolError",
     "Request",
     "Response",
     "RunState",
     "Sitemap",
     "Skip",
+    "Snapshot",
     "Spider",
     "SpiderError",
     "StateFileError",
     "TLSError",
+    "Timings",
     "TooManyRedirects",
     "layered",
     "load_spider_class",

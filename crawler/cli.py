@@ -15,12 +15,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
 from yarl import URL
 
+from crawler import display, logs, report
 from crawler import export as exporter
 from crawler import stats as stats_mod
 from crawler.config import CrawlConfig, HostPolicy, layered
-from crawler.engine import Crawler, CrawlResult, CrawlStatus, Progress
+from crawler.engine import Crawler, CrawlResult, CrawlStatus
 from crawler.errors import ConfigError, CrawlError, SpiderError, StateFileError
 from crawler.loader import load_spider_class
 from crawler.spider import Spider
@@ -35,6 +37,8 @@ EXIT_INTERRUPTED = 130
 PROGRESS_EVERY = 5.0
 
 log = logging.getLogger("crawler")
+status_log = logging.getLogger(logs.STATUS)
+report_log = logging.getLogger(logs.REPORT)
 
 EPILOG = """\
 exit status:
@@ -47,22 +51,21 @@ exit status:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _setup_logging(args.log_level)
+    logs.setup(args.log_level, args.log_format, quiet=getattr(args, "quiet", False))
     try:
         code: int = args.handler(args)
     except (SpiderError, ConfigError, StateFileError) as exc:
-        print(f"crawl: error: {exc}", file=sys.stderr)
+        status_log.error("error: %s", exc)
         return EXIT_USAGE
     except (CrawlError, StoreError) as exc:  # refusals became StateFileError above
-        print(f"crawl: failed: {exc}\ncrawl: the state file is still resumable",
-              file=sys.stderr)
+        status_log.error("failed: %s\nthe state file is still resumable", exc)
         return EXIT_FAILED
     except BrokenPipeError:
         # The reader went away (e.g. `crawl export x.db | head`): not an error.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
     except OSError as exc:  # disk full, permissions, ...: the system's words are the clearest
-        print(f"crawl: error: {exc}", file=sys.stderr)
+        status_log.error("error: %s", exc)
         return EXIT_FAILED
     except Exception:
         log.exception("crawl: failed with an unexpected error; the state file is resumable")
@@ -81,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _log_level_option(parser, default="WARNING")
+    _log_options(parser, default=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     site = sub.add_parser(
@@ -174,14 +177,24 @@ def _crawl_options(p: argparse.ArgumentParser) -> None:
                    help="answer DNS for HOST with ADDRESS (like curl --resolve; HOST may be "
                    "*.domain for all its subdomains); repeatable")
     g = p.add_argument_group("output")
-    g.add_argument("--quiet", action="store_true", help="no progress lines")
-    _log_level_option(g, default=argparse.SUPPRESS)  # also accepted after the command
+    g.add_argument("--quiet", action="store_true",
+                   help="no live display, no progress lines, no summary (warnings and errors "
+                   "still show)")
+    g.add_argument("--progress-every", type=float, default=PROGRESS_EVERY, metavar="SECONDS",
+                   help="when stderr is not a terminal, log a progress line this often "
+                   f"(default: {PROGRESS_EVERY:g}); on a terminal a live display shows instead")
+    _log_options(g, default=False)  # also accepted after the command
 
 
-def _log_level_option(group: argparse._ActionsContainer, default: str) -> None:
-    group.add_argument("--log-level", default=default,
+def _log_options(group: argparse._ActionsContainer, *, default: bool) -> None:
+    group.add_argument("--log-level", default="WARNING" if default else argparse.SUPPRESS,
                        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                       help="how much to log to stderr (default: WARNING)")
+                       help="how much to log to stderr (default: WARNING; progress and the "
+                       "summary show regardless, unless --quiet)")
+    group.add_argument("--log-format", default="text" if default else argparse.SUPPRESS,
+                       choices=logs.FORMATS,
+                       help="text (default) or json: one JSON object a line, for log "
+                       "collectors; progress lines carry the figures as fields")
 
 
 def _command_line_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -234,11 +247,6 @@ def _parse_resolve(item: str) -> tuple[str, str]:
     return host, addr
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
-
-
 # -- crawl commands -------------------------------------------------------------------------
 
 
@@ -270,9 +278,11 @@ def _check_urls(urls: Sequence[str]) -> None:
 
 def _crawl(spider: Spider, args: argparse.Namespace, default_state: str) -> int:
     config = layered(spider, _command_line_settings(args))
+    if args.progress_every <= 0:
+        raise ConfigError("--progress-every must be more than 0 seconds")
     state = args.state or default_state
     result = asyncio.run(_run_crawl(spider, config, state, args))
-    _print_summary(result, state, quiet=args.quiet)
+    _summarise(result, state)
     return EXIT_INTERRUPTED if result.status is CrawlStatus.INTERRUPTED else EXIT_OK
 
 
@@ -284,14 +294,26 @@ async def _run_crawl(spider: Spider, config: CrawlConfig, state: str,
                           retry_failed=args.retry_failed,
                           on_start=lambda info: _announce(info, spider.name, state))
         _install_signal_handlers(crawler)
-        reporter = None if args.quiet else asyncio.create_task(_report(crawler))
+        reporter = _reporter(crawler, args)
         try:
             return await crawler.run()
         finally:
             if reporter is not None:
                 reporter.cancel()
+                await asyncio.gather(reporter, return_exceptions=True)
     finally:
         await store.close()
+
+
+def _reporter(crawler: Crawler, args: argparse.Namespace) -> asyncio.Task[None] | None:
+    """The live display on a terminal; progress log lines anywhere else."""
+    if args.quiet:
+        return None
+    console = Console(stderr=True)
+    if console.is_terminal and args.log_format == "text":
+        return asyncio.create_task(display.live(
+            lambda: crawler.snapshot(process_sockets=True), console))
+    return asyncio.create_task(display.log_lines(crawler.snapshot, args.progress_every))
 
 
 def _install_signal_handlers(crawler: Crawler) -> None:
@@ -303,10 +325,10 @@ def _install_signal_handlers(crawler: Crawler) -> None:
         presses += 1
         if presses > 1:
             # Everything committed is safe and the rest is refetched: exit at once.
-            print("\ncrawl: stopped at once; the crawl is still resumable", file=sys.stderr)
+            status_log.warning("stopped at once; the crawl is still resumable")
             os._exit(EXIT_INTERRUPTED)
-        print("\ncrawl: stopping (finishing requests in flight; Ctrl-C again to quit at once)",
-              file=sys.stderr)
+        status_log.info("stopping (finishing requests in flight; Ctrl-C again to quit "
+                        "at once)")
         crawler.stop()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -316,47 +338,55 @@ def _install_signal_handlers(crawler: Crawler) -> None:
 def _announce(info: RunInfo, name: str, state: str) -> None:
     c = info.counts
     if not info.resumed:
-        print(f"crawl: new crawl '{name}' in {state}", file=sys.stderr)
+        status_log.info("new crawl '%s' in %s", name, state,
+                        extra={"event": "start", "state_file": state})
         return
-    print(f"crawl: resuming '{name}' from {state}: {c.done:,} done, {c.queued:,} queued, "
-          f"{c.failed:,} failed" + (f" ({info.reclaimed:,} unfinished requests of a stopped "
-                                     "run put back in the queue)" if info.reclaimed else ""),
-          file=sys.stderr)
+    reclaimed = (f" ({info.reclaimed:,} unfinished requests of a stopped run put back in the "
+                 "queue)" if info.reclaimed else "")
+    status_log.info("resuming '%s' from %s: %s done, %s queued, %s failed%s", name, state,
+                    f"{c.done:,}", f"{c.queued:,}", f"{c.failed:,}", reclaimed,
+                    extra={"event": "resume", "state_file": state, "done": c.done,
+                           "queued": c.queued, "failed": c.failed,
+                           "reclaimed": info.reclaimed})
 
 
-async def _report(crawler: Crawler) -> None:
-    while True:
-        await asyncio.sleep(PROGRESS_EVERY)
-        print(f"crawl: {_progress_line(crawler.progress)}", file=sys.stderr)
-
-
-def _progress_line(p: Progress) -> str:
-    rate = p.pages / p.elapsed if p.elapsed > 0 else 0.0
-    return (f"{p.elapsed:,.0f}s  {p.pages:,} pages ({rate:,.1f}/s)  {p.items:,} items  "
-            f"{p.failed:,} failed  {p.retried:,} retries  {p.in_flight} in flight")
-
-
-def _print_summary(result: CrawlResult, state: str, *, quiet: bool) -> None:
-    c = result.counts
+def _summarise(result: CrawlResult, state: str) -> None:
+    """How the run ended, what it did, what failed, and what to do next."""
+    c, s = result.counts, result.stats
+    extra = {"event": "summary", "status": result.status.value, "state_file": state,
+             "stats": s.to_dict()}
     totals = (f"{c.done:,} done, {c.queued:,} queued, {c.failed:,} failed, "
               f"{c.items:,} items in {state}")
     if result.status is CrawlStatus.INTERRUPTED:
         resume = shlex.join(a for a in ["crawl", *sys.argv[1:]] if a != "--fresh")
-        print(f"crawl: interrupted ({totals}).\ncrawl: resume with: {resume}", file=sys.stderr)
+        # Not part of the report: even --quiet tells how to go on.
+        status_log.info("interrupted after %s (%s).\nresume with: %s",
+                        report.duration(s.elapsed), totals, resume,
+                        extra={**extra, "resume": resume})
         return
-    if quiet:
-        return
-    if result.run.resumed and result.progress.pages == result.progress.failed == 0 \
+    if result.run.resumed and s.pages == s.failed == 0 \
             and result.status is CrawlStatus.FINISHED:
-        print(f"crawl: nothing to do: this crawl is already complete ({totals}). "
-              "Use --fresh to start it over.", file=sys.stderr)
+        report_log.info("nothing to do: this crawl is already complete (%s). Use --fresh to "
+                        "start it over.", totals, extra=extra)
         return
     what = "finished" if result.status is CrawlStatus.FINISHED else "stopped at --max-pages"
-    print(f"crawl: {what}: {_progress_line(result.progress)}", file=sys.stderr)
-    print(f"crawl: totals: {totals}", file=sys.stderr)
+    lines = [f"{what} in {report.duration(s.elapsed)}: {s.pages:,} pages "
+             f"({s.rate:,.1f}/s), {s.items:,} items, {report.size(s.bytes)}, "
+             f"{s.failed:,} failed, {s.retried:,} retries",
+             f"totals: {totals}"]
+    if s.errors:
+        lines.append(f"errors this run: {report.counts(s.errors)} "
+                     f"(see: crawl stats {shlex.quote(state)})")
+    if s.slowest:
+        slow = s.slowest[0]
+        lines.append(f"slowest host: {slow.host} ({report.duration(slow.avg_seconds)} "
+                     f"a response on average)")
+    if s.pool is not None:
+        lines.append(f"connections: {s.pool.created:,} opened, {s.pool.reused:,} reused; "
+                     f"DNS: {s.pool.dns_misses:,} lookups, {s.pool.dns_hits:,} cache hits")
     if result.status is CrawlStatus.PAGE_LIMIT:
-        print("crawl: to go on, run the same command with a higher --max-pages (or none)",
-              file=sys.stderr)
+        lines.append("to go on, run the same command with a higher --max-pages (or none)")
+    report_log.info("%s", "\n".join(lines), extra=extra)
 
 
 # -- reading commands -----------------------------------------------------------------------
@@ -375,7 +405,7 @@ async def _export(args: argparse.Namespace) -> int:
             n = await _export_to_file(store, args.format, Path(args.output))
     finally:
         await store.close()
-    print(f"crawl: exported {n:,} items", file=sys.stderr)
+    status_log.info("exported %s items", f"{n:,}", extra={"event": "export", "items": n})
     return EXIT_OK
 
 
@@ -406,7 +436,10 @@ async def _stats(args: argparse.Namespace) -> int:
         await store.close()
     data["state_file"] = args.state
     data["read_at"] = time.time()
-    print(stats_mod.render_json(data) if args.json else stats_mod.render_text(data))
+    if args.json:
+        print(stats_mod.render_json(data))
+    else:
+        stats_mod.render_text(data, sys.stdout)
     return EXIT_OK
 
 

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import enum
 import inspect
+import itertools
 import json
 import logging
 import random
@@ -44,6 +45,7 @@ from crawler.errors import (
 from crawler.fetcher import Fetcher, FetchResult
 from crawler.frontier import Frontier
 from crawler.items import encode_item, is_item
+from crawler.metrics import CrawlTotals, HostView, Metrics, PoolStats, Snapshot
 from crawler.request import Request
 from crawler.response import Response, is_html_type
 from crawler.scope import Scope
@@ -67,6 +69,8 @@ log = logging.getLogger("crawler")
 SEED_BATCH = 10_000
 MAX_RETRY_AFTER = 3600.0
 FLUSH_INTERVAL = 1.0
+STATS_EVERY = 5  # flushes between two saves of the run's stats
+STORED_HOSTS = 50  # hosts whose figures go into the stored stats (the most requested)
 FEW_HOSTS = 8  # up to this many hosts in play, keep-alive is never given up
 PARSE_IN_THREAD = 64 * 1024  # bytes of HTML above which parsing leaves the event loop
 
@@ -86,29 +90,12 @@ class CrawlStatus(enum.StrEnum):
     INTERRUPTED = "interrupted"  # stopped by the user; resumable
 
 
-@dataclass(slots=True)
-class Progress:
-    """Live counters of the current run (the store holds the crawl's totals)."""
-
-    started: float = field(default_factory=time.monotonic)
-    pages: int = 0
-    failed: int = 0
-    retried: int = 0
-    items: int = 0
-    bytes: int = 0
-    in_flight: int = 0
-
-    @property
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
-
-
 @dataclass(frozen=True, slots=True)
 class CrawlResult:
     status: CrawlStatus
     run: RunInfo
     counts: CrawlCounts
-    progress: Progress
+    stats: Snapshot  # the run's last snapshot, as stored in the state file
 
 
 @dataclass(slots=True)
@@ -157,7 +144,7 @@ class Crawler:
             raise SpiderError(f"{type(spider).__name__} has no name; set `name = \"...\"`")
         self.spider = spider
         self.config = config or CrawlConfig()
-        self.progress = Progress()
+        self.metrics = Metrics(clock, wall_clock)
         self._store = store
         self._fresh = fresh
         self._grace = stop_grace
@@ -183,10 +170,39 @@ class Crawler:
         self._finished = 0  # requests this run took to done or failed (for --max-pages)
         self._finished_before = 0
         self._stop_requested = asyncio.Event()
+        self._last_counts: CrawlCounts | None = None  # once the run is over
+        self._final_pool: PoolStats | None = None  # the pool as the fetcher closed
 
     @property
     def state(self) -> RunState:
         return self._state
+
+    def snapshot(self, *, process_sockets: bool = False) -> Snapshot:
+        """Where the run stands now: what the live display and the stored stats show.
+        `process_sockets` also asks the OS how many sockets the process holds."""
+        counts = self._last_counts
+        if counts is None and self._state is not RunState.ENDED:
+            with contextlib.suppress(StoreError):  # before the crawl is opened
+                counts = self._store.tally()
+        fetcher = self._fetcher
+        return self.metrics.snapshot(
+            spider=self.spider.name, state=self._state.value,
+            crawl=None if counts is None else _totals(counts),
+            live_hosts=(HostView(*row) for row in self._frontier.activity()),
+            pool=(fetcher.pool(count_process_sockets=process_sockets) if fetcher
+                  else self._final_pool),
+            page_budget=self.config.max_pages,
+        )
+
+    def _stats_json(self) -> str | None:
+        try:
+            data = self.snapshot(process_sockets=True).to_dict()
+            data["hosts"] = self.metrics.host_table(STORED_HOSTS)
+            data["saved_at"] = self._wall()
+            return json.dumps(data)
+        except Exception:  # never let the figures cost the crawl (or hide its real error)
+            log.exception("could not gather the run's statistics")
+            return None
 
     def stop(self) -> None:
         """Stop gracefully. Safe to call from a signal handler via loop.call_soon_threadsafe."""
@@ -220,15 +236,20 @@ class Crawler:
                 self._state = RunState.RUNNING
             async with Fetcher(self.config) as fetcher:
                 self._fetcher = fetcher
-                await self._run_workers()
+                try:
+                    await self._run_workers()
+                finally:
+                    self._final_pool = fetcher.pool(count_process_sockets=True)
+                    self._fetcher = None
             status, counts = await self._status()
             ended = status.value
+            # finish_run changes one thing since those counts: our leases go back in the queue.
+            self._last_counts = dataclasses.replace(
+                counts, queued=counts.queued + counts.leased, leased=0)
         finally:
             self._state = RunState.ENDED
-            await self._store.finish_run(ended)
-        # finish_run changed one thing since those counts: our leases went back to the queue.
-        final = dataclasses.replace(counts, queued=counts.queued + counts.leased, leased=0)
-        return CrawlResult(status, info, final, self.progress)
+            await self._store.finish_run(ended, self._stats_json())
+        return CrawlResult(status, info, self._last_counts, self.snapshot())
 
     async def _status(self) -> tuple[CrawlStatus, CrawlCounts]:
         await self._store.flush()
@@ -290,30 +311,35 @@ class Crawler:
         if not workers:
             return
         log.info("stopping: waiting up to %.0fs for %d request(s) in flight",
-                 self._grace, self.progress.in_flight)
+                 self._grace, self.metrics.in_flight)
         done, _ = await asyncio.wait(workers, timeout=self._grace)
         for task in done:
             if not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
 
     async def _flush_periodically(self) -> None:
-        # Bounds how much finished work a kill -9 can cost (it is refetched, never lost).
-        while True:
+        # Bounds how much finished work a kill -9 can cost (it is refetched, never lost),
+        # and keeps the stored stats of a running crawl fresh for `crawl stats`.
+        for beat in itertools.count(1):
             await asyncio.sleep(FLUSH_INTERVAL)
-            await self._store.flush()
+            stats = self._stats_json() if beat % STATS_EVERY == 0 else None
+            if stats is None:
+                await self._store.flush()
+            else:
+                await self._store.save_stats(stats)
 
     # -- handing out work -------------------------------------------------------------------
 
     async def _worker(self) -> None:
         while (job := await self._next_job()) is not None:
-            self.progress.in_flight += 1
+            self.metrics.in_flight += 1
             try:
                 if isinstance(job, _RobotsJob):
                     outcomes = await self._process_robots(job)
                 else:
                     outcomes = [await self._process(job)]
             finally:
-                self.progress.in_flight -= 1
+                self.metrics.in_flight -= 1
             for outcome in outcomes:
                 await self._record(outcome)
             self._wake()  # a robots.txt answer may have released held requests
@@ -351,7 +377,7 @@ class Crawler:
             return None
         # A job counts as in flight from pop() until its outcome is recorded.
         taken = (self._finished_before + self._finished + len(self._frontier)
-                 + self._robots.held_count + self.progress.in_flight)
+                 + self._robots.held_count + self.metrics.in_flight)
         return max(0, self.config.max_pages - taken)
 
     def _should_refill(self) -> bool:
@@ -471,7 +497,7 @@ class Crawler:
 
     def _quiet(self) -> bool:
         """Nothing queued here, nothing in flight, and the store has nothing due for us."""
-        if self._in_memory() or self._frontier.in_flight or self.progress.in_flight:
+        if self._in_memory() or self._frontier.in_flight or self.metrics.in_flight:
             return False
         if self._refilling:
             return False
@@ -500,6 +526,7 @@ class Crawler:
     async def _process(self, job: _Job) -> Outcome:
         assert self._fetcher is not None
         lease = job.lease
+        started = self._clock()
         try:
             want = self._want_html if self._html_only(lease) else self._want_2xx
             # With many hosts, a host's last queued request closes its connection: no idle
@@ -515,10 +542,12 @@ class Crawler:
         finally:
             self._frontier.release(job.host)
             self._wake()
+        seconds = self._clock() - started
         if isinstance(result, FetchError):
+            self.metrics.fetch_failed(job.host, result.kind, seconds)
             return await self._on_fetch_error(job, result)
         self._connect_failures.pop(job.host, None)
-        self.progress.bytes += len(result.body)
+        self.metrics.answered(job.host, result.status, len(result.body), seconds)
         retry_after = None
         if result.status in RETRYABLE_STATUSES:
             # The server is overloaded: the whole host waits, not just this request.
@@ -576,7 +605,7 @@ class Crawler:
         if status in RETRYABLE_STATUSES:
             return self._retry_or_fail(lease, HTTPStatusError(status, url=lease.url), status,
                                        retry_after)
-        self.progress.pages += 1
+        self.metrics.page()
         if not 200 <= status < 300:
             return Completion(lease.id, status)  # recorded with its status, not parsed
         policy = self._robots.policy(robots.origin(result.url))
@@ -596,7 +625,7 @@ class Crawler:
                 f"more than {self.config.max_redirects} redirects (last to {location!r})"
             )
             return self._fail(lease, describe(error), result.status)
-        self.progress.pages += 1
+        self.metrics.page()
         out = _Outputs()
         key = self._admission.admit(urls.join(result.url, location), lease.depth, out.counters)
         if key is not None:
@@ -621,7 +650,7 @@ class Crawler:
             where = _where(exc)
             log.error("callback %s failed on %s: %s%s", name, lease.url, describe(exc), where)
             return self._fail(lease, f"callback: {describe(exc)}{where}", response.status)
-        self.progress.items += len(out.items)
+        self.metrics.items += len(out.items)
         return Completion(lease.id, response.status, out.items, list(out.requests.values()),
                           out.counters)
 
@@ -649,7 +678,7 @@ class Crawler:
     def _retry_or_fail(self, lease: LeasedRequest, exc: FetchError, status: int | None,
                        retry_after: float | None) -> Outcome:
         if exc.retryable and lease.attempts < self.config.max_retries:
-            self.progress.retried += 1
+            self.metrics.retried += 1
             wait = max(self._backoff(lease.attempts), retry_after or 0.0)
             log.debug("retrying %s in %.1fs: %s", lease.url, wait, describe(exc))
             return Retry(lease.id, self._wall() + wait, describe(exc), status)
@@ -665,8 +694,14 @@ class Crawler:
         return float(self.config.retry_backoff * 2.0**attempt * random.uniform(0.5, 1.5))
 
     def _fail(self, lease: LeasedRequest, error: str, status: int | None) -> Failure:
-        self.progress.failed += 1
+        self.metrics.failed += 1
         return Failure(lease.id, error, status)
+
+
+def _totals(counts: CrawlCounts) -> CrawlTotals:
+    skipped = sum(n for name, n in counts.counters.items() if name.startswith("skipped_"))
+    return CrawlTotals(counts.done, counts.queued + counts.leased, counts.failed, counts.items,
+                       skipped)
 
 
 def _retry_after(value: str | None, now: float) -> float | None:

@@ -7,10 +7,12 @@ aiohttp's errors into the crawler's own, each saying whether a retry may help.
 
 from __future__ import annotations
 
+import os
 import socket
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from types import TracebackType
+from types import SimpleNamespace, TracebackType
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -29,6 +31,7 @@ from crawler.errors import (
     ProtocolError,
     TLSError,
 )
+from crawler.metrics import PoolStats
 
 ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 # Small leftovers are read so the connection goes back to the pool; big ones are cut off.
@@ -83,6 +86,85 @@ class _StaticResolver(AbstractResolver):
         await self._fallback.close()
 
 
+@dataclass(slots=True)
+class _PoolCounters:
+    created: int = 0
+    reused: int = 0
+    dns_hits: int = 0
+    dns_misses: int = 0
+    dns_seconds: float = 0.0
+
+
+def _tracing(counters: _PoolCounters) -> aiohttp.TraceConfig:
+    """aiohttp's only public window on its pool: signals for DNS and connections."""
+    trace = aiohttp.TraceConfig()
+
+    async def dns_hit(*_: object) -> None:
+        counters.dns_hits += 1
+
+    async def dns_miss(*_: object) -> None:
+        counters.dns_misses += 1
+
+    async def created(*_: object) -> None:
+        counters.created += 1
+
+    async def reused(*_: object) -> None:
+        counters.reused += 1
+
+    async def resolve_start(_s: object, context: SimpleNamespace, _p: object) -> None:
+        context.dns_started = time.monotonic()
+
+    async def resolve_end(_s: object, context: SimpleNamespace, _p: object) -> None:
+        started = getattr(context, "dns_started", None)
+        if started is not None:
+            counters.dns_seconds += time.monotonic() - started
+
+    trace.on_dns_cache_hit.append(dns_hit)
+    trace.on_dns_cache_miss.append(dns_miss)
+    trace.on_connection_create_end.append(created)
+    trace.on_connection_reuseconn.append(reused)
+    trace.on_dns_resolvehost_start.append(resolve_start)
+    trace.on_dns_resolvehost_end.append(resolve_end)
+    trace.freeze()
+    return trace
+
+
+def _live_counts(connector: aiohttp.BaseConnector) -> tuple[int | None, int | None, int | None]:
+    """Sockets in use, idle keep-alive sockets and requests waiting for a slot.
+
+    aiohttp has no public pool statistics, so this reads its internals (as of 3.9-3.14); an
+    aiohttp that changed them gives None for what it no longer has, never an error.
+    """
+    def read(count: Callable[[], int]) -> int | None:
+        try:
+            return count()
+        except Exception:  # whatever a changed internal raises, a crawl must not stop
+            return None
+
+    def idle() -> int:
+        # Entries whose server has closed them stay listed until the pool next looks.
+        return sum(1 for conns in connector._conns.values()
+                   for proto, _ in conns if proto.is_connected())
+
+    return (read(lambda: len(connector._acquired)), read(idle),
+            read(lambda: sum(len(w) for w in connector._waiters.values())))
+
+
+def process_sockets() -> int | None:
+    """Sockets this process has open (None where the OS does not say: not Linux)."""
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return None
+    count = 0
+    for name in names:
+        try:
+            count += os.readlink(f"/proc/self/fd/{name}").startswith("socket:")
+        except OSError:  # closed since it was listed
+            continue
+    return count
+
+
 class Fetcher:
     """Use as `async with Fetcher(config) as fetcher: await fetcher.fetch(url)`."""
 
@@ -90,6 +172,18 @@ class Fetcher:
         self._config = config
         self._session: aiohttp.ClientSession | None = None
         self._resolver: AbstractResolver | None = None
+        self._counters = _PoolCounters()
+
+    def pool(self, *, count_process_sockets: bool = True) -> PoolStats:
+        """The connection pool now. Reading the process's sockets costs a system call per
+        open file; leave it out when asking often."""
+        c = self._counters
+        in_use = idle = waiting = None
+        connector = None if self._session is None else self._session.connector
+        if connector is not None:
+            in_use, idle, waiting = _live_counts(connector)
+        return PoolStats(in_use, idle, waiting, c.created, c.reused, c.dns_hits, c.dns_misses,
+                         c.dns_seconds, process_sockets() if count_process_sockets else None)
 
     async def __aenter__(self) -> Fetcher:
         cfg = self._config
@@ -118,6 +212,7 @@ class Fetcher:
             cookie_jar=aiohttp.DummyCookieJar(),
             raise_for_status=False,
             auto_decompress=True,
+            trace_configs=[_tracing(self._counters)],
         )
         return self
 

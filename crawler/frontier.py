@@ -14,7 +14,7 @@ import heapq
 import itertools
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -166,6 +166,11 @@ class Frontier(Generic[T]):
             self._schedule(key, slot)
         elif slot.in_flight == 0 and slot.next_start <= self._clock():
             del self._slots[key]  # idle and its clock has run out: nothing left to remember
+
+    def activity(self) -> Iterator[tuple[str, int, int, float]]:
+        """Each host with a slot now: (key, in flight, queued, delay in force)."""
+        for key, slot in self._slots.items():
+            yield key, slot.in_flight, len(slot.queue), self.gap(key)
 
     def wait_time(self) -> float | None:
         """Seconds until some queued item may start (0 if one may now); None when none can

@@ -1,17 +1,30 @@
-"""`crawl stats`: what a state file says about its crawl, as text or JSON."""
+"""`crawl stats`: what a state file says about its crawl, as tables or JSON.
+
+Crawl-wide figures (requests by state, status codes, kinds of failure) are counted from the
+requests themselves; speed, timings, hosts, connections and DNS come from the statistics each
+run stores every few seconds and when it ends.
+"""
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Any, TextIO
 
-from storage import Store
+from rich.console import Console
+from rich.table import Table
+
+from crawler import report
+from storage import RunRecord, Store
+
+STALE_AFTER = 30.0  # a "running" run whose stats are older than this may have died
+HOST_ROWS = 15
 
 
 async def gather(store: Store, failures: int = 10) -> dict[str, Any]:
     counts = await store.counts()
-    runs = await store.runs()
+    breakdown = await store.breakdown()
+    runs = [_run(r) for r in await store.runs()]
     return {
         "spider": await store.spider_name(),
         "requests": {
@@ -23,11 +36,10 @@ async def gather(store: Store, failures: int = 10) -> dict[str, Any]:
         "items": counts.items,
         "counters": dict(counts.counters),
         "complete": counts.queued + counts.leased == 0,
-        "runs": [
-            {"id": r.id, "started": r.started, "ended": r.ended, "status": r.status,
-             "seconds": round((r.ended or time.time()) - r.started, 3)}
-            for r in runs
-        ],
+        "statuses": {str(k): v for k, v in breakdown.statuses.items()},
+        "failures_by_kind": dict(breakdown.errors),
+        "runs": runs,
+        "hosts": _merge_hosts(runs)[:HOST_ROWS],
         "recent_failures": [
             {"url": f.url, "status": f.status, "error": f.error}
             for f in await store.failures(failures)
@@ -35,31 +47,156 @@ async def gather(store: Store, failures: int = 10) -> dict[str, Any]:
     }
 
 
+def _run(record: RunRecord) -> dict[str, Any]:
+    stats = json.loads(record.stats) if record.stats else None
+    return {
+        "id": record.id, "started": record.started, "ended": record.ended,
+        "status": record.status,
+        "seconds": round((record.ended or time.time()) - record.started, 3),
+        "config": json.loads(record.config),
+        "stats": stats,
+    }
+
+
+def _merge_hosts(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each host's figures over every run, the most requested first."""
+    merged: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        for row in (run["stats"] or {}).get("hosts", []):
+            into = merged.setdefault(row["host"], {"host": row["host"], "requests": 0,
+                                                   "errors": 0, "bytes": 0,
+                                                   "avg_seconds": None})
+            into["requests"] += row["requests"]
+            into["errors"] += row["errors"]
+            into["bytes"] += row["bytes"]
+            # The latest run's recent average is the one that says how the host is now.
+            if row["avg_seconds"] is not None:
+                into["avg_seconds"] = row["avg_seconds"]
+    return sorted(merged.values(), key=lambda h: (-h["requests"], h["host"]))
+
+
 def render_json(stats: dict[str, Any]) -> str:
     return json.dumps(stats, indent=2, ensure_ascii=False)
 
 
-def render_text(stats: dict[str, Any]) -> str:
+def render_text(stats: dict[str, Any], out: TextIO) -> None:
+    console = Console(file=out, highlight=False, width=max(100, Console(file=out).width))
+    console.print(_summary(stats))
+    for table in (_counts("status", "done requests by HTTP status", stats["statuses"]),
+                  _counts("kind", "failed requests by kind of error",
+                          stats["failures_by_kind"]),
+                  _runs(stats["runs"]), _latest(stats["runs"]), _hosts(stats["hosts"]),
+                  _failures(stats["recent_failures"])):
+        if table is not None:
+            console.print()
+            console.print(table)
+
+
+def _summary(stats: dict[str, Any]) -> Table:
     req = stats["requests"]
-    state = "complete" if stats["complete"] else "unfinished"
-    lines = [
-        f"spider      {stats['spider']}  ({state})",
-        f"done        {req['done']:,}",
-        f"queued      {req['queued']:,}",
-        f"in flight   {req['in_flight']:,}",
-        f"failed      {req['failed']:,}",
-        f"items       {stats['items']:,}",
-    ]
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column(justify="right")
+    grid.add_row("spider", f"{stats['spider']}  ({_state(stats)})")
+    grid.add_row("state file", stats.get("state_file", ""))
+    for name in ("done", "queued", "in_flight", "failed"):
+        grid.add_row(name.replace("_", " "), f"{req[name]:,}")
+    grid.add_row("items", f"{stats['items']:,}")
     for name, value in sorted(stats["counters"].items()):
-        lines.append(f"{name.replace('_', ' '):<22}{value:,}")
-    lines.append("")
-    lines.append("runs")
-    for run in stats["runs"]:
+        grid.add_row(name.replace("_", " "), f"{value:,}")
+    return grid
+
+
+def _state(stats: dict[str, Any]) -> str:
+    runs = stats["runs"]
+    last = runs[-1] if runs else None
+    if last is not None and last["status"] == "running":
+        saved = (last["stats"] or {}).get("saved_at")
+        age = stats.get("read_at", time.time()) - (saved or last["started"])
+        if age > STALE_AFTER:
+            return f"running, or died: no update for {report.duration(age)}"
+        return f"running; figures from {report.duration(age)} ago"
+    return "complete" if stats["complete"] else "unfinished"
+
+
+def _counts(key: str, title: str, counts: dict[str, int]) -> Table | None:
+    if not counts:
+        return None
+    table = _table(title, key, "requests")
+    for name, n in counts.items():
+        table.add_row(name, f"{n:,}")
+    return table
+
+
+def _runs(runs: list[dict[str, Any]]) -> Table:
+    table = _table("runs", "#", "started", "time", "status", "pages", "pages/s", "failed",
+                   "retried", "items")
+    for run in runs:
+        s = run["stats"] or {}
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run["started"]))
-        lines.append(f"  #{run['id']:<4} {started}  {run['seconds']:>9.1f}s  {run['status']}")
-    if stats["recent_failures"]:
-        lines.append("")
-        lines.append("recent failures")
-        for f in stats["recent_failures"]:
-            lines.append(f"  {f['url']}\n      {f['error']}")
-    return "\n".join(lines)
+        table.add_row(str(run["id"]), started, report.duration(run["seconds"]), run["status"],
+                      _num(s.get("pages")), _num(s.get("rate"), ".1f"), _num(s.get("failed")),
+                      _num(s.get("retried")), _num(s.get("items")))
+    return table
+
+
+def _latest(runs: list[dict[str, Any]]) -> Table | None:
+    run = next((r for r in reversed(runs) if r["stats"]), None)
+    if run is None:
+        return None
+    s = run["stats"]
+    t = s["timings"]
+    grid = _table(f"run #{run['id']}", "", "")
+    grid.add_row("response times", f"mean {report.duration(t['mean'])} · p50 "
+                 f"{report.duration(t['p50'])} · p95 {report.duration(t['p95'])} · max "
+                 f"{report.duration(t['max'])} ({t['count']:,} responses)")
+    grid.add_row("status codes", report.counts({int(k): v for k, v in s["statuses"].items()}))
+    grid.add_row("errors", report.counts(s["errors"]) + " (retried ones included)")
+    pool = s.get("pool")
+    if pool:
+        grid.add_row("connections", f"{pool['created']:,} opened · {pool['reused']:,} reused"
+                     f" · {_num(pool['in_use'])} in use · {_num(pool['idle'])} idle")
+        grid.add_row("dns", f"{pool['dns_misses']:,} lookups "
+                     f"({report.duration(pool['dns_seconds'])}) · {pool['dns_hits']:,} "
+                     "cache hits")
+    config = run["config"]
+    grid.add_row("settings", " ".join(f"{k}={v}" for k, v in config.items()
+                                      if k in _SHOWN_SETTINGS))
+    return grid
+
+
+_SHOWN_SETTINGS = ("workers", "per_host", "delay", "max_pages", "max_depth", "timeout",
+                   "max_retries", "obey_robots", "user_agent")
+
+
+def _hosts(hosts: list[dict[str, Any]]) -> Table | None:
+    if not hosts:
+        return None
+    table = _table("hosts (all runs, most requested first)", "host", "requests", "errors",
+                   "bytes", "avg time")
+    for h in hosts:
+        table.add_row(h["host"], f"{h['requests']:,}", f"{h['errors']:,}",
+                      report.size(h["bytes"]), report.duration(h["avg_seconds"]))
+    return table
+
+
+def _failures(failures: list[dict[str, Any]]) -> Table | None:
+    if not failures:
+        return None
+    table = _table("recent failures", "url", "error")
+    for f in failures:
+        table.add_row(f["url"], f["error"])
+    return table
+
+
+def _table(title: str, *columns: str) -> Table:
+    table = Table(title=title, title_justify="left", title_style="bold", box=None,
+                  padding=(0, 1), show_edge=False, show_header=any(columns))
+    for i, name in enumerate(columns):
+        table.add_column(name, justify="left" if i == 0 or name in ("status", "error", "")
+                         else "right", overflow="fold")
+    return table
+
+
+def _num(value: Any, spec: str = ",") -> str:
+    return "-" if value is None else format(value, spec)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from storage.base import (
     DUPLICATE_COUNTER,
+    Breakdown,
     Completion,
     CrawlCounts,
     Defer,
@@ -34,6 +35,7 @@ async def open_store(location: str, *, readonly: bool = False) -> Store:
 
 __all__ = [
     "DUPLICATE_COUNTER",
+    "Breakdown",
     "Completion",
     "CrawlCounts",
     "Defer",

@@ -157,6 +157,17 @@ class RunRecord:
     ended: float | None
     status: str
     config: str
+    stats: str | None = None
+    """The run's statistics as JSON text, saved periodically while it runs and at its end."""
+
+
+@dataclass(frozen=True, slots=True)
+class Breakdown:
+    """The crawl's finished requests grouped: done ones by HTTP status, failed ones by the
+    kind of error (the text before the first colon of the stored error)."""
+
+    statuses: Mapping[int, int]
+    errors: Mapping[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,8 +217,22 @@ class Store(ABC):
         """Row counts by state, items and counters."""
 
     @abstractmethod
-    async def finish_run(self, status: str) -> None:
-        """Flush, record how this run ended and give back any lease it still holds."""
+    def tally(self) -> CrawlCounts:
+        """This run's view of the counts, without I/O: cheap enough to ask every second. It
+        leaves out outcomes not yet flushed and the writes of other processes."""
+
+    @abstractmethod
+    async def save_stats(self, stats: str) -> None:
+        """Store this run's statistics (JSON text), replacing the previous ones; flushes."""
+
+    @abstractmethod
+    async def finish_run(self, status: str, stats: str | None = None) -> None:
+        """Flush, record how this run ended (and its final statistics) and give back any
+        lease it still holds."""
+
+    @abstractmethod
+    async def breakdown(self) -> Breakdown:
+        """Finished requests by HTTP status and by kind of error (scans the whole crawl)."""
 
     @abstractmethod
     def items(self) -> AsyncGenerator[str, None]:

@@ -18,6 +18,7 @@ import sqlite3
 import time
 from collections import Counter
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +26,7 @@ import aiosqlite
 
 from storage.base import (
     DUPLICATE_COUNTER,
+    Breakdown,
     Completion,
     CrawlCounts,
     Defer,
@@ -48,7 +50,9 @@ from storage.base import (
 
 T = TypeVar("T")
 APPLICATION_ID = 0x43524157  # "CRAW": marks a file as ours before any table is read
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Schema 1 lacked runs.stats; opening one for writing adds the column (reading needs nothing).
+_MIGRATIONS = {1: ("ALTER TABLE runs ADD COLUMN stats TEXT",)}
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 _SCHEMA = """
@@ -60,7 +64,8 @@ CREATE TABLE runs (
     pid INTEGER NOT NULL,
     hostname TEXT NOT NULL,
     status TEXT NOT NULL,
-    config TEXT NOT NULL
+    config TEXT NOT NULL,
+    stats TEXT
 );
 CREATE TABLE requests (
     id INTEGER PRIMARY KEY,
@@ -129,10 +134,11 @@ def _describe(path: Path) -> str:
     return f"'{path}'"
 
 
-def _inspect(path: Path) -> bool:
-    """Check an existing file without writing to it. Returns False when it is new or empty."""
+def _inspect(path: Path) -> int | None:
+    """Check an existing file without writing to it. Returns its schema version, or None when
+    it is new or empty."""
     if not path.exists() or path.stat().st_size == 0:
-        return False
+        return None
     if not path.is_file():
         raise NotAStateFile(f"{_describe(path)} is not a regular file")
     with path.open("rb") as fh:
@@ -152,19 +158,19 @@ def _inspect(path: Path) -> bool:
             f"{_describe(path)} is damaged or not a crawl state file: {exc}"
         ) from exc
     if app_id == 0 and tables == 0:
-        return False
+        return None
     if app_id != APPLICATION_ID:
         raise NotAStateFile(
             f"{_describe(path)} is an SQLite database, but not a crawl state file; "
             "it was left untouched"
         )
-    if version != SCHEMA_VERSION:
+    if version != SCHEMA_VERSION and version not in _MIGRATIONS:
         newer = "a newer" if version > SCHEMA_VERSION else "an older"
         raise SchemaMismatch(
             f"{_describe(path)} uses state-file schema {version}, made by {newer} version of the "
             f"crawler; this version reads schema {SCHEMA_VERSION}. The file was left untouched."
         )
-    return True
+    return int(version)
 
 
 class SQLiteStore(Store):
@@ -182,14 +188,17 @@ class SQLiteStore(Store):
         self._write_lock = asyncio.Lock()
         self._run_id: int | None = None
         self._closed = False
+        self._schema = SCHEMA_VERSION
+        self._tally = _Tally()  # this run's running counts: no table scan to show progress
+        self._tally_delta = _Tally()  # of the open transaction, kept only if it commits
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str], *, readonly: bool = False,
                    batch_size: int = 512) -> SQLiteStore:
         """Open a state file. Read-only opens never create, lock or change anything."""
         p = Path(path)
-        exists = await asyncio.to_thread(_inspect, p)
-        if readonly and not exists:
+        version = await asyncio.to_thread(_inspect, p)
+        if readonly and version is None:
             raise NotAStateFile(f"{_describe(p)} does not exist or holds no crawl")
         lock_fd = None if readonly else _lock(p)
         try:
@@ -198,8 +207,12 @@ class SQLiteStore(Store):
             _unlock(lock_fd)
             raise
         store = cls(p, conn, readonly=readonly, lock_fd=lock_fd, batch_size=batch_size)
-        if not readonly and not exists:
-            await store._create_schema()
+        store._schema = version or SCHEMA_VERSION
+        if not readonly:
+            if version is None:
+                await store._create_schema()
+            elif version != SCHEMA_VERSION:
+                await store._migrate(version)
         return store
 
     async def _transaction(self, work: Callable[[], Awaitable[T]]) -> T:
@@ -218,6 +231,7 @@ class SQLiteStore(Store):
                 await self._conn.execute("BEGIN IMMEDIATE")
                 result = await work()
                 await self._conn.execute("COMMIT")
+                self._tally.merge(self._tally_delta)
             except BaseException as exc:
                 # Nothing of this transaction was written: its outcomes go back in the buffer
                 # (fencing makes a second attempt safe), and SQLite may have rolled back
@@ -230,6 +244,7 @@ class SQLiteStore(Store):
                 raise
             finally:
                 self._applying = []
+                self._tally_delta = _Tally()
             return result
 
     async def _create_schema(self) -> None:
@@ -247,6 +262,16 @@ class SQLiteStore(Store):
             )
 
         await self._transaction(create)
+
+    async def _migrate(self, version: int) -> None:
+        async def migrate() -> None:
+            for step in range(version, SCHEMA_VERSION):
+                for statement in _MIGRATIONS[step]:
+                    await self._conn.execute(statement)
+            await self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+        await self._transaction(migrate)
+        self._schema = SCHEMA_VERSION
 
     async def _scalar(self, sql: str, params: Sequence[object] = ()) -> object:
         async with self._conn.execute(sql, params) as cur:
@@ -266,7 +291,9 @@ class SQLiteStore(Store):
         reclaimed = await self._transaction(lambda: self._start_run(spider, config, fresh))
         assert self._run_id is not None
         resumed = owner is not None and not fresh
-        return RunInfo(self._run_id, resumed, reclaimed, await self.counts())
+        counts = await self.counts()
+        self._tally = _Tally.of(counts)
+        return RunInfo(self._run_id, resumed, reclaimed, counts)
 
     async def _start_run(self, spider: str, config: str, fresh: bool) -> int:
         """Start a run; returns how many leases of dead runs went back to the queue."""
@@ -291,7 +318,7 @@ class SQLiteStore(Store):
         self._run_id = cur.lastrowid
         return reclaimed
 
-    async def finish_run(self, status: str) -> None:
+    async def finish_run(self, status: str, stats: str | None = None) -> None:
         self._check_writable()
         if self._run_id is None:
             return
@@ -299,16 +326,31 @@ class SQLiteStore(Store):
 
         async def finish() -> None:
             await self._apply_pending()
-            await self._conn.execute(
+            cur = await self._conn.execute(
                 f"UPDATE requests SET state = {RequestState.QUEUED}, run = NULL WHERE {_LEASED}",
                 (run,),
             )
+            self._tally_delta.move("leased", "queued", cur.rowcount)
             await self._conn.execute(
-                "UPDATE runs SET status = ?, ended = ? WHERE id = ?", (status, time.time(), run)
+                "UPDATE runs SET status = ?, ended = ?, stats = coalesce(?, stats) WHERE id = ?",
+                (status, time.time(), stats, run),
             )
 
         await self._transaction(finish)
         self._run_id = None
+
+    async def save_stats(self, stats: str) -> None:
+        run = self._require_run()
+
+        async def save() -> None:
+            await self._apply_pending()  # so the figures and the rows they count agree
+            await self._conn.execute("UPDATE runs SET stats = ? WHERE id = ?", (stats, run))
+
+        await self._transaction(save)
+
+    def tally(self) -> CrawlCounts:
+        self._require_run()
+        return self._tally.counts()
 
     # -- the frontier ---------------------------------------------------------------------
 
@@ -325,7 +367,9 @@ class SQLiteStore(Store):
             for r in requests
         ]
         cur = await self._conn.executemany(_INSERT_REQUEST, rows)
-        return max(cur.rowcount, 0)
+        added = max(cur.rowcount, 0)
+        self._tally_delta.queued += added
+        return added
 
     async def requeue_failed(self) -> int:
         self._check_writable()
@@ -335,6 +379,7 @@ class SQLiteStore(Store):
                 f"UPDATE requests SET state = {RequestState.QUEUED}, attempts = 0,"
                 f" not_before = 0, run = NULL WHERE state = {RequestState.FAILED}"
             )
+            self._tally_delta.move("failed", "queued", cur.rowcount)
             return int(cur.rowcount)
 
         return await self._transaction(requeue)
@@ -349,7 +394,9 @@ class SQLiteStore(Store):
             async with self._conn.execute(
                 _CLAIM, {"run": run, "now": now, "limit": limit}
             ) as cur:
-                return await cur.fetchall()
+                rows = list(await cur.fetchall())
+            self._tally_delta.move("queued", "leased", len(rows))
+            return rows
 
         rows = await self._transaction(lease)
         leased = [LeasedRequest(*row) for row in rows]
@@ -440,6 +487,12 @@ class SQLiteStore(Store):
         counts = [(name, value) for name, value in counters.items() if value]
         if counts:
             await conn.executemany(_ADD_COUNTER, counts)
+        tally = self._tally_delta
+        tally.move("leased", "done", len(done))
+        tally.move("leased", "failed", len(failures))
+        tally.move("leased", "queued", len(retries) + len(defers) + len(releases))
+        tally.items += len(items)
+        tally.counters.update(counters)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -468,10 +521,30 @@ class SQLiteStore(Store):
                 yield data
 
     async def runs(self) -> list[RunRecord]:
+        stats = "stats" if self._schema >= 2 else "NULL"  # a schema-1 file opened to read
         async with self._conn.execute(
-            "SELECT id, started, ended, status, config FROM runs ORDER BY id"
+            f"SELECT id, started, ended, status, config, {stats} FROM runs ORDER BY id"
         ) as cur:
             return [RunRecord(*row) async for row in cur]
+
+    async def breakdown(self) -> Breakdown:
+        statuses: dict[int, int] = {}
+        errors: dict[str, int] = {}
+        async with self._conn.execute(
+            f"SELECT status, count(*) FROM requests WHERE state = {RequestState.DONE}"
+            " AND status IS NOT NULL GROUP BY status ORDER BY status"
+        ) as cur:
+            async for status, n in cur:
+                statuses[status] = n
+        # An error is stored as "kind: details"; the kind is what a table can group.
+        async with self._conn.execute(
+            "SELECT CASE WHEN instr(error, ':') > 0 THEN substr(error, 1, instr(error, ':') - 1)"
+            " ELSE error END AS kind, count(*) FROM requests"
+            f" WHERE state = {RequestState.FAILED} GROUP BY kind ORDER BY count(*) DESC"
+        ) as cur:
+            async for kind, n in cur:
+                errors[kind or "unknown"] = n
+        return Breakdown(statuses, errors)
 
     async def failures(self, limit: int) -> list[FailedRequest]:
         async with self._conn.execute(
@@ -536,6 +609,38 @@ async def _connect(path: Path, *, readonly: bool) -> aiosqlite.Connection:
         await conn.close()
         raise
     return conn
+
+
+@dataclass(slots=True)
+class _Tally:
+    queued: int = 0
+    leased: int = 0
+    done: int = 0
+    failed: int = 0
+    items: int = 0
+    counters: Counter[str] = field(default_factory=Counter)
+
+    @classmethod
+    def of(cls, counts: CrawlCounts) -> _Tally:
+        return cls(counts.queued, counts.leased, counts.done, counts.failed, counts.items,
+                   Counter(counts.counters))
+
+    def move(self, source: str, target: str, n: int) -> None:
+        if n > 0:
+            setattr(self, source, getattr(self, source) - n)
+            setattr(self, target, getattr(self, target) + n)
+
+    def merge(self, other: _Tally) -> None:
+        self.queued += other.queued
+        self.leased += other.leased
+        self.done += other.done
+        self.failed += other.failed
+        self.items += other.items
+        self.counters.update(other.counters)
+
+    def counts(self) -> CrawlCounts:
+        return CrawlCounts(self.queued, self.leased, self.done, self.failed, self.items,
+                           dict(self.counters))
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:

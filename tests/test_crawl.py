@@ -327,7 +327,7 @@ async def test_stop_is_prompt_while_only_a_delayed_retry_remains(tmp_path: Path)
         store = await SQLiteStore.open(tmp_path / "w.db")
         crawler = Crawler(SiteSpider([base + "/"]), store, config, stop_grace=60)
         run = asyncio.create_task(crawler.run())
-        while crawler.progress.retried == 0:  # noqa: ASYNC110 (a test polling a counter)
+        while crawler.metrics.retried == 0:  # noqa: ASYNC110 (a test polling a counter)
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.2)  # the workers are now waiting for the retry to be due
         crawler.stop()
@@ -358,7 +358,7 @@ async def test_a_dead_host_is_given_up_then_retried_later(tmp_path: Path) -> Non
     assert len(dead_rows) == 10 and all(r[0] == FAILED for r in dead_rows)
     assert all(r[2] is not None and "host down" in r[2] for r in dead_rows)
     # Without giving up, 10 URLs x 3 retries; the host was given up after 3 failures.
-    assert out.result.progress.retried <= 3
+    assert out.result.stats.retried <= 3
     # The host comes back: --retry-failed queues its requests again, and they succeed.
     async with serve(_pages_app(), port=dead_port) as back, \
             serve(live_app, port=live_port):

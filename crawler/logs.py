@@ -1,0 +1,80 @@
+"""Logging for the command line: plain text for people, JSON lines for log collectors.
+
+Everything goes through the standard `logging` module. Messages for the person running the
+crawl (it started, how far it got, how it ended) come from the `crawler.status` logger,
+which speaks at INFO even when `--log-level` is WARNING; `--quiet` silences the progress
+lines and the summary (`crawler.status.report`).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import sys
+from typing import Any, TextIO
+
+FORMATS = ("text", "json")
+STATUS = "crawler.status"
+REPORT = "crawler.status.report"  # progress lines and the summary: what --quiet silences
+
+# Attributes every LogRecord has; anything else on a record came in through `extra=`.
+_STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+class _CurrentStderr(logging.StreamHandler[TextIO]):
+    """Writes to whatever sys.stderr is at the time, so that a live display that takes over
+    stderr prints log lines above itself instead of being torn by them."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: TextIO) -> None:
+        pass
+
+
+class TextFormatter(logging.Formatter):
+    """`crawl: ...` for status messages; time, level and logger for the rest."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.name.startswith(STATUS):
+            return "\n".join(f"crawl: {line}" for line in record.getMessage().split("\n"))
+        return super().format(record)
+
+
+class JSONFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message and any `extra=` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC)
+            .isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        data.update((k, v) for k, v in vars(record).items() if k not in _STANDARD)
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data, ensure_ascii=False, default=str)
+
+
+def setup(level: str, fmt: str = "text", *, quiet: bool = False) -> None:
+    handler = _CurrentStderr()
+    handler.setFormatter(JSONFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(getattr(logging, level))
+    level_ = min(logging.INFO, root.level)
+    logging.getLogger(STATUS).setLevel(level_)
+    logging.getLogger(REPORT).setLevel(logging.WARNING if quiet else level_)
