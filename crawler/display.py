@@ -55,7 +55,7 @@ def _overview(s: Snapshot) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold cyan", no_wrap=True)
     grid.add_column()
-    title = Text.assemble((f"crawl {s.spider}", "bold"), f"  {s.state} for ",
+    title = Text.assemble((f"crawl {s.spider}", "bold"), f"  {s.state} · ",
                           (report.duration(s.elapsed), "bold"))
     if s.eta is not None:
         title.append(f"  about {report.duration(s.eta)} to go")

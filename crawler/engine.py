@@ -322,7 +322,8 @@ class Crawler:
         # and keeps the stored stats of a running crawl fresh for `crawl stats`.
         for beat in itertools.count(1):
             await asyncio.sleep(FLUSH_INTERVAL)
-            stats = self._stats_json() if beat % STATS_EVERY == 0 else None
+            # The first second's stats too: `crawl stats` has figures almost at once.
+            stats = self._stats_json() if beat % STATS_EVERY == 1 else None
             if stats is None:
                 await self._store.flush()
             else:
@@ -482,11 +483,13 @@ class Crawler:
             # Disallowed for now: the requests go back to the queue for a while (no attempt
             # used), and the next one claimed asks for robots.txt again.
             wait = self._backoff(done.tries - 1)
-            log.info("%s: %s; trying again in %.0fs", job.origin, policy.reason, wait)
+            log.info("%s: %s; trying again in %.0fs", job.origin, policy.reason, wait,
+                     extra={"host": job.host, "reason": policy.reason})
             return [Defer(j.lease.id, self._wall() + wait, f"robots: {policy.reason}")
                     for j in done.jobs]
         if done.policy.state is robots.RobotsState.UNREACHABLE:
-            log.warning("%s: %s", job.origin, done.policy.reason)
+            log.warning("%s: %s", job.origin, done.policy.reason,
+                        extra={"host": job.host, "reason": done.policy.reason})
         delay = done.policy.crawl_delay(self.config.user_agent)
         if delay is not None:
             own = self._frontier.rule(job.host).delay
@@ -560,7 +563,7 @@ class Crawler:
         try:
             return await self._on_response(lease, result, retry_after)
         except Exception as exc:  # a bug of ours must cost one request, not the crawl
-            log.exception("internal error on %s", lease.url)
+            log.exception("internal error on %s", lease.url, extra={"url": lease.url})
             return self._fail(lease, f"internal: {describe(exc)}", result.status)
 
     async def _on_fetch_error(self, job: _Job, exc: FetchError) -> Outcome:
@@ -579,7 +582,8 @@ class Crawler:
         reason = (f"{describe(exc)} (host down after {self._connect_failures[host]} "
                   "connection failures in a row; --retry-failed queues it again)")
         self._down[host] = reason
-        log.warning("%s is down: %s", host, describe(exc))
+        log.warning("%s is down: %s", host, describe(exc),
+                    extra={"host": host, "reason": reason})
         for item in self._frontier.remove(host):
             jobs = self._robots.release(item.origin) if isinstance(item, _RobotsJob) else [item]
             for job in jobs:
@@ -648,7 +652,8 @@ class Crawler:
                 self._collect(value, lease, out)
         except Exception as exc:
             where = _where(exc)
-            log.error("callback %s failed on %s: %s%s", name, lease.url, describe(exc), where)
+            log.error("callback %s failed on %s: %s%s", name, lease.url, describe(exc), where,
+                      extra={"url": lease.url, "reason": f"callback: {describe(exc)}{where}"})
             return self._fail(lease, f"callback: {describe(exc)}{where}", response.status)
         self.metrics.items += len(out.items)
         return Completion(lease.id, response.status, out.items, list(out.requests.values()),
@@ -686,7 +691,8 @@ class Crawler:
             message = f"{describe(exc)} (gave up after {lease.attempts + 1} attempts)"
         else:
             message = describe(exc)
-        log.warning("failed %s: %s", lease.url, message)
+        log.warning("failed %s: %s", lease.url, message,
+                    extra={"url": lease.url, "reason": message, "status": status})
         return self._fail(lease, message, status)
 
     def _backoff(self, attempt: int) -> float:

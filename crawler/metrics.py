@@ -235,7 +235,9 @@ class Metrics:
         return Snapshot(
             spider=spider, state=state, started_at=self.started_at, elapsed=elapsed,
             pages=self.pages, rate=self.pages / elapsed if elapsed > 0 else 0.0,
-            recent_rate=recent, eta=self._drain.eta(self._clock(), crawl, recent, page_budget),
+            recent_rate=recent,
+            eta=(self._drain.eta(self._clock(), crawl, recent, page_budget)
+                 if state == "running" else None),
             items=self.items,
             bytes=self.bytes, in_flight=self.in_flight, failed=self.failed,
             retried=self.retried, crawl=crawl, statuses=dict(self.statuses),

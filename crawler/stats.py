@@ -81,14 +81,21 @@ def render_json(stats: dict[str, Any]) -> str:
 
 def render_text(stats: dict[str, Any], out: TextIO) -> None:
     console = Console(file=out, highlight=False, width=max(100, Console(file=out).width))
+    console.print(f"[bold]{stats['spider']}[/bold] crawl in {stats.get('state_file', '?')}: "
+                  f"{_state(stats)}", soft_wrap=True)
     console.print(_summary(stats))
-    for table in (_counts("status", "done requests by HTTP status", stats["statuses"]),
-                  _counts("kind", "failed requests by kind of error",
-                          stats["failures_by_kind"]),
-                  _runs(stats["runs"]), _latest(stats["runs"]), _hosts(stats["hosts"]),
-                  _failures(stats["recent_failures"])):
+    latest = next((r for r in reversed(stats["runs"]) if r["stats"]), None)
+    sections = [
+        ("done requests by HTTP status", _counts("status", stats["statuses"])),
+        ("failed requests by kind of error", _counts("kind", stats["failures_by_kind"])),
+        ("runs", _runs(stats["runs"])),
+        (f"run #{latest['id']}" if latest else "", _latest(latest)),
+        ("hosts (all runs, most requested first)", _hosts(stats["hosts"])),
+        ("recent failures", _failures(stats["recent_failures"])),
+    ]
+    for title, table in sections:
         if table is not None:
-            console.print()
+            console.print(f"\n[bold]{title}[/bold]", soft_wrap=True)
             console.print(table)
 
 
@@ -97,8 +104,6 @@ def _summary(stats: dict[str, Any]) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column(justify="right")
-    grid.add_row("spider", f"{stats['spider']}  ({_state(stats)})")
-    grid.add_row("state file", stats.get("state_file", ""))
     for name in ("done", "queued", "in_flight", "failed"):
         grid.add_row(name.replace("_", " "), f"{req[name]:,}")
     grid.add_row("items", f"{stats['items']:,}")
@@ -119,17 +124,17 @@ def _state(stats: dict[str, Any]) -> str:
     return "complete" if stats["complete"] else "unfinished"
 
 
-def _counts(key: str, title: str, counts: dict[str, int]) -> Table | None:
+def _counts(key: str, counts: dict[str, int]) -> Table | None:
     if not counts:
         return None
-    table = _table(title, key, "requests")
+    table = _table(key, "requests")
     for name, n in counts.items():
         table.add_row(name, f"{n:,}")
     return table
 
 
 def _runs(runs: list[dict[str, Any]]) -> Table:
-    table = _table("runs", "#", "started", "time", "status", "pages", "pages/s", "failed",
+    table = _table("#", "started", "time", "status", "pages", "pages/s", "failed",
                    "retried", "items")
     for run in runs:
         s = run["stats"] or {}
@@ -140,18 +145,17 @@ def _runs(runs: list[dict[str, Any]]) -> Table:
     return table
 
 
-def _latest(runs: list[dict[str, Any]]) -> Table | None:
-    run = next((r for r in reversed(runs) if r["stats"]), None)
+def _latest(run: dict[str, Any] | None) -> Table | None:
     if run is None:
         return None
     s = run["stats"]
     t = s["timings"]
-    grid = _table(f"run #{run['id']}", "", "")
+    grid = _table("", "")
     grid.add_row("response times", f"mean {report.duration(t['mean'])} · p50 "
                  f"{report.duration(t['p50'])} · p95 {report.duration(t['p95'])} · max "
                  f"{report.duration(t['max'])} ({t['count']:,} responses)")
     grid.add_row("status codes", report.counts({int(k): v for k, v in s["statuses"].items()}))
-    grid.add_row("errors", report.counts(s["errors"]) + " (retried ones included)")
+    grid.add_row("fetch errors", report.counts(s["errors"]) if s["errors"] else "none")
     pool = s.get("pool")
     if pool:
         grid.add_row("connections", f"{pool['created']:,} opened · {pool['reused']:,} reused"
@@ -160,8 +164,8 @@ def _latest(runs: list[dict[str, Any]]) -> Table | None:
                      f"({report.duration(pool['dns_seconds'])}) · {pool['dns_hits']:,} "
                      "cache hits")
     config = run["config"]
-    grid.add_row("settings", " ".join(f"{k}={v}" for k, v in config.items()
-                                      if k in _SHOWN_SETTINGS))
+    grid.add_row("settings", " · ".join(f"{k} {v}" for k, v in config.items()
+                                        if k in _SHOWN_SETTINGS and v is not None))
     return grid
 
 
@@ -172,7 +176,7 @@ _SHOWN_SETTINGS = ("workers", "per_host", "delay", "max_pages", "max_depth", "ti
 def _hosts(hosts: list[dict[str, Any]]) -> Table | None:
     if not hosts:
         return None
-    table = _table("hosts (all runs, most requested first)", "host", "requests", "errors",
+    table = _table("host", "requests", "errors",
                    "bytes", "avg time")
     for h in hosts:
         table.add_row(h["host"], f"{h['requests']:,}", f"{h['errors']:,}",
@@ -183,15 +187,14 @@ def _hosts(hosts: list[dict[str, Any]]) -> Table | None:
 def _failures(failures: list[dict[str, Any]]) -> Table | None:
     if not failures:
         return None
-    table = _table("recent failures", "url", "error")
+    table = _table("url", "error")
     for f in failures:
         table.add_row(f["url"], f["error"])
     return table
 
 
-def _table(title: str, *columns: str) -> Table:
-    table = Table(title=title, title_justify="left", title_style="bold", box=None,
-                  padding=(0, 1), show_edge=False, show_header=any(columns))
+def _table(*columns: str) -> Table:
+    table = Table(box=None, padding=(0, 1), show_edge=False, show_header=any(columns))
     for i, name in enumerate(columns):
         table.add_column(name, justify="left" if i == 0 or name in ("status", "error", "")
                          else "right", overflow="fold")

@@ -212,7 +212,10 @@ def test_stats_and_export_read_a_running_crawl(site: Site, tmp_path: Path) -> No
     exported: list[list[dict[str, Any]]] = []
     with CrawlProcess(*site_command(site, state, "--workers", "2", "--per-host", "2")) as proc:
         proc.wait_started()
+        texts = []
         while proc.running():
+            if len(readings) in (2, 4):
+                texts.append(crawl("stats", str(state), timeout=60).stdout)
             # Every reading must work, including one that overlaps the end of the crawl.
             stats = crawl("stats", str(state), "--json", timeout=60)
             assert stats.returncode == EXIT_OK, describe(stats)
@@ -224,6 +227,11 @@ def test_stats_and_export_read_a_running_crawl(site: Site, tmp_path: Path) -> No
 
     live = [r for r in readings if r["runs"][-1]["status"] == "running"]
     assert len(live) >= 3, f"only {len(live)} reading(s) saw the crawl running"
+    # A running crawl's stored figures: its speed, statuses and pool, saved as it goes.
+    figures = [r["runs"][-1]["stats"] for r in live if r["runs"][-1]["stats"]]
+    assert figures, "no reading saw the running crawl's stored figures"
+    assert figures[-1]["pages"] > 0 and figures[-1]["statuses"].get("200", 0) > 0
+    assert figures[-1]["pool"]["created"] >= 1
     assert exported, "no export while the crawl ran"
     done = [r["requests"]["done"] for r in readings]
     assert done == sorted(done), f"done went down between readings: {done}"
@@ -240,6 +248,7 @@ def test_stats_and_export_read_a_running_crawl(site: Site, tmp_path: Path) -> No
     assert set(mid) <= set(final_items)
     assert_items_match_site(list(final_items.values()), site.base, pages=PAGES)
 
+    assert any("running; figures from" in text for text in texts), texts
     text = crawl_ok("stats", str(state)).stdout
     assert re.search(rf"\bdone\b\D*({total:,}|{total})\b", text), text
     assert "finished" in text, text
