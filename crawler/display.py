@@ -55,16 +55,16 @@ def _overview(s: Snapshot) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold cyan", no_wrap=True)
     grid.add_column()
-    title = Text.assemble((f"crawl {s.spider}", "bold"), f"  {s.state} · ",
+    title = Text.assemble((s.spider, "bold"), f" · {s.state} · ",
                           (report.duration(s.elapsed), "bold"))
     if s.eta is not None:
-        title.append(f"  about {report.duration(s.eta)} to go")
-    grid.add_row("", title)
+        title.append(f" · about {report.duration(s.eta)} to go")
+    grid.add_row("crawl", title)
     grid.add_row("speed", f"{s.recent_rate:,.1f} pages/s now · {s.rate:,.1f} average · "
                           f"{s.pages:,} pages this run · {report.size(s.bytes)}")
     if s.crawl is not None:
         c = s.crawl
-        grid.add_row("crawl", f"{c.done:,} done · {c.queued:,} queued · {s.in_flight} in flight"
+        grid.add_row("requests", f"{c.done:,} done · {c.queued:,} queued · {s.in_flight} in flight"
                               f" · {c.failed:,} failed · {c.skipped:,} skipped · "
                               f"{c.items:,} items")
     grid.add_row("this run", f"{s.failed:,} failed · {s.retried:,} retried · "

@@ -42,7 +42,7 @@ from crawler.errors import (
     TooManyRedirects,
     describe,
 )
-from crawler.fetcher import Fetcher, FetchResult
+from crawler.fetcher import Fetcher, FetchResult, WantBody
 from crawler.frontier import Frontier
 from crawler.items import encode_item, is_item
 from crawler.metrics import CrawlTotals, HostView, Metrics, PoolStats, Snapshot
@@ -465,7 +465,7 @@ class Crawler:
         assert self._fetcher is not None
         for _ in range(robots.MAX_REDIRECTS + 1):
             try:
-                result = await self._fetcher.fetch(url)
+                result = await self._fetch(url)
             except FetchError as exc:
                 return robots.unreachable(f"{describe(exc)} (fetching {url})", self._clock())
             if result.location is None:
@@ -529,7 +529,6 @@ class Crawler:
     async def _process(self, job: _Job) -> Outcome:
         assert self._fetcher is not None
         lease = job.lease
-        started = self._clock()
         try:
             want = self._want_html if self._html_only(lease) else self._want_2xx
             # With many hosts, a host's last queued request closes its connection: no idle
@@ -538,19 +537,16 @@ class Crawler:
             # every connection is kept.
             keep_alive = (self._frontier.queued(job.host) > 0
                           or self._frontier.hosts <= FEW_HOSTS)
-            result: FetchResult | FetchError = await self._fetcher.fetch(
-                job.url, want, keep_alive=keep_alive)
+            result: FetchResult | FetchError = await self._fetch(job.url, want,
+                                                                 keep_alive=keep_alive)
         except FetchError as exc:
             result = exc
         finally:
             self._frontier.release(job.host)
             self._wake()
-        seconds = self._clock() - started
         if isinstance(result, FetchError):
-            self.metrics.fetch_failed(job.host, result.kind, seconds)
             return await self._on_fetch_error(job, result)
         self._connect_failures.pop(job.host, None)
-        self.metrics.answered(job.host, result.status, len(result.body), seconds)
         retry_after = None
         if result.status in RETRYABLE_STATUSES:
             # The server is overloaded: the whole host waits, not just this request.
@@ -565,6 +561,19 @@ class Crawler:
         except Exception as exc:  # a bug of ours must cost one request, not the crawl
             log.exception("internal error on %s", lease.url, extra={"url": lease.url})
             return self._fail(lease, f"internal: {describe(exc)}", result.status)
+
+    async def _fetch(self, url: URL, want: WantBody | None = None, *,
+                     keep_alive: bool = True) -> FetchResult:
+        """One fetch, counted in the metrics (robots.txt included) whatever its end."""
+        assert self._fetcher is not None
+        host, started = urls.host_key(url), self._clock()
+        try:
+            result = await self._fetcher.fetch(url, want, keep_alive=keep_alive)
+        except FetchError as exc:
+            self.metrics.fetch_failed(host, exc.kind, self._clock() - started)
+            raise
+        self.metrics.answered(host, result.status, len(result.body), self._clock() - started)
+        return result
 
     async def _on_fetch_error(self, job: _Job, exc: FetchError) -> Outcome:
         if not isinstance(exc, ConnectError):

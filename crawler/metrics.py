@@ -96,8 +96,8 @@ class Snapshot:
     failed: int
     retried: int
     crawl: CrawlTotals | None
-    statuses: Mapping[int, int]
-    errors: Mapping[str, int]  # fetch errors by kind, retried ones included
+    statuses: Mapping[int, int]  # every answer, robots.txt and retried ones included
+    errors: Mapping[str, int]  # fetch errors by kind, robots.txt and retried ones included
     timings: Timings
     busiest: tuple[HostRow, ...]
     slowest: tuple[HostRow, ...]

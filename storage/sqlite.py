@@ -640,7 +640,7 @@ class _Tally:
 
     def counts(self) -> CrawlCounts:
         return CrawlCounts(self.queued, self.leased, self.done, self.failed, self.items,
-                           dict(self.counters))
+                           {name: n for name, n in sorted(self.counters.items()) if n})
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:

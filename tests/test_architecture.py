@@ -103,6 +103,24 @@ def test_only_the_sqlite_store_imports_aiosqlite() -> None:
     assert not bad, offenders("only storage/sqlite.py may import aiosqlite", bad)
 
 
+def test_only_the_user_facing_modules_draw_with_rich() -> None:
+    # The engine stays a library: what it knows leaves it as a Snapshot, drawn elsewhere.
+    allowed = {"crawler/display.py", "crawler/stats.py", "crawler/cli.py"}
+    bad = [imp for imp in ALL_IMPORTS if top(imp.module) == "rich" and imp.file not in allowed]
+    assert not bad, offenders(f"only {sorted(allowed)} may import rich", bad)
+    assert any(top(imp.module) == "rich" for imp in ALL_IMPORTS)
+
+
+def test_only_the_cli_reads_argv_and_the_environment() -> None:
+    bad = [imp for imp in ALL_IMPORTS if imp.file != "crawler/cli.py"
+           and (imp.module == "argparse" or (imp.module == "os" and "environ" in imp.names)
+                or (imp.module == "sys" and "argv" in imp.names))]
+    uses = [f"{m}: {attr}" for m in ALL_MODULES if str(m) != "crawler/cli.py"
+            for attr in ("sys.argv", "os.environ", "os.getenv")
+            if attr in (ROOT / m).read_text(encoding="utf-8")]
+    assert not bad and not uses, (offenders("only crawler/cli.py may read argv", bad), uses)
+
+
 def test_storage_never_imports_crawler_or_spiders() -> None:
     bad = [imp for imp in ALL_IMPORTS
            if imp.file.startswith("storage/") and top(imp.module) in ("crawler", "spiders")]

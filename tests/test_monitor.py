@@ -56,13 +56,15 @@ async def test_metrics_match_what_the_servers_saw(tmp_path: Path) -> None:
     gone = monitor.expected_gone(PAGES, GONE_EVERY)
     s: Snapshot = result.stats
 
-    # Every page answered 200, every missing link 404; robots.txt is not a page.
-    assert dict(s.statuses) == {200: PAGES * 3, 404: gone * 3}
-    assert s.pages == s.timings.count == (PAGES + gone) * 3
+    # Every page answered 200, every missing link and robots.txt 404. Robots.txt is an
+    # answer (timed, counted by status and host) but not a page.
+    assert dict(s.statuses) == {200: PAGES * 3, 404: (gone + 1) * 3}
+    assert s.pages == (PAGES + gone) * 3
+    assert s.timings.count == s.pages + 3
     assert s.failed == s.retried == 0 and not s.errors
     for name in NAMES:
-        assert seen[name].requests == PAGES + gone + 1  # + robots.txt
-        assert crawler.metrics.hosts[f"{name}:{port}"].requests == PAGES + gone
+        assert seen[name].requests == PAGES + gone + 1
+        assert crawler.metrics.hosts[f"{name}:{port}"].requests == PAGES + gone + 1
 
     # DNS: one lookup per host, and every later connection to it was a cache hit.
     pool = s.pool
@@ -86,10 +88,10 @@ async def test_metrics_match_what_the_servers_saw(tmp_path: Path) -> None:
     # The state file holds the same figures, with the hosts.
     stored = _stored_stats(tmp_path / "m.db")
     assert stored["pages"] == s.pages
-    assert stored["statuses"] == {"200": PAGES * 3, "404": gone * 3}
+    assert stored["statuses"] == {"200": PAGES * 3, "404": (gone + 1) * 3}
     assert stored["pool"]["created"] == pool.created
     assert {h["host"]: h["requests"] for h in stored["hosts"]} == {
-        f"{name}:{port}": PAGES + gone for name in NAMES}
+        f"{name}:{port}": PAGES + gone + 1 for name in NAMES}
     assert stored["crawl"]["done"] == (PAGES + gone) * 3
     assert stored["crawl"]["queued"] == 0
 
