@@ -18,6 +18,7 @@ RATE_WINDOW = 10  # seconds of history behind the "recent" pages/s
 LATENCY_SAMPLES = 1024  # recent response times kept for the percentiles
 HOST_SMOOTHING = 0.3  # weight of the newest response time in a host's moving average
 TOP_HOSTS = 8
+MAX_HOSTS = 20_000  # hosts whose figures are kept; past it, the least requested half goes
 DRAIN_WINDOW = 30.0  # seconds of queue sizes an estimate of the end is made from
 
 
@@ -197,8 +198,16 @@ class Metrics:
     def _host(self, host: str) -> HostStats:
         stats = self.hosts.get(host)
         if stats is None:
+            if len(self.hosts) >= MAX_HOSTS:
+                self._forget_quiet_hosts()
             stats = self.hosts[host] = HostStats()
         return stats
+
+    def _forget_quiet_hosts(self) -> None:
+        """A crawl of millions of hosts must not keep figures for each: the tables show the
+        busy and the slow ones, so the hosts with the fewest requests are dropped."""
+        keep = sorted(self.hosts.items(), key=lambda hs: -hs[1].requests)[:MAX_HOSTS // 2]
+        self.hosts = dict(keep)
 
     def _timed(self, stats: HostStats, seconds: float) -> None:
         self._fetches += 1

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from crawler import metrics
 from crawler.metrics import CrawlTotals, HostView, Metrics, Snapshot
 
 
@@ -108,3 +109,15 @@ def test_snapshot_is_plain_json() -> None:
     assert data["crawl"] == {"done": 1, "queued": 2, "failed": 3, "items": 4, "skipped": 5}
     assert data["started_at"] == 123.0
     assert data["slowest"][0]["host"] == "h:80"
+
+
+def test_figures_are_kept_for_a_bounded_number_of_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(metrics, "MAX_HOSTS", 100)
+    m = Metrics(Clock(), lambda: 0.0)
+    for _ in range(5):
+        m.answered("busy:80", 200, 1, 0.01)
+    for i in range(1000):
+        m.answered(f"h{i}:80", 200, 1, 0.01)
+    assert len(m.hosts) <= 100
+    assert m.hosts["busy:80"].requests == 5  # the busiest stay
+    assert m.statuses[200] == 1005  # the totals lose nothing
