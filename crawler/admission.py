@@ -31,6 +31,30 @@ class Skip(enum.StrEnum):
     EXCLUDED = "skipped_excluded"
 
 
+RECENT_KEYS = 50_000
+
+
+class RecentKeys:
+    """Keys admitted lately, kept in two generations of at most `size` each.
+
+    The store's dedup is the authority (a row per URL, ever); this spares it, and the checks
+    before it (robots.txt rules especially), the links a site repeats on every page.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._new: set[str] = set()
+        self._old: set[str] = set()
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._new or key in self._old
+
+    def add(self, key: str) -> None:
+        if len(self._new) >= self._size:
+            self._old, self._new = self._new, set()
+        self._new.add(key)
+
+
 class Admission:
     def __init__(self, config: CrawlConfig, scope: Scope,
                  robots_forbid: Callable[[URL], bool]) -> None:
@@ -39,6 +63,7 @@ class Admission:
         self._robots_forbid = robots_forbid
         self._include = [re.compile(p) for p in config.include]
         self._exclude = [re.compile(p) for p in config.exclude]
+        self._recent = RecentKeys(RECENT_KEYS)
 
     def admit(self, url: URL | None, depth: int, skipped: Counter[str]) -> str | None:
         """The URL's key if it may be queued at `depth`; else None, with the reason counted."""
@@ -46,11 +71,16 @@ class Admission:
             skipped[Skip.INVALID_URL] += 1
             return None
         url = self.tidy(url)
+        key = str(url)
+        if key in self._recent:
+            skipped[Skip.DUPLICATE] += 1
+            return None
         reason = self._reason(url, depth)
         if reason is not None:
             skipped[reason] += 1
             return None
-        return str(url)
+        self._recent.add(key)
+        return key
 
     def tidy(self, url: URL) -> URL:
         cfg = self._config

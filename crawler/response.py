@@ -109,13 +109,13 @@ class Response:
         return [str(u) for u in self._link_urls(selector)]
 
     def _link_urls(self, selector: str) -> list[URL]:
-        base = self.base_url
+        resolver = urls.Resolver(self.base_url)
         seen: dict[str, URL] = {}
         for node in self.css(selector):
             href = node.attributes.get("href")
             if href is None:
                 continue
-            url = urls.join(base, href)
+            url = resolver.join(href)
             if url is not None:
                 seen.setdefault(str(url), url)
         return list(seen.values())
@@ -136,12 +136,12 @@ class Response:
         as skipped (duplicate, invalid URL) instead of them vanishing unseen."""
         name = callback_name(callback)
         kwargs = encode_kwargs(cb_kwargs, self.url)
-        base = self.base_url
+        resolver = urls.Resolver(self.base_url)
         requests = []
         for node in self.css(selector):
             href = node.attributes.get("href")
             if href is not None:
-                url = urls.join(base, href)
+                url = resolver.join(href)
                 requests.append(Request.prepared(href if url is None else url, name, kwargs,
                                                  priority))
         return requests

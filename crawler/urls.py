@@ -86,3 +86,48 @@ def tidy_query(url: URL, *, strip_tracking: bool, sort: bool) -> URL:
 def host_key(url: URL) -> str:
     """The politeness key: host and port (one server), like aiohttp's connection key."""
     return f"{url.host}:{url.port}"
+
+
+JOIN_CACHE_SIZE = 20_000
+_joined: dict[tuple[str, str], URL | None] = {}
+
+
+class Resolver:
+    """Resolves the hrefs of one page, with a cache shared by all pages.
+
+    Links repeat across pages (menus, sidebars, footers), and a join (parse, join,
+    canonicalise) costs far more than a lookup. The cache key is the href with the part of
+    the base URL its result depends on: nothing for an absolute URL, the origin for "/path",
+    the folder for "path" or "../path", the whole base for "?query" or "#fragment".
+    """
+
+    def __init__(self, base: URL) -> None:
+        self.base = base
+        self._full = str(base).partition("#")[0]
+        self._folder = self._full.partition("?")[0].rsplit("/", 1)[0]
+        self._origin = f"{base.scheme}://{base.raw_authority}"
+
+    def join(self, href: str) -> URL | None:
+        # The fragment never changes the canonical URL (it is dropped), so "os.html#a" and
+        # "os.html#b" are one entry.
+        href = href.strip(_HREF_WHITESPACE).partition("#")[0]
+        if href.startswith(("http://", "https://")):
+            depends = ""
+        elif href.startswith("//"):
+            depends = self.base.scheme
+        elif href.startswith("/"):
+            depends = self._origin
+        elif not href or href[0] == "?":
+            depends = self._full
+        else:
+            depends = self._folder
+        key = (depends, href)
+        try:
+            return _joined[key]
+        except KeyError:
+            pass
+        url = join(self.base, href)
+        if len(_joined) >= JOIN_CACHE_SIZE:
+            _joined.clear()
+        _joined[key] = url
+        return url

@@ -26,14 +26,14 @@ class SiteSpider(Spider):
         self.use_sitemaps = sitemaps
 
     async def parse(self, response: Response) -> AsyncIterator[Any]:
-        anchors = response.css("a[href]")
+        requests = response.follow_all("a[href]")  # one for each <a href>, repeats included
         yield {
             "url": response.url,
             "status": response.status,
             "title": response.title or "",
-            "links": len(anchors),
+            "links": len(requests),
         }
-        for request in response.follow_all("a[href]"):
+        for request in requests:
             yield request
         if self.use_sitemaps and response.depth == 0:
             for url in response.robots_sitemaps or [response.urljoin("/sitemap.xml") or ""]:

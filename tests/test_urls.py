@@ -7,6 +7,7 @@ from yarl import URL
 
 from crawler.urls import (
     MAX_URL_LENGTH,
+    Resolver,
     canonical,
     host_key,
     join,
@@ -239,3 +240,22 @@ def test_tidy_query_strips_tracking_and_sorts_only_when_asked() -> None:
     assert str(tidy_query(url, strip_tracking=True, sort=True)) == "http://h/p?a=1&b=2"
     assert str(tidy_query(URL("http://h/p?utm_a=1"), strip_tracking=True, sort=False)) \
         == "http://h/p"
+
+
+BASES = ["http://h.test/a/b/page.html?x=1#top", "https://h.test:8443/a/", "http://h.test",
+         "http://other.test/a/b/c", "http://h.test/a/b/page.html"]
+HREFS = ["os.html", "os.html#a", "os.html#b", "../up.html#x", "./same.html", "/abs#f",
+         "/abs", "//cdn.test/x.js", "https://h.test/full#f", "?q=2", "?q=2#f", "#only", "",
+         "  spaced.html  ", "mailto:a@b.test", "http://[bad", "sub/dir/", "..", "%41%2f.html",
+         "javascript:void(0)", "HTTP://H.TEST/Case"]
+
+
+def test_the_resolver_cache_gives_what_join_gives() -> None:
+    # Every base against every href, twice (the second time from the cache), in an order
+    # that has each href cached under one base before it is asked under the next.
+    for _ in range(2):
+        for base_text in BASES:
+            base = URL(base_text)
+            resolver = Resolver(base)
+            for href in HREFS:
+                assert resolver.join(href) == join(base, href), (base_text, href)

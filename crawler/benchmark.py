@@ -1,0 +1,96 @@
+"""`crawl bench`: crawl a local benchmark site and measure the crawler's own process.
+
+The site (`python -m benchsite`) runs in a separate process, so its CPU is not counted.
+CPU time counts every thread of this process (the SQLite thread too); peak RSS is the
+process's high-water mark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import resource
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from crawler.engine import CrawlResult
+from crawler.errors import ConfigError
+
+SITE_START_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class BenchResult:
+    requests: int  # requests finished (done or failed)
+    items: int
+    urls: int  # requests in the state file: finished, and queued for later
+    wall: float
+    cpu: float
+    peak_rss: int  # bytes
+    state_bytes: int
+    event_loop: str
+
+    @property
+    def pages_per_second(self) -> float:
+        return self.requests / self.wall if self.wall > 0 else 0.0
+
+    @property
+    def cpu_ms_per_page(self) -> float:
+        return 1000 * self.cpu / max(self.requests, 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "pages_per_second": round(self.pages_per_second, 1),
+                "cpu_ms_per_page": round(self.cpu_ms_per_page, 3),
+                "state_bytes_per_url": round(self.state_bytes / max(self.urls, 1), 1)}
+
+    def report(self) -> str:
+        mb = 1024 * 1024
+        return "\n".join([
+            f"pages       {self.requests:,} in {self.wall:.2f} s: "
+            f"{self.pages_per_second:,.0f} pages/s ({self.items:,} items)",
+            f"CPU         {self.cpu_ms_per_page:.2f} ms a page ({self.cpu:.2f} s, "
+            f"{self.event_loop} event loop)",
+            f"peak RSS    {self.peak_rss / mb:,.0f} MB",
+            f"state file  {self.state_bytes / 1e6:,.1f} MB for {self.urls:,} URLs "
+            f"({self.state_bytes / max(self.urls, 1):,.0f} bytes a URL)",
+        ])
+
+
+@contextlib.asynccontextmanager
+async def benchmark_site(options: Sequence[str]) -> AsyncIterator[str]:
+    """Start `python -m benchsite OPTIONS` and yield its base URL; stop it afterwards."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "benchsite", *options,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        try:
+            line = await asyncio.wait_for(proc.stdout.readline(), SITE_START_TIMEOUT)
+        except TimeoutError:
+            line = b""
+        text = line.decode().strip()
+        if not text.startswith("READY "):
+            err = await proc.stderr.read() if proc.stderr and proc.returncode is not None \
+                else b""
+            raise ConfigError(f"the benchmark site did not start: {err.decode().strip()}")
+        yield text.split(" ", 1)[1]
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            await proc.wait()
+
+
+async def measure(crawl: Callable[[], Awaitable[CrawlResult]], state: Path,
+                  event_loop: str) -> tuple[BenchResult, CrawlResult]:
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    result = await crawl()
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    size = sum(p.stat().st_size for p in state.parent.glob(state.name + "*"))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    c = result.counts
+    return BenchResult(c.done + c.failed, c.items, c.done + c.failed + c.queued, wall, cpu,
+                       peak, size, event_loop), result
