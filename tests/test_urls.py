@@ -243,11 +243,13 @@ def test_tidy_query_strips_tracking_and_sorts_only_when_asked() -> None:
 
 
 BASES = ["http://h.test/a/b/page.html?x=1#top", "https://h.test:8443/a/", "http://h.test",
-         "http://other.test/a/b/c", "http://h.test/a/b/page.html"]
+         "http://other.test/a/b/c", "http://h.test/a/b/page.html", "http://u:p@h.test:80/x",
+         "https://bücher.test/ä/ö.html", "HTTP://H.TEST:443/"]
 HREFS = ["os.html", "os.html#a", "os.html#b", "../up.html#x", "./same.html", "/abs#f",
          "/abs", "//cdn.test/x.js", "https://h.test/full#f", "?q=2", "?q=2#f", "#only", "",
          "  spaced.html  ", "mailto:a@b.test", "http://[bad", "sub/dir/", "..", "%41%2f.html",
-         "javascript:void(0)", "HTTP://H.TEST/Case"]
+         "javascript:void(0)", "HTTP://H.TEST/Case", "/p/12", "/a/b.html", "/", "/a/./b",
+         "/a/../b", "/a//b", "/.well-known/x", "/A-B_c~d/", "/a/b..c", "/x?y=1", "/ä"]
 
 
 def test_the_resolver_cache_gives_what_join_gives() -> None:
