@@ -38,13 +38,16 @@ async def crawl(start: str, pages: int, workers: int, db_path: str) -> int:
     await db.execute("CREATE TABLE items (url TEXT, title TEXT)")
     await db.execute("CREATE TABLE urls (url TEXT PRIMARY KEY)")
 
+    writing = asyncio.Lock()  # one connection: one batch at a time
+
     async def flush() -> None:
         batch_items, batch_urls = items[:], found[:]
         items.clear()
         found.clear()
-        await db.executemany("INSERT INTO items VALUES (?, ?)", batch_items)
-        await db.executemany("INSERT OR IGNORE INTO urls VALUES (?)", batch_urls)
-        await db.commit()
+        async with writing:
+            await db.executemany("INSERT INTO items VALUES (?, ?)", batch_items)
+            await db.executemany("INSERT OR IGNORE INTO urls VALUES (?)", batch_urls)
+            await db.commit()
 
     async def worker(session: aiohttp.ClientSession) -> None:
         nonlocal fetched

@@ -5,7 +5,9 @@
 
 Sites (each served by another process, so its CPU is nobody's):
 - docs: Python's HTML documentation (Debian's python3-doc, ~530 pages) served by nginx;
-- endless: `python -m benchsite`, every page linking to 50 pages never seen before.
+- endless: `python -m benchsite`, every page linking to 50 pages never seen before (/p/N);
+- scrapy-bench: the same, with links like Scrapy's own benchmark server's
+  (`/follow?total=100000000&show=50&n=<random>`).
 
 Each crawler runs as its own process; its CPU (user + system, every thread) and peak RSS are
 read from the kernel when it exits (wait4), the same way for all three. Scrapy is installed
@@ -136,8 +138,9 @@ def nginx_docs(port: int) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def endless_site() -> Iterator[str]:
-    proc = subprocess.Popen([sys.executable, "-m", "benchsite", "--links", "50"],
+def endless_site(style: str) -> Iterator[str]:
+    proc = subprocess.Popen([sys.executable, "-m", "benchsite", "--links", "50",
+                             "--style", style],
                             stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         assert proc.stdout is not None
@@ -166,8 +169,8 @@ def table(site: str, runs: list[Run]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--sites", nargs="+", choices=["docs", "endless"],
-                        default=["docs", "endless"])
+    parser.add_argument("--sites", nargs="+", choices=["docs", "endless", "scrapy-bench"],
+                        default=["docs", "endless", "scrapy-bench"])
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--endless-pages", type=int, default=5_000)
     parser.add_argument("--repeat", type=int, default=1,
@@ -179,14 +182,15 @@ def main() -> None:
                 f"{platform.python_version()}, concurrency {args.concurrency} (over all and "
                 f"per host), no delay, {time.strftime('%Y-%m-%d')}"]
     for site in args.sites:
-        ctx = nginx_docs(args.port) if site == "docs" else endless_site()
+        ctx = (nginx_docs(args.port) if site == "docs" else
+               endless_site("scrapy" if site == "scrapy-bench" else "paths"))
         pages = 100_000 if site == "docs" else args.endless_pages
         with ctx as url:
             runs = []
             for tool in (ours, scrapy, bare):
-                print(f"{site}: {tool.__name__} ...", flush=True)
                 tries = [tool(url, pages, args.concurrency) for _ in range(args.repeat)]
                 runs.append(min(tries, key=lambda r: r.cpu_ms))
+                print(f"{site}: {runs[-1]}", flush=True)
         sections.append(table(f"{site} ({url})", runs))
         print(sections[-1], flush=True)
     args.out.write_text("\n\n".join(sections) + "\n")

@@ -7,6 +7,10 @@ Three kinds of site:
   every run) among the N, so most links are duplicates, as on a real site;
 - static (`--static DIR`): the files of a folder, e.g. Python's HTML documentation.
 
+`--style scrapy` makes endless pages like Scrapy's own benchmark server (`scrapy bench`):
+`--links` links a page to `/follow?total=100000000&show=50&n=<random>`, with query strings
+for the crawlers to parse and canonicalise (random per page, but the same every run).
+
 Pages are padded to about `--size` bytes. robots.txt disallows /private/ for everyone.
 """
 
@@ -39,6 +43,35 @@ def _page(n: int, pages: int, links: int, size: int) -> bytes:
     pad = max(0, size - len(head) - 20)
     filler = f"<p>{(FILLER * (pad // len(FILLER) + 1))[:pad]}</p>" if pad else ""
     return (head + filler + "</body></html>").encode()
+
+
+SCRAPY_TOTAL = 100_000_000
+
+
+def _scrapy_page(n: int, links: int) -> bytes:
+    """What Scrapy's benchserver sends, seeded by the page's own number."""
+    rng = random.Random(n)
+    anchors = "".join(
+        f"<a href='/follow?total={SCRAPY_TOTAL}&show={links}&n={m}'>follow {m}</a><br>"
+        for m in (rng.randint(1, SCRAPY_TOTAL) for _ in range(links)))
+    return f"<html><head></head><body>{anchors}</body></html>".encode()
+
+
+def make_scrapy_style_app(links: int) -> web.Application:
+    async def follow(request: web.Request) -> web.Response:
+        raw = request.query.get("n", "0")
+        n = int(raw) if raw.isdigit() else 0
+        return web.Response(body=_scrapy_page(n, links), content_type="text/html",
+                            charset="utf-8")
+
+    async def robots(_: web.Request) -> web.Response:
+        return web.Response(text=ROBOTS)
+
+    app = web.Application()
+    app.router.add_get("/", follow)
+    app.router.add_get("/follow", follow)
+    app.router.add_get("/robots.txt", robots)
+    return app
 
 
 def make_app(pages: int, links: int, size: int) -> web.Application:
@@ -91,8 +124,13 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=0, help="pad pages to about this many "
                         "bytes (default: no padding)")
     parser.add_argument("--static", type=Path, metavar="DIR", help="serve this folder instead")
+    parser.add_argument("--style", choices=["paths", "scrapy"], default="paths",
+                        help="endless pages linking /p/N (default) or like Scrapy's "
+                        "benchmark server")
     args = parser.parse_args()
-    if args.static is not None:
+    if args.style == "scrapy":
+        app = make_scrapy_style_app(args.links)
+    elif args.static is not None:
         if not (args.static / "index.html").is_file():
             sys.exit(f"benchsite: {args.static} has no index.html")
         app = make_static_app(args.static.resolve())

@@ -89,8 +89,8 @@ def host_key(url: URL) -> str:
 
 
 JOIN_CACHE_SIZE = 20_000
-# An absolute path of unreserved characters only: its canonical form is itself.
-_PLAIN_PATH = re.compile(r"/[A-Za-z0-9_.~/-]{0,200}")
+# An absolute path (and query) of unreserved characters only: its canonical form is itself.
+_PLAIN_PATH = re.compile(r"/[A-Za-z0-9_.~/-]{0,200}(?:\?[A-Za-z0-9_.~=&-]{1,300})?")
 _joined: dict[tuple[str, str], URL | None] = {}
 
 

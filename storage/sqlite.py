@@ -598,7 +598,7 @@ async def _connect(path: Path, *, readonly: bool) -> aiosqlite.Connection:
         else:
             await conn.execute("PRAGMA journal_mode = WAL")
             await conn.execute("PRAGMA synchronous = NORMAL")
-            # 8 MiB of page cache: more buys no speed (bench/endless_bench.py) and would
+            # 8 MiB of page cache: more buys no speed (`crawl bench --pages 20000`) and would
             # grow memory with the size of the frontier.
             await conn.execute("PRAGMA cache_size = -8192")
         # Rows are read as plain tuples: a state file's columns never change under us.

@@ -249,7 +249,9 @@ HREFS = ["os.html", "os.html#a", "os.html#b", "../up.html#x", "./same.html", "/a
          "/abs", "//cdn.test/x.js", "https://h.test/full#f", "?q=2", "?q=2#f", "#only", "",
          "  spaced.html  ", "mailto:a@b.test", "http://[bad", "sub/dir/", "..", "%41%2f.html",
          "javascript:void(0)", "HTTP://H.TEST/Case", "/p/12", "/a/b.html", "/", "/a/./b",
-         "/a/../b", "/a//b", "/.well-known/x", "/A-B_c~d/", "/a/b..c", "/x?y=1", "/ä"]
+         "/a/../b", "/a//b", "/.well-known/x", "/A-B_c~d/", "/a/b..c", "/x?y=1", "/ä",
+         "/follow?total=1&show=2&n=3", "/a?b", "/a?b=", "/a?=b", "/a?a&&b", "/a?", "/a?b#c",
+         "/a?b=/c", "/a?b=%41", "/a?b+c", "/a?B=C.d~e_f-g"]
 
 
 def test_the_resolver_cache_gives_what_join_gives() -> None:
