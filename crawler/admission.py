@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from yarl import URL
 
@@ -79,8 +79,13 @@ class Admission:
         if reason is not None:
             skipped[reason] += 1
             return None
-        self._recent.add(key)
         return key
+
+    def remember(self, keys: Iterable[str]) -> None:
+        """Keys now on their way to the store (their completion is recorded): later links to
+        them are duplicates. Not before: a callback that fails loses its requests."""
+        for key in keys:
+            self._recent.add(key)
 
     def tidy(self, url: URL) -> URL:
         cfg = self._config

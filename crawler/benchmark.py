@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import resource
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -62,26 +63,38 @@ class BenchResult:
 
 @contextlib.asynccontextmanager
 async def benchmark_site(options: Sequence[str]) -> AsyncIterator[str]:
-    """Start `python -m benchsite OPTIONS` and yield its base URL; stop it afterwards."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "benchsite", *options,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    try:
-        assert proc.stdout is not None
+    """Start `python -m benchsite OPTIONS` and yield its base URL; stop it afterwards.
+
+    It runs in a session of its own, so a Ctrl-C meant for the crawl does not kill the site
+    under it; its stderr goes to a file, which nobody has to keep reading."""
+    with tempfile.TemporaryFile() as errors:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "benchsite", *options, stdout=asyncio.subprocess.PIPE,
+            stderr=errors, start_new_session=True)
         try:
-            line = await asyncio.wait_for(proc.stdout.readline(), SITE_START_TIMEOUT)
-        except TimeoutError:
-            line = b""
-        text = line.decode().strip()
-        if not text.startswith("READY "):
-            err = await proc.stderr.read() if proc.stderr and proc.returncode is not None \
-                else b""
-            raise ConfigError(f"the benchmark site did not start: {err.decode().strip()}")
-        yield text.split(" ", 1)[1]
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-            await proc.wait()
+            assert proc.stdout is not None
+            try:
+                line = await asyncio.wait_for(proc.stdout.readline(), SITE_START_TIMEOUT)
+            except TimeoutError:
+                line = b""
+            text = line.decode().strip()
+            if not text.startswith("READY "):
+                _stop(proc)
+                await proc.wait()
+                errors.seek(0)
+                why = errors.read().decode(errors="replace").strip().splitlines()
+                raise ConfigError("the benchmark site did not start"
+                                  + (f": {why[-1]}" if why else ""))
+            yield text.split(" ", 1)[1]
+        finally:
+            if proc.returncode is None:
+                _stop(proc)
+                await proc.wait()
+
+
+def _stop(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        proc.terminate()
 
 
 async def measure(crawl: Callable[[], Awaitable[CrawlResult]], state: Path,
@@ -90,7 +103,8 @@ async def measure(crawl: Callable[[], Awaitable[CrawlResult]], state: Path,
     result = await crawl()
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     size = sum(p.stat().st_size for p in state.parent.glob(state.name + "*"))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak *= 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB elsewhere
     c = result.counts
     return BenchResult(c.done + c.failed, c.items, c.done + c.failed + c.queued, wall, cpu,
                        peak, size, event_loop), result

@@ -376,6 +376,8 @@ def _install_signal_handlers(crawler: Crawler) -> None:
         if presses > 1:
             # Everything committed is safe and the rest is refetched: exit at once.
             status_log.warning("stopped at once; the crawl is still resumable")
+            if os.isatty(2):
+                os.write(2, b"\x1b[?25h")  # the live display hid the cursor
             os._exit(EXIT_INTERRUPTED)
         status_log.info("stopping (finishing requests in flight; Ctrl-C again to quit "
                         "at once)")
@@ -463,6 +465,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                           "--page-size at least 0")
     config = CrawlConfig(workers=args.workers, per_host=args.per_host, delay=args.delay,
                          max_pages=args.pages, obey_robots=args.obey_robots)
+    if args.state and Path(args.state).exists() and Path(args.state).stat().st_size:
+        raise ConfigError(f"--state {args.state}: the file exists; crawl bench starts a new "
+                          "crawl, so give it a file that does not")
     args.fresh, args.retry_failed = True, False
     with tempfile.TemporaryDirectory(prefix="crawl-bench-") as tmp:
         state = Path(args.state or Path(tmp) / "bench.crawl.db")

@@ -187,7 +187,7 @@ class Crawler:
         fetcher = self._fetcher
         return self.metrics.snapshot(
             spider=self.spider.name, state=self._state.value,
-            crawl=None if counts is None else _totals(counts),
+            crawl=None if counts is None else _totals(counts, self.metrics.in_flight),
             live_hosts=(HostView(*row) for row in self._frontier.activity()),
             pool=(fetcher.pool(count_process_sockets=process_sockets) if fetcher
                   else self._final_pool),
@@ -645,6 +645,7 @@ class Crawler:
             # Same depth, callback and priority: a redirect is the same request, moved.
             out.add(NewRequest(key, lease.callback, lease.cb_kwargs, lease.priority,
                                lease.depth, lease.redirects + 1, lease.id))
+            self._admission.remember([key])
         return Completion(lease.id, result.status, (), list(out.requests.values()),
                           out.counters)
 
@@ -665,6 +666,7 @@ class Crawler:
                       extra={"url": lease.url, "reason": f"callback: {describe(exc)}{where}"})
             return self._fail(lease, f"callback: {describe(exc)}{where}", response.status)
         self.metrics.items += len(out.items)
+        self._admission.remember(out.requests)
         return Completion(lease.id, response.status, out.items, list(out.requests.values()),
                           out.counters)
 
@@ -713,10 +715,11 @@ class Crawler:
         return Failure(lease.id, error, status)
 
 
-def _totals(counts: CrawlCounts) -> CrawlTotals:
+def _totals(counts: CrawlCounts, in_flight: int) -> CrawlTotals:
     skipped = sum(n for name, n in counts.counters.items() if name.startswith("skipped_"))
-    return CrawlTotals(counts.done, counts.queued + counts.leased, counts.failed, counts.items,
-                       skipped)
+    # Leased requests wait in this run's window, or are in flight (shown on their own).
+    waiting = max(0, counts.queued + counts.leased - in_flight)
+    return CrawlTotals(counts.done, waiting, counts.failed, counts.items, skipped)
 
 
 def _retry_after(value: str | None, now: float) -> float | None:

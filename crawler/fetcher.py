@@ -175,8 +175,8 @@ class Fetcher:
         self._counters = _PoolCounters()
 
     def pool(self, *, count_process_sockets: bool = True) -> PoolStats:
-        """The connection pool now. Reading the process's sockets costs a system call per
-        open file; leave it out when asking often."""
+        """The connection pool now. Counting the process's sockets costs a system call per
+        open file: fine a few times a second (the live display), not once a request."""
         c = self._counters
         in_use = idle = waiting = None
         connector = None if self._session is None else self._session.connector

@@ -75,7 +75,7 @@ class CrawlTotals:
     """The whole crawl (every run), from the store's running counts."""
 
     done: int
-    queued: int
+    queued: int  # waiting: in the store's queue or this run's window, not in flight
     failed: int
     items: int
     skipped: int

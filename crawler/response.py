@@ -90,10 +90,7 @@ class Response:
     @cached_property
     def base_url(self) -> URL:
         """The URL relative links resolve against: <base href> if valid, else the page URL."""
-        # <base> belongs in <head>: looking there alone spares a search of every page.
-        tree = self.tree
-        head = None if tree is None else tree.head
-        node = None if head is None else head.css_first("base[href]")
+        node = self.css_first("base[href]")  # the first, wherever it is (as browsers do)
         href = node.attributes.get("href") if node is not None else None
         if href:
             joined = urls.join(self._url, href)

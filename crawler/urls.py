@@ -89,6 +89,8 @@ def host_key(url: URL) -> str:
 
 
 JOIN_CACHE_SIZE = 20_000
+# An absolute URL or a scheme-relative one, with a host: little of the base matters.
+_WITH_HOST = re.compile(r"(?:[Hh][Tt][Tt][Pp][Ss]?:)?//[^/?#\\]")
 # An absolute path (and query) of unreserved characters only: its canonical form is itself.
 _PLAIN_PATH = re.compile(r"/[A-Za-z0-9_.~/-]{0,200}(?:\?[A-Za-z0-9_.~=&-]{1,300})?")
 _joined: dict[tuple[str, str], URL | None] = {}
@@ -105,31 +107,37 @@ class Resolver:
 
     def __init__(self, base: URL) -> None:
         self.base = base
-        self._full = str(base).partition("#")[0]
-        self._folder = self._full.partition("?")[0].rsplit("/", 1)[0]
         canon = canonical(base)
-        # Empty when the base itself is not crawlable: then no href takes the fast path.
-        self._origin = "" if canon is None else f"{canon.scheme}://{canon.raw_authority}"
+        if canon is None:  # not crawlable: every href is keyed on the whole base
+            self._full = self._folder = self._origin = str(base)
+            self._fast = False
+            return
+        # The canonical spelling ("http://h/", never "http://h"), so the folder is right.
+        self._full = str(canon)
+        self._folder = self._full.partition("?")[0].rsplit("/", 1)[0]
+        self._origin = f"{canon.scheme}://{canon.raw_authority}"
+        self._fast = True
 
     def join(self, href: str) -> URL | None:
-        if self._origin and _PLAIN_PATH.fullmatch(href) and "/." not in href \
-                and "//" not in href:
+        if self._fast and _PLAIN_PATH.fullmatch(href) and "/." not in href \
+                and "//" not in href and len(self._origin) + len(href) <= MAX_URL_LENGTH:
             # Already canonical ("/p/12", "/a/b.html"): no parsing, joining or escaping to
             # do, and nothing a cache would save. On link-heavy sites most links look so.
             return URL(self._origin + href, encoded=True)
+        href = href.strip(_HREF_WHITESPACE)
+        if len(href) > MAX_URL_LENGTH:
+            return None
         # The fragment never changes the canonical URL (it is dropped), so "os.html#a" and
         # "os.html#b" are one entry.
-        href = href.strip(_HREF_WHITESPACE).partition("#")[0]
-        if href.startswith(("http://", "https://")):
-            depends = ""
-        elif href.startswith("//"):
-            depends = self.base.scheme
-        elif href.startswith("/"):
-            depends = self._origin or self._full
-        elif not href or href[0] == "?":
+        href = href.partition("#")[0]
+        if _WITH_HOST.match(href):
+            depends = "" if href[0] in "hH" else self._origin
+        elif href.startswith("/") and not href.startswith("//"):
+            depends = self._origin
+        elif href and href[0] not in "/?" and ":" not in href.partition("/")[0]:
+            depends = self._folder  # a relative path: "a.html", "../a.html"
+        else:  # "", "?q", or something odd ("//", "http://", "http:x"): the whole base
             depends = self._full
-        else:
-            depends = self._folder
         key = (depends, href)
         try:
             return _joined[key]

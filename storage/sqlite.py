@@ -208,11 +208,8 @@ class SQLiteStore(Store):
             raise
         store = cls(p, conn, readonly=readonly, lock_fd=lock_fd, batch_size=batch_size)
         store._schema = version or SCHEMA_VERSION
-        if not readonly:
-            if version is None:
-                await store._create_schema()
-            elif version != SCHEMA_VERSION:
-                await store._migrate(version)
+        if not readonly and version is None:
+            await store._create_schema()
         return store
 
     async def _transaction(self, work: Callable[[], Awaitable[T]]) -> T:
@@ -288,6 +285,9 @@ class SQLiteStore(Store):
                 f"{_describe(self._path)} holds a crawl of spider '{owner}', not '{spider}'. "
                 "Use another --state file; the file was left untouched."
             )
+        if self._schema != SCHEMA_VERSION:
+            # Only now that the crawl is known to be ours: a refused file stays untouched.
+            await self._migrate(self._schema)
         reclaimed = await self._transaction(lambda: self._start_run(spider, config, fresh))
         assert self._run_id is not None
         resumed = owner is not None and not fresh

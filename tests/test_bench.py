@@ -65,3 +65,11 @@ def test_benchsite_serves_pages_and_robots() -> None:
     finally:
         server.terminate()
         server.wait()
+
+
+def test_bench_never_overwrites_an_existing_state_file(tmp_path: Path) -> None:
+    state = tmp_path / "precious.db"
+    state.write_bytes(b"a crawl someone cares about")
+    proc = crawl("bench", "--pages", "10", "--state", str(state))
+    assert proc.returncode == 2 and "exists" in proc.stderr, describe(proc)
+    assert state.read_bytes() == b"a crawl someone cares about"

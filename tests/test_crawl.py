@@ -104,6 +104,38 @@ async def test_a_raising_callback_fails_its_request_and_the_crawl_goes_on(tmp_pa
     assert out.result.counts.failed == 2
 
 
+class LinksThenRaises(Spider):
+    """/bad links to /target, then raises; /good links to /target too, later."""
+
+    name = "links-then-raises"
+
+    async def parse(self, response: Response) -> AsyncIterator[Any]:
+        yield response.follow("/bad", self.parse_bad)
+        yield response.follow("/good", self.parse_good, priority=-1)  # after /bad
+
+    async def parse_bad(self, response: Response) -> AsyncIterator[Any]:
+        yield response.follow("/target", self.parse_target)
+        raise ValueError("broken page")
+
+    async def parse_good(self, response: Response) -> AsyncIterator[Any]:
+        yield response.follow("/target", self.parse_target)
+
+    async def parse_target(self, response: Response) -> AsyncIterator[Any]:
+        yield {"target": response.url}
+
+
+async def test_a_link_from_a_failed_callback_is_still_followed_from_elsewhere(
+        tmp_path: Path) -> None:
+    # The failed callback's requests are dropped with it; /target must not be taken for a
+    # duplicate of a request that was never stored.
+    config = CrawlConfig(delay=0.0, per_host=1, workers=1, retry_backoff=0.05)
+    async with serve(_pages_app()) as base:
+        out = await crawl(LinksThenRaises([base + "/"]), tmp_path / "l.db", config)
+    assert out.rows[f"{base}/bad"][0] == FAILED
+    assert out.rows[f"{base}/target"][0] == DONE
+    assert out.items == [{"target": f"{base}/target"}]
+
+
 def _trap_app() -> web.Application:
     """Redirect chains and loops, flaky and failing endpoints."""
     hits: Counter[str] = Counter()

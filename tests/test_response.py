@@ -334,3 +334,9 @@ def test_url_status_and_repr() -> None:
     assert r.url == "http://example.com/x"
     assert r.status == 404
     assert "404" in repr(r)
+
+
+def test_base_outside_head_still_counts() -> None:
+    # Browsers take the first <base href> wherever it is; a parser moves a late one to <body>.
+    r = make(b'<p>hi</p><base href="/sub/"><a href="x">1</a>')
+    assert r.links() == [str(URL(PAGE_URL).join(URL("/sub/x")))]

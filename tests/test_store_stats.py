@@ -18,6 +18,7 @@ from storage import (
     NewRequest,
     Release,
     Retry,
+    SpiderMismatch,
     SQLiteStore,
 )
 
@@ -157,6 +158,14 @@ async def test_a_schema_1_file_is_read_as_it_is_and_upgraded_to_write(tmp_path: 
     finally:
         await reader.close()
     assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, "reading changed it"
+
+    other = await SQLiteStore.open(path)  # another spider's crawl: refused, untouched
+    try:
+        with pytest.raises(SpiderMismatch):
+            await other.open_crawl("other", "{}", fresh=False)
+    finally:
+        await other.close()
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, "a refusal changed it"
 
     writer = await SQLiteStore.open(path)
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from yarl import URL
 
+from crawler import urls as urls_module
 from crawler.urls import (
     MAX_URL_LENGTH,
     Resolver,
@@ -242,7 +243,8 @@ def test_tidy_query_strips_tracking_and_sorts_only_when_asked() -> None:
         == "http://h/p"
 
 
-BASES = ["http://h.test/a/b/page.html?x=1#top", "https://h.test:8443/a/", "http://h.test",
+BASES = ["http://a.test/x", "http://b.test/y", "https://b.test/z", "http://h.test",
+         "http://h.test/a/b/page.html?x=1#top", "https://h.test:8443/a/", "http://h.test",
          "http://other.test/a/b/c", "http://h.test/a/b/page.html", "http://u:p@h.test:80/x",
          "https://bücher.test/ä/ö.html", "HTTP://H.TEST:443/"]
 HREFS = ["os.html", "os.html#a", "os.html#b", "../up.html#x", "./same.html", "/abs#f",
@@ -251,10 +253,13 @@ HREFS = ["os.html", "os.html#a", "os.html#b", "../up.html#x", "./same.html", "/a
          "javascript:void(0)", "HTTP://H.TEST/Case", "/p/12", "/a/b.html", "/", "/a/./b",
          "/a/../b", "/a//b", "/.well-known/x", "/A-B_c~d/", "/a/b..c", "/x?y=1", "/ä",
          "/follow?total=1&show=2&n=3", "/a?b", "/a?b=", "/a?=b", "/a?a&&b", "/a?", "/a?b#c",
-         "/a?b=/c", "/a?b=%41", "/a?b+c", "/a?B=C.d~e_f-g"]
+         "/a?b=/c", "/a?b=%41", "/a?b+c", "/a?B=C.d~e_f-g", "http://", "https://", "//",
+         "///about", "http:///about", "//?x", "http:a", "a", "../a", ".", "HTTPS://x.test/",
+         "//x.test/p", "/a#" + "x" * 2100, "/" + "p" * 200, "x" * 2100, "http:\\\\x.test"]
 
 
 def test_the_resolver_cache_gives_what_join_gives() -> None:
+    urls_module._joined.clear()
     # Every base against every href, twice (the second time from the cache), in an order
     # that has each href cached under one base before it is asked under the next.
     for _ in range(2):
@@ -263,3 +268,10 @@ def test_the_resolver_cache_gives_what_join_gives() -> None:
             resolver = Resolver(base)
             for href in HREFS:
                 assert resolver.join(href) == join(base, href), (base_text, href)
+
+
+def test_the_fast_path_keeps_the_length_limit() -> None:
+    base = URL("http://" + "u" * 1900 + "@h.test/")
+    href = "/" + "p" * 200
+    assert Resolver(base).join(href) is None
+    assert join(base, href) is None
