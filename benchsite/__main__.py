@@ -48,6 +48,10 @@ def _page(n: int, pages: int, links: int, size: int) -> bytes:
 SCRAPY_TOTAL = 100_000_000
 
 
+async def _robots(_: web.Request) -> web.Response:
+    return web.Response(text=ROBOTS)
+
+
 def _scrapy_page(n: int, links: int) -> bytes:
     """What Scrapy's benchserver sends, seeded by the page's own number."""
     rng = random.Random(n)
@@ -64,13 +68,10 @@ def make_scrapy_style_app(links: int) -> web.Application:
         return web.Response(body=_scrapy_page(n, links), content_type="text/html",
                             charset="utf-8")
 
-    async def robots(_: web.Request) -> web.Response:
-        return web.Response(text=ROBOTS)
-
     app = web.Application()
     app.router.add_get("/", follow)
     app.router.add_get("/follow", follow)
-    app.router.add_get("/robots.txt", robots)
+    app.router.add_get("/robots.txt", _robots)
     return app
 
 
@@ -82,13 +83,10 @@ def make_app(pages: int, links: int, size: int) -> web.Application:
         return web.Response(body=_page(int(raw), pages, links, size),
                             content_type="text/html", charset="utf-8")
 
-    async def robots(_: web.Request) -> web.Response:
-        return web.Response(text=ROBOTS)
-
     app = web.Application()
     app.router.add_get("/", page)
     app.router.add_get("/p/{n}", page)
-    app.router.add_get("/robots.txt", robots)
+    app.router.add_get("/robots.txt", _robots)
     return app
 
 
@@ -96,12 +94,9 @@ def make_static_app(folder: Path) -> web.Application:
     async def index(_: web.Request) -> web.FileResponse:
         return web.FileResponse(folder / "index.html")
 
-    async def robots(_: web.Request) -> web.Response:
-        return web.Response(text=ROBOTS)
-
     app = web.Application()
     app.router.add_get("/", index)
-    app.router.add_get("/robots.txt", robots)
+    app.router.add_get("/robots.txt", _robots)
     app.router.add_static("/", folder)
     return app
 
