@@ -57,7 +57,7 @@ class RecentKeys:
 
 class Admission:
     def __init__(self, config: CrawlConfig, scope: Scope,
-                 robots_forbid: Callable[[URL], bool]) -> None:
+                 robots_forbid: Callable[[URL, str], bool]) -> None:
         self._config = config
         self._scope = scope
         self._robots_forbid = robots_forbid
@@ -75,7 +75,7 @@ class Admission:
         if key in self._recent:
             skipped[Skip.DUPLICATE] += 1
             return None
-        reason = self._reason(url, depth)
+        reason = self._reason(url, key, depth)
         if reason is not None:
             skipped[reason] += 1
             return None
@@ -93,15 +93,15 @@ class Admission:
             return urls.tidy_query(url, strip_tracking=cfg.strip_tracking, sort=cfg.sort_query)
         return url
 
-    def _reason(self, url: URL, depth: int) -> Skip | None:
+    def _reason(self, url: URL, key: str, depth: int) -> Skip | None:
         max_depth = self._config.max_depth
         if not self._scope.allows(url):
             return Skip.OFFSITE
-        if (self._include or self._exclude) and self._excluded(str(url)):
+        if (self._include or self._exclude) and self._excluded(key):
             return Skip.EXCLUDED
         if max_depth is not None and depth > max_depth:
             return Skip.DEPTH
-        if self._robots_forbid(url):
+        if self._robots_forbid(url, key):
             return Skip.ROBOTS
         return None
 

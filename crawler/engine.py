@@ -446,9 +446,10 @@ class Crawler:
             return self._fail(job.lease, self._robots.reason(robots.origin(job.url)), None)
         return Completion(job.lease.id, None, counters={Skip.ROBOTS: 1})
 
-    def _robots_forbid(self, url: URL) -> bool:
-        """A discovered URL that a known robots.txt disallows is not even queued."""
-        return self.config.obey_robots and self._robots.forbids(robots.origin(url), str(url))
+    def _robots_forbid(self, url: URL, key: str) -> bool:
+        """A discovered URL (`key` is its text) that a known robots.txt disallows is not
+        even queued."""
+        return self.config.obey_robots and self._robots.forbids(robots.origin(url), key)
 
     # -- robots.txt ---------------------------------------------------------------------------
 
