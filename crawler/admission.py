@@ -10,10 +10,11 @@ import enum
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from yarl import URL
 
-from crawler import urls
+from crawler import robots, urls
 from crawler.config import CrawlConfig
 from crawler.scope import Scope
 from storage import DUPLICATE_COUNTER
@@ -55,27 +56,42 @@ class RecentKeys:
         self._new.add(key)
 
 
+@dataclass(frozen=True, slots=True)
+class _Origin:
+    """What admission needs of an origin, worked out once for all its links."""
+
+    in_scope: bool
+    robots_origin: str
+
+
+ORIGINS = 10_000  # origins remembered; a wide crawl's stream of new hosts must not grow it
+
+
 class Admission:
+    """Decides on canonical URL text (`Request.key`): a link-heavy page brings fifty links
+    or more, so nothing here parses a URL more than once per origin."""
+
     def __init__(self, config: CrawlConfig, scope: Scope,
-                 robots_forbid: Callable[[URL, str], bool]) -> None:
+                 robots_forbid: Callable[[str, str], bool] | None) -> None:
         self._config = config
         self._scope = scope
         self._robots_forbid = robots_forbid
         self._include = [re.compile(p) for p in config.include]
         self._exclude = [re.compile(p) for p in config.exclude]
         self._recent = RecentKeys(RECENT_KEYS)
+        self._origins: dict[str, _Origin] = {}
 
-    def admit(self, url: URL | None, depth: int, skipped: Counter[str]) -> str | None:
-        """The URL's key if it may be queued at `depth`; else None, with the reason counted."""
-        if url is None:
+    def admit(self, key: str | None, depth: int, skipped: Counter[str]) -> str | None:
+        """The key (the canonical URL's text), tidied, if it may be queued at `depth`; else
+        None, with the reason counted."""
+        if key is None:
             skipped[Skip.INVALID_URL] += 1
             return None
-        url = self.tidy(url)
-        key = str(url)
+        key = self.tidy(key)
         if key in self._recent:
             skipped[Skip.DUPLICATE] += 1
             return None
-        reason = self._reason(url, key, depth)
+        reason = self._reason(key, depth)
         if reason is not None:
             skipped[reason] += 1
             return None
@@ -87,23 +103,36 @@ class Admission:
         for key in keys:
             self._recent.add(key)
 
-    def tidy(self, url: URL) -> URL:
+    def tidy(self, key: str) -> str:
         cfg = self._config
         if cfg.strip_tracking or cfg.sort_query:
-            return urls.tidy_query(url, strip_tracking=cfg.strip_tracking, sort=cfg.sort_query)
-        return url
+            url = urls.tidy_query(URL(key, encoded=True), strip_tracking=cfg.strip_tracking,
+                                  sort=cfg.sort_query)
+            return str(url)
+        return key
 
-    def _reason(self, url: URL, key: str, depth: int) -> Skip | None:
-        max_depth = self._config.max_depth
-        if not self._scope.allows(url):
+    def _reason(self, key: str, depth: int) -> Skip | None:
+        origin = self._origin(urls.origin_of(key))
+        if not origin.in_scope:
             return Skip.OFFSITE
         if (self._include or self._exclude) and self._excluded(key):
             return Skip.EXCLUDED
+        max_depth = self._config.max_depth
         if max_depth is not None and depth > max_depth:
             return Skip.DEPTH
-        if self._robots_forbid(url, key):
+        if self._robots_forbid is not None and self._robots_forbid(origin.robots_origin, key):
             return Skip.ROBOTS
         return None
+
+    def _origin(self, text: str) -> _Origin:
+        known = self._origins.get(text)
+        if known is None:
+            if len(self._origins) >= ORIGINS:
+                self._origins.clear()
+            url = URL(text + "/", encoded=True)
+            known = self._origins[text] = _Origin(
+                url.host is not None and self._scope.allows_host(url.host), robots.origin(url))
+        return known
 
     def _excluded(self, text: str) -> bool:
         """Outside the include patterns (when there are any) or inside an exclude one."""

@@ -161,7 +161,7 @@ class Crawler:
         self._down: dict[str, str] = {}  # hosts given up for this run, and why
         self._window = max(8 * self.config.workers, 256)
         self._state = RunState.CREATED
-        self._admission = Admission(self.config, Scope(()), self._robots_forbid)
+        self._admission = Admission(self.config, Scope(()), self._robots_forbids())
         self._fetcher: Fetcher | None = None
         self._changed = asyncio.Event()
         self._refilling = False
@@ -282,7 +282,7 @@ class Crawler:
         allowed, subdomains = self.spider.allowed_hosts, self.spider.allow_subdomains
         scope = (Scope(allowed, subdomains=subdomains) if allowed is not None
                  else Scope.of_urls(seeds, subdomains=subdomains))
-        self._admission = Admission(self.config, scope, self._robots_forbid)
+        self._admission = Admission(self.config, scope, self._robots_forbids())
 
     async def _run_workers(self) -> None:
         workers = [asyncio.create_task(self._worker(), name=f"worker-{i}")
@@ -431,6 +431,10 @@ class Crawler:
             return None
         return self._obey(job, verdict)
 
+    def _robots_forbids(self) -> Callable[[str, str], bool] | None:
+        """A discovered URL that a known robots.txt disallows is not even queued."""
+        return self._robots.forbids if self.config.obey_robots else None
+
     def _apply_host_policy(self, job: _Job) -> None:
         self._ruled.add(job.host)
         policy = self.config.policy_for(job.url.host or "")
@@ -445,11 +449,6 @@ class Crawler:
         if verdict is robots.Verdict.FAIL:
             return self._fail(job.lease, self._robots.reason(robots.origin(job.url)), None)
         return Completion(job.lease.id, None, counters={Skip.ROBOTS: 1})
-
-    def _robots_forbid(self, url: URL, key: str) -> bool:
-        """A discovered URL (`key` is its text) that a known robots.txt disallows is not
-        even queued."""
-        return self.config.obey_robots and self._robots.forbids(robots.origin(url), key)
 
     # -- robots.txt ---------------------------------------------------------------------------
 
@@ -641,7 +640,9 @@ class Crawler:
             return self._fail(lease, describe(error), result.status)
         self.metrics.page()
         out = _Outputs()
-        key = self._admission.admit(urls.join(result.url, location), lease.depth, out.counters)
+        target = urls.join(result.url, location)
+        key = self._admission.admit(None if target is None else str(target), lease.depth,
+                                    out.counters)
         if key is not None:
             # Same depth, callback and priority: a redirect is the same request, moved.
             out.add(NewRequest(key, lease.callback, lease.cb_kwargs, lease.priority,
@@ -681,11 +682,11 @@ class Crawler:
 
     def _admit(self, req: Request, parent: LeasedRequest, out: _Outputs) -> None:
         try:
-            url: URL | None = req.absolute_url
+            key: str | None = req.key
         except ValueError:
-            url = None
+            key = None
         depth = parent.depth + 1
-        key = self._admission.admit(url, depth, out.counters)
+        key = self._admission.admit(key, depth, out.counters)
         if key is not None:
             out.add(NewRequest(key, req.callback, req.cb_kwargs_json, req.priority, depth, 0,
                                parent.id))

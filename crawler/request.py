@@ -23,10 +23,11 @@ class Request:
     stored as JSON, never pickled.
     """
 
-    __slots__ = ("_url", "callback", "cb_kwargs_json", "priority", "url")
+    __slots__ = ("_key", "_url", "callback", "cb_kwargs_json", "priority", "url")
 
     def __init__(self, url: str | URL, callback: Callback | None = None, *,
                  cb_kwargs: Mapping[str, Any] | None = None, priority: int = 0) -> None:
+        self._key: str | None = None
         if isinstance(url, URL):
             self._url: URL | None = canonical(url)
             self.url = str(url) if self._url is None else str(self._url)
@@ -38,23 +39,34 @@ class Request:
         self.priority = int(priority)
 
     @classmethod
-    def prepared(cls, url: str | URL, callback: str | None, cb_kwargs_json: str | None,
-                 priority: int) -> Request:
-        """A request from parts already checked: a canonical URL (or a raw href the crawler
-        will count as invalid), a callback name and JSON arguments. For many links at once."""
+    def prepared(cls, url: str, key: str | None, callback: str | None,
+                 cb_kwargs_json: str | None, priority: int) -> Request:
+        """A request from parts already checked: the URL's canonical text as `key` (None for
+        a raw href the crawler will count as invalid), a callback name and JSON arguments.
+        For many links at once."""
         req = cls.__new__(cls)
-        req._url = url if isinstance(url, URL) else None
-        req.url = str(url)
+        req._key = key
+        req._url = None
+        req.url = url if key is None else key
         req.callback = callback
         req.cb_kwargs_json = cb_kwargs_json
         req.priority = priority
         return req
 
     @property
+    def key(self) -> str:
+        """The canonical URL's text: what the crawl deduplicates and stores. Raises
+        ValueError if `url` is not an absolute http(s) URL."""
+        if self._key is None:
+            self._key = str(self.absolute_url)
+        return self._key
+
+    @property
     def absolute_url(self) -> URL:
         """The canonical URL. Raises ValueError if `url` is not an absolute http(s) URL."""
         if self._url is None:
-            self._url = parse_absolute(self.url)
+            self._url = (parse_absolute(self.url) if self._key is None
+                         else URL(self._key, encoded=True))
         return self._url
 
     def __repr__(self) -> str:

@@ -120,8 +120,12 @@ class RobotsGate(Generic[J]):
         return Verdict.FAIL if policy.state is RobotsState.UNREACHABLE else Verdict.SKIP
 
     def forbids(self, origin: str, url: str) -> bool:
-        """A known robots.txt disallows the URL (unknown or unreachable: not yet)."""
-        return self.check(origin, url) is Verdict.SKIP
+        """A known robots.txt disallows the URL (unknown or unreachable: not yet). Asked of
+        every new link, so it goes straight to the rules."""
+        policy = self._policies.get(origin)
+        return (policy is not None and policy.rules is not None
+                and not policy.expired(self._clock())
+                and not policy.rules.can_fetch(url, self._user_agent))
 
     def hold(self, origin: str, job: J) -> bool:
         """Keep a job until the origin's robots.txt is known; True if it must be fetched."""

@@ -30,9 +30,10 @@ class Scope:
         return self._hosts
 
     def allows(self, url: URL) -> bool:
-        host = url.host
-        if host is None:
-            return False
+        return url.host is not None and self.allows_host(url.host)
+
+    def allows_host(self, host: str) -> bool:
+        """`host` as yarl gives it: lower-case, IDNA-encoded, no port."""
         if host in self._hosts:
             return True
         if not self._subdomains:

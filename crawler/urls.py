@@ -93,11 +93,11 @@ JOIN_CACHE_SIZE = 20_000
 _WITH_HOST = re.compile(r"(?:[Hh][Tt][Tt][Pp][Ss]?:)?//[^/?#\\]")
 # An absolute path (and query) of unreserved characters only: its canonical form is itself.
 _PLAIN_PATH = re.compile(r"/[A-Za-z0-9_.~/-]{0,200}(?:\?[A-Za-z0-9_.~=&-]{1,300})?")
-_joined: dict[tuple[str, str], URL | None] = {}
+_joined: dict[tuple[str, str], str | None] = {}
 
 
 class Resolver:
-    """Resolves the hrefs of one page, with a cache shared by all pages.
+    """Resolves the hrefs of one page to canonical URL text, with a cache shared by all pages.
 
     Links repeat across pages (menus, sidebars, footers), and a join (parse, join,
     canonicalise) costs far more than a lookup. The cache key is the href with the part of
@@ -118,12 +118,15 @@ class Resolver:
         self._origin = f"{canon.scheme}://{canon.raw_authority}"
         self._fast = True
 
-    def join(self, href: str) -> URL | None:
+    def join(self, href: str) -> str | None:
+        """The canonical URL's text, or None if the href cannot be crawled. Text, not a yarl
+        URL: on link-heavy pages, building one URL object per link was the crawl's biggest
+        single cost, and dedup, scope and robots.txt only need the text."""
         if self._fast and _PLAIN_PATH.fullmatch(href) and "/." not in href \
                 and "//" not in href and len(self._origin) + len(href) <= MAX_URL_LENGTH:
             # Already canonical ("/p/12", "/a/b.html"): no parsing, joining or escaping to
             # do, and nothing a cache would save. On link-heavy sites most links look so.
-            return URL(self._origin + href, encoded=True)
+            return self._origin + href
         href = href.strip(_HREF_WHITESPACE)
         if len(href) > MAX_URL_LENGTH:
             return None
@@ -144,7 +147,14 @@ class Resolver:
         except KeyError:
             pass
         url = join(self.base, href)
+        text = None if url is None else str(url)
         if len(_joined) >= JOIN_CACHE_SIZE:
             _joined.clear()
-        _joined[key] = url
-        return url
+        _joined[key] = text
+        return text
+
+
+def origin_of(key: str) -> str:
+    """The origin ("http://h:8080") of a canonical URL's text, found without parsing: a
+    canonical URL always has a path, and its authority never holds a "/"."""
+    return key[: key.index("/", 8)]  # past "https://", or the first character of http's host

@@ -192,6 +192,23 @@ def test_links_with_custom_selector() -> None:
     assert make(body).links("main a[href]") == ["http://example.com/m"]
 
 
+def test_the_default_selector_finds_what_the_css_query_finds() -> None:
+    # "a[href]" is served by a tag walk instead of lexbor's CSS engine: the same elements in
+    # the same order, whatever their case, namespace or nesting.
+    body = (b"<html><head><title>t</title><base target=_self></head><body>"
+            b"<a href=/1>x</a><A HREF='/2'>y</A><a>no href</a><svg><a href='/3'/></svg>"
+            b"<math><a href=/4>m</a></math><table><tr><td><a href=''>empty</a>"
+            b"<p><a href='  /5  ' name=n><a href=/1>again</a></p><template><a href=/6></a>"
+            b"</template></body></html>")
+    page = make(body)
+    by_css = [n.attributes["href"] for n in page.css("a[href]")]
+    assert [r.url for r in page.follow_all()] == \
+        [r.url for r in make(body).follow_all("body a[href], head a[href]")]
+    assert len(page.follow_all()) == len(by_css) == 7
+    assert page.links() == make(body).links("html a[href]")
+    assert page.base_url == URL(PAGE_URL)  # a <base> without href is no base
+
+
 def test_urljoin() -> None:
     r = make(b"<p>x</p>")
     assert r.urljoin("../a#f") == "http://example.com/a"

@@ -24,6 +24,7 @@ from storage import (
     StateLocked,
     StoreError,
 )
+from storage.sqlite import fingerprint
 
 NOW = 1_000_000.0
 FAR = 1e12
@@ -103,6 +104,12 @@ async def test_close_twice_is_safe(path: Path) -> None:
 
 
 # -- add / claim ------------------------------------------------------------------------------
+
+
+def test_fingerprints_never_change() -> None:
+    # State files hold them: a change would make every resumed crawl fetch its pages again.
+    assert fingerprint("http://h/a") == -6792865360714233030
+    assert fingerprint("https://example.org/") != fingerprint("https://example.org")
 
 
 async def test_add_dedups_exact_urls_and_is_idempotent(store: SQLiteStore) -> None:

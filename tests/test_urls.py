@@ -12,6 +12,7 @@ from crawler.urls import (
     canonical,
     host_key,
     join,
+    origin_of,
     parse_absolute,
     tidy_query,
 )
@@ -267,7 +268,19 @@ def test_the_resolver_cache_gives_what_join_gives() -> None:
             base = URL(base_text)
             resolver = Resolver(base)
             for href in HREFS:
-                assert resolver.join(href) == join(base, href), (base_text, href)
+                expected = join(base, href)
+                assert resolver.join(href) == (None if expected is None else str(expected)), \
+                    (base_text, href)
+
+
+def test_origin_of_finds_the_origin_of_every_canonical_url_without_parsing() -> None:
+    keys = {Resolver(URL(b)).join(h) for b in BASES for h in HREFS} - {None}
+    keys |= {"http://h/", "https://h/", "http://u:p@h.test:8080/a?b", "http://[::1]:81/x",
+             "https://xn--bcher-kva.test/%C3%A4"}
+    for key in keys:
+        assert key is not None
+        url = URL(key, encoded=True)
+        assert origin_of(key) == f"{url.scheme}://{url.raw_authority}", key
 
 
 def test_the_fast_path_keeps_the_length_limit() -> None:
