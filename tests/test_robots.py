@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -11,6 +12,7 @@ from aiohttp import web
 
 from crawler import CrawlConfig, CrawlStatus
 from crawler.robots import RobotsState, from_response
+from crawler.urls import parse_absolute
 from spiders.site import SiteSpider
 from storage import RequestState
 from tests.crawling import crawl
@@ -195,3 +197,37 @@ async def test_requests_waiting_for_robots_do_not_use_up_the_page_limit(tmp_path
     assert status is CrawlStatus.FINISHED
     assert {p for p, r in rows.items() if r[0] == DONE} == {"/", "/a", "/private/x", "/b"}
     assert hits["/robots.txt"] == 2
+
+
+RULES = ["Disallow: /private/", "Disallow:", "Disallow /x*y", "disallow : /z", "Dissallow: *.pdf",
+         "DISALLOW: /a%20b # why", "Allow: /private/ok", "Disallow: /*?session=",
+         "Disallow: /end$", "Disallow: /~user/", "Disallow: /%7Eother/", "Disalow: /p/1",
+         "Disallow: http://h.test/abs", "Disallow: /ä", "Disallow: /A", "Allow: /"]
+PATHS = ["/", "/private/", "/private/ok", "/privateer", "/x", "/xay", "/z9", "/doc.pdf",
+         "/a b", "/a%20b", "/p?session=1", "/end", "/endless", "/~user/x", "/%7Euser/x",
+         "/~other/", "/p/12", "/p/2", "/h.test/abs", "/http://h.test/abs", "/ä", "/a", "/A/b"]
+
+
+def test_the_quick_disallow_reading_never_allows_what_protego_disallows() -> None:
+    # may_disallow() is False only when protego's verdict is surely "allowed"; it may say
+    # True for allowed URLs (protego then decides), never False for a disallowed one.
+    rng = random.Random(9309)
+    for _ in range(300):
+        groups = [f"User-agent: {agent}\n" + "\n".join(rng.sample(RULES, rng.randint(0, 5)))
+                  for agent in rng.sample(["*", "crawler", "otherbot"], rng.randint(1, 3))]
+        policy = from_response(200, "\n\n".join(groups).encode(), 0)
+        for path in PATHS:
+            key = str(parse_absolute("http://h.test" + path))
+            if not policy.may_disallow(key):
+                assert policy.allows(key, UA), (groups, key)
+                assert policy.allows(key, "otherbot"), (groups, key)
+
+
+def test_the_quick_disallow_reading_lets_most_links_skip_protego() -> None:
+    policy = from_response(200, b"User-agent: *\nDisallow: /private/\nDisallow: /*.pdf$\n", 0)
+    assert policy.disallowing == ("/", "/private/")  # "/*" could match any path
+    policy = from_response(200, b"User-agent: *\nDisallow: /private/\nDisallow: /tmp\n", 0)
+    assert not policy.may_disallow("http://h.test/p/12")
+    assert policy.may_disallow("http://h.test/private/x")
+    assert policy.may_disallow("http://h.test/p/%41")  # protego's quoting could differ
+    assert not from_response(200, b"User-agent: *\nDisallow:\n", 0).may_disallow("http://h/a")
