@@ -16,8 +16,9 @@ from yarl import URL
 
 from crawler import robots, urls
 from crawler.config import CrawlConfig
+from crawler.request import Request
 from crawler.scope import Scope
-from storage import DUPLICATE_COUNTER
+from storage import DUPLICATE_COUNTER, NewRequest
 
 
 class Skip(enum.StrEnum):
@@ -50,10 +51,10 @@ class RecentKeys:
     def __contains__(self, key: str) -> bool:
         return key in self._new or key in self._old
 
-    def add(self, key: str) -> None:
-        if len(self._new) >= self._size:
+    def update(self, keys: Iterable[str]) -> None:
+        self._new.update(keys)
+        if len(self._new) >= self._size:  # a page's keys may overshoot `size` a little
             self._old, self._new = self._new, set()
-        self._new.add(key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,15 +62,15 @@ class _Origin:
     """What admission needs of an origin, worked out once for all its links."""
 
     in_scope: bool
-    robots_origin: str
+    robots: str  # the origin as robots.txt policies are keyed
 
 
 ORIGINS = 10_000  # origins remembered; a wide crawl's stream of new hosts must not grow it
 
 
 class Admission:
-    """Decides on canonical URL text (`Request.key`): a link-heavy page brings fifty links
-    or more, so nothing here parses a URL more than once per origin."""
+    """Decides on canonical URL text (`Request.key`): nothing here parses a URL more than
+    once per origin."""
 
     def __init__(self, config: CrawlConfig, scope: Scope,
                  robots_forbid: Callable[[str, str], bool] | None) -> None:
@@ -78,51 +79,56 @@ class Admission:
         self._robots_forbid = robots_forbid
         self._include = [re.compile(p) for p in config.include]
         self._exclude = [re.compile(p) for p in config.exclude]
+        self._patterns = bool(self._include or self._exclude)
+        self._tidying = config.strip_tracking or config.sort_query
         self._recent = RecentKeys(RECENT_KEYS)
         self._origins: dict[str, _Origin] = {}
 
-    def admit(self, key: str | None, depth: int, skipped: Counter[str]) -> str | None:
-        """The key (the canonical URL's text), tidied, if it may be queued at `depth`; else
-        None, with the reason counted."""
-        if key is None:
-            skipped[Skip.INVALID_URL] += 1
-            return None
-        key = self.tidy(key)
-        if key in self._recent:
-            skipped[Skip.DUPLICATE] += 1
-            return None
-        reason = self._reason(key, depth)
-        if reason is not None:
-            skipped[reason] += 1
-            return None
-        return key
+    def admit(self, found: Iterable[Request], depth: int, parent: int | None,
+              skipped: Counter[str], *, redirects: int = 0) -> dict[str, NewRequest]:
+        """The requests found (on one page, or by one redirect) that may be queued at
+        `depth`, by key, each key once; the others counted in `skipped` by reason.
+
+        The crawl's hottest loop (fifty links a page or more), hence one loop with the
+        checks inline; they run cheapest first and in the order their reasons are counted."""
+        admitted: dict[str, NewRequest] = {}
+        recent = self._recent
+        max_depth = self._config.max_depth
+        too_deep = max_depth is not None and depth > max_depth
+        for req in found:
+            key = req.key
+            if key is None:
+                skipped[Skip.INVALID_URL] += 1
+                continue
+            if self._tidying:
+                key = self._tidy(key)
+            if key in admitted or key in recent:
+                skipped[Skip.DUPLICATE] += 1
+                continue
+            origin = self._origin(urls.origin_of(key))
+            if not origin.in_scope:
+                skipped[Skip.OFFSITE] += 1
+            elif self._patterns and self._excluded(key):
+                skipped[Skip.EXCLUDED] += 1
+            elif too_deep:
+                skipped[Skip.DEPTH] += 1
+            elif self._robots_forbid is not None and self._robots_forbid(origin.robots, key):
+                skipped[Skip.ROBOTS] += 1
+            else:
+                admitted[key] = NewRequest(key, req.callback, req.cb_kwargs_json,
+                                           req.priority, depth, redirects, parent)
+        return admitted
 
     def remember(self, keys: Iterable[str]) -> None:
         """Keys now on their way to the store (their completion is recorded): later links to
         them are duplicates. Not before: a callback that fails loses its requests."""
-        for key in keys:
-            self._recent.add(key)
+        self._recent.update(keys)
 
-    def tidy(self, key: str) -> str:
+    def _tidy(self, key: str) -> str:
         cfg = self._config
-        if cfg.strip_tracking or cfg.sort_query:
-            url = urls.tidy_query(URL(key, encoded=True), strip_tracking=cfg.strip_tracking,
-                                  sort=cfg.sort_query)
-            return str(url)
-        return key
-
-    def _reason(self, key: str, depth: int) -> Skip | None:
-        origin = self._origin(urls.origin_of(key))
-        if not origin.in_scope:
-            return Skip.OFFSITE
-        if (self._include or self._exclude) and self._excluded(key):
-            return Skip.EXCLUDED
-        max_depth = self._config.max_depth
-        if max_depth is not None and depth > max_depth:
-            return Skip.DEPTH
-        if self._robots_forbid is not None and self._robots_forbid(origin.robots_origin, key):
-            return Skip.ROBOTS
-        return None
+        url = urls.tidy_query(URL(key, encoded=True), strip_tracking=cfg.strip_tracking,
+                              sort=cfg.sort_query)
+        return str(url)
 
     def _origin(self, text: str) -> _Origin:
         known = self._origins.get(text)

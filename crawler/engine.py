@@ -21,7 +21,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -44,7 +44,7 @@ from crawler.errors import (
 )
 from crawler.fetcher import Fetcher, FetchResult, WantBody
 from crawler.frontier import Frontier
-from crawler.items import encode_item, is_item
+from crawler.items import encode_item
 from crawler.metrics import CrawlTotals, HostView, Metrics, PoolStats, Snapshot
 from crawler.request import Request
 from crawler.response import Response, is_html_type
@@ -112,19 +112,6 @@ class _RobotsJob:
     origin: str
     url: URL
     host: str
-
-
-@dataclass(slots=True)
-class _Outputs:
-    items: list[str] = field(default_factory=list)
-    requests: dict[str, NewRequest] = field(default_factory=dict)
-    counters: Counter[str] = field(default_factory=Counter)
-
-    def add(self, request: NewRequest) -> None:
-        if request.url in self.requests:
-            self.counters[Skip.DUPLICATE] += 1
-        else:
-            self.requests[request.url] = request
 
 
 class Crawler:
@@ -639,17 +626,15 @@ class Crawler:
             )
             return self._fail(lease, describe(error), result.status)
         self.metrics.page()
-        out = _Outputs()
         target = urls.join(result.url, location)
-        key = self._admission.admit(None if target is None else str(target), lease.depth,
-                                    out.counters)
-        if key is not None:
-            # Same depth, callback and priority: a redirect is the same request, moved.
-            out.add(NewRequest(key, lease.callback, lease.cb_kwargs, lease.priority,
-                               lease.depth, lease.redirects + 1, lease.id))
-            self._admission.remember([key])
-        return Completion(lease.id, result.status, (), list(out.requests.values()),
-                          out.counters)
+        moved = Request.prepared(location, None if target is None else str(target),
+                                 lease.callback, lease.cb_kwargs, lease.priority)
+        counters: Counter[str] = Counter()
+        # Same depth, callback and priority: a redirect is the same request, moved.
+        admitted = self._admission.admit([moved], lease.depth, lease.id, counters,
+                                         redirects=lease.redirects + 1)
+        self._admission.remember(admitted)
+        return Completion(lease.id, result.status, (), list(admitted.values()), counters)
 
     async def _call_back(self, lease: LeasedRequest, response: Response) -> Outcome:
         name = lease.callback or "parse"
@@ -658,38 +643,24 @@ class Crawler:
             return self._fail(lease, f"spider: {type(self.spider).__name__} has no async "
                                      f"generator callback named {name!r}", response.status)
         kwargs = json.loads(lease.cb_kwargs) if lease.cb_kwargs else {}
-        out = _Outputs()
+        found: list[Request] = []
+        items: list[str] = []
         try:
             async for value in method(response, **kwargs):
-                self._collect(value, lease, out)
+                if isinstance(value, Request):
+                    found.append(value)
+                elif value is not None:
+                    items.append(encode_item(value))  # raises the SpiderError that explains
         except Exception as exc:
             where = _where(exc)
             log.error("callback %s failed on %s: %s%s", name, lease.url, describe(exc), where,
                       extra={"url": lease.url, "reason": f"callback: {describe(exc)}{where}"})
             return self._fail(lease, f"callback: {describe(exc)}{where}", response.status)
-        self.metrics.items += len(out.items)
-        self._admission.remember(out.requests)
-        return Completion(lease.id, response.status, out.items, list(out.requests.values()),
-                          out.counters)
-
-    def _collect(self, value: object, lease: LeasedRequest, out: _Outputs) -> None:
-        if isinstance(value, Request):
-            self._admit(value, lease, out)
-        elif is_item(value):
-            out.items.append(encode_item(value))
-        elif value is not None:
-            encode_item(value)  # raises the SpiderError that explains what to yield
-
-    def _admit(self, req: Request, parent: LeasedRequest, out: _Outputs) -> None:
-        try:
-            key: str | None = req.key
-        except ValueError:
-            key = None
-        depth = parent.depth + 1
-        key = self._admission.admit(key, depth, out.counters)
-        if key is not None:
-            out.add(NewRequest(key, req.callback, req.cb_kwargs_json, req.priority, depth, 0,
-                               parent.id))
+        counters: Counter[str] = Counter()
+        admitted = self._admission.admit(found, lease.depth + 1, lease.id, counters)
+        self.metrics.items += len(items)
+        self._admission.remember(admitted)
+        return Completion(lease.id, response.status, items, list(admitted.values()), counters)
 
     # -- failures -------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from typing import Any
 from yarl import URL
 
 from crawler.errors import SpiderError
-from crawler.urls import canonical, parse_absolute
+from crawler.urls import MAX_URL_LENGTH, canonical, parse_absolute
 
 Callback = Callable[..., Any]
 
@@ -23,30 +23,35 @@ class Request:
     stored as JSON, never pickled.
     """
 
-    __slots__ = ("_key", "_url", "callback", "cb_kwargs_json", "priority", "url")
+    __slots__ = ("_url", "callback", "cb_kwargs_json", "key", "priority", "url")
 
     def __init__(self, url: str | URL, callback: Callback | None = None, *,
                  cb_kwargs: Mapping[str, Any] | None = None, priority: int = 0) -> None:
-        self._key: str | None = None
+        self._url: URL | None = None
         if isinstance(url, URL):
-            self._url: URL | None = canonical(url)
-            self.url = str(url) if self._url is None else str(self._url)
+            canon = canonical(url)
+            self.url = str(url) if canon is None else str(canon)
+            self.key = None if canon is None or len(self.url) > MAX_URL_LENGTH else self.url
         else:
             self.url = url
-            self._url = None
+            self.key = _key(url)
         self.callback = callback_name(callback)
         self.cb_kwargs_json = encode_kwargs(cb_kwargs, self.url)
         self.priority = int(priority)
+
+    key: str | None
+    """The canonical URL's text, what the crawl deduplicates and stores; None if `url` is
+    not an absolute http(s) URL (the crawler counts such a request as skipped)."""
 
     @classmethod
     def prepared(cls, url: str, key: str | None, callback: str | None,
                  cb_kwargs_json: str | None, priority: int) -> Request:
         """A request from parts already checked: the URL's canonical text as `key` (None for
-        a raw href the crawler will count as invalid), a callback name and JSON arguments.
-        For many links at once."""
+        a raw href that cannot be crawled), a callback name and JSON arguments. For many
+        links at once."""
         req = cls.__new__(cls)
-        req._key = key
         req._url = None
+        req.key = key
         req.url = url if key is None else key
         req.callback = callback
         req.cb_kwargs_json = cb_kwargs_json
@@ -54,23 +59,24 @@ class Request:
         return req
 
     @property
-    def key(self) -> str:
-        """The canonical URL's text: what the crawl deduplicates and stores. Raises
-        ValueError if `url` is not an absolute http(s) URL."""
-        if self._key is None:
-            self._key = str(self.absolute_url)
-        return self._key
-
-    @property
     def absolute_url(self) -> URL:
         """The canonical URL. Raises ValueError if `url` is not an absolute http(s) URL."""
         if self._url is None:
-            self._url = (parse_absolute(self.url) if self._key is None
-                         else URL(self._key, encoded=True))
+            if self.key is None:
+                parse_absolute(self.url)  # raises the error that says what is wrong
+                raise ValueError(f"not a crawlable URL: {self.url!r}")
+            self._url = URL(self.key, encoded=True)
         return self._url
 
     def __repr__(self) -> str:
         return f"Request({self.url!r}, callback={self.callback or 'parse'})"
+
+
+def _key(text: str) -> str | None:
+    try:
+        return str(parse_absolute(text))
+    except ValueError:
+        return None
 
 
 def callback_name(callback: Callback | None) -> str | None:
