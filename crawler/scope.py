@@ -33,7 +33,7 @@ class Scope:
         return url.host is not None and self.allows_host(url.host)
 
     def allows_host(self, host: str) -> bool:
-        """`host` as yarl gives it: lower-case, IDNA-encoded, no port."""
+        """`host` as yarl's `URL.host` gives it: lower-case, IDNA-decoded, no port."""
         if host in self._hosts:
             return True
         if not self._subdomains:
