@@ -17,7 +17,14 @@ import socket
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -275,6 +282,13 @@ class SQLiteStore(Store):
             row = await cur.fetchone()
         return None if row is None else row[0]
 
+    @contextlib.asynccontextmanager
+    async def _settled(self) -> AsyncIterator[None]:
+        """Reads share the connection with the writes: one run between two statements of a
+        transaction would see it half done, so it waits for the transaction to end."""
+        async with self._write_lock:
+            yield
+
     # -- crawl lifecycle ------------------------------------------------------------------
 
     async def open_crawl(self, spider: str, config: str, *, fresh: bool) -> RunInfo:
@@ -405,9 +419,10 @@ class SQLiteStore(Store):
         return leased
 
     async def next_due(self) -> float | None:
-        value = await self._scalar(
-            f"SELECT min(not_before) FROM requests WHERE state = {RequestState.QUEUED}"
-        )
+        async with self._settled():
+            value = await self._scalar(
+                f"SELECT min(not_before) FROM requests WHERE state = {RequestState.QUEUED}"
+            )
         return None if value is None else float(value)  # type: ignore[arg-type]
 
     # -- outcomes, group-committed ----------------------------------------------------------
@@ -419,7 +434,9 @@ class SQLiteStore(Store):
             await self.flush()
 
     async def flush(self) -> None:
-        if not self._pending or self._readonly:
+        # A transaction under way (a claim's, or another caller's flush) may hold outcomes
+        # recorded before this call: waiting for the write lock waits for it too.
+        if self._readonly or not (self._pending or self._write_lock.locked()):
             return
         await self._transaction(self._apply_pending)
 
@@ -498,20 +515,24 @@ class SQLiteStore(Store):
 
     async def counts(self) -> CrawlCounts:
         by_state = dict.fromkeys(RequestState, 0)
-        async with self._conn.execute(
-            "SELECT state, count(*) FROM requests GROUP BY state"
-        ) as cur:
-            async for state, n in cur:
-                by_state[RequestState(state)] = n
-        items = await self._scalar("SELECT count(*) FROM items")
-        async with self._conn.execute("SELECT name, value FROM counters ORDER BY name") as cur:
-            counters = {name: value async for name, value in cur}
+        async with self._settled():
+            async with self._conn.execute(
+                "SELECT state, count(*) FROM requests GROUP BY state"
+            ) as cur:
+                async for state, n in cur:
+                    by_state[RequestState(state)] = n
+            async with self._conn.execute("SELECT count(*) FROM items") as cur:
+                items = (await cur.fetchone() or (0,))[0]
+            async with self._conn.execute(
+                "SELECT name, value FROM counters ORDER BY name"
+            ) as cur:
+                counters = {name: value async for name, value in cur}
         return CrawlCounts(
             queued=by_state[RequestState.QUEUED],
             leased=by_state[RequestState.LEASED],
             done=by_state[RequestState.DONE],
             failed=by_state[RequestState.FAILED],
-            items=int(items or 0),  # type: ignore[call-overload]
+            items=int(items or 0),
             counters=counters,
         )
 
@@ -522,7 +543,7 @@ class SQLiteStore(Store):
 
     async def runs(self) -> list[RunRecord]:
         stats = "stats" if self._schema >= 2 else "NULL"  # a schema-1 file opened to read
-        async with self._conn.execute(
+        async with self._settled(), self._conn.execute(
             f"SELECT id, started, ended, status, config, {stats} FROM runs ORDER BY id"
         ) as cur:
             return [RunRecord(*row) async for row in cur]
@@ -530,14 +551,14 @@ class SQLiteStore(Store):
     async def breakdown(self) -> Breakdown:
         statuses: dict[int, int] = {}
         errors: dict[str, int] = {}
-        async with self._conn.execute(
+        async with self._settled(), self._conn.execute(
             f"SELECT status, count(*) FROM requests WHERE state = {RequestState.DONE}"
             " AND status IS NOT NULL GROUP BY status ORDER BY status"
         ) as cur:
             async for status, n in cur:
                 statuses[status] = n
         # An error is stored as "kind: details"; the kind is what a table can group.
-        async with self._conn.execute(
+        async with self._settled(), self._conn.execute(
             "SELECT CASE WHEN instr(error, ':') > 0 THEN substr(error, 1, instr(error, ':') - 1)"
             " ELSE error END AS kind, count(*) FROM requests"
             f" WHERE state = {RequestState.FAILED} GROUP BY kind ORDER BY count(*) DESC"
@@ -547,7 +568,7 @@ class SQLiteStore(Store):
         return Breakdown(statuses, errors)
 
     async def failures(self, limit: int) -> list[FailedRequest]:
-        async with self._conn.execute(
+        async with self._settled(), self._conn.execute(
             f"SELECT url, status, error FROM requests WHERE state = {RequestState.FAILED}"
             " ORDER BY id DESC LIMIT ?",
             (limit,),

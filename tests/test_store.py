@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import sqlite3
@@ -110,6 +111,39 @@ def test_fingerprints_never_change() -> None:
     # State files hold them: a change would make every resumed crawl fetch its pages again.
     assert fingerprint("http://h/a") == -6792865360714233030
     assert fingerprint("https://example.org/") != fingerprint("https://example.org")
+
+
+async def _transaction_under_way(store: SQLiteStore, pages: int) -> asyncio.Task[None]:
+    """Record `pages` completions with 50 new requests each, and start their flush; returns
+    once that transaction has taken them and is writing."""
+    await store.add(urls(pages, "http://h/page"))
+    for lease in await store.claim(pages, NOW):
+        await store.record(Completion(lease.id, 200, items=['{"a":1}'],
+                                      requests=urls(50, f"{lease.url}/")))
+    task = asyncio.create_task(store.flush())
+    for _ in range(100_000):
+        if store._applying:  # taken, not yet committed
+            return task
+        await asyncio.sleep(0)
+    raise AssertionError("the flush never started writing")
+
+
+async def test_flush_waits_for_a_transaction_already_under_way(store: SQLiteStore,
+                                                              path: Path) -> None:
+    # A flush must make every outcome recorded before it durable, including those another
+    # caller's transaction has taken and not yet committed.
+    writing = await _transaction_under_way(store, 200)
+    await store.flush()
+    assert writing.done()
+    assert rows(path, "SELECT count(*) FROM requests WHERE state = 2") == [(200,)]
+
+
+async def test_reads_never_see_a_transaction_half_done(store: SQLiteStore) -> None:
+    writing = await _transaction_under_way(store, 200)
+    counts = await store.counts()
+    assert writing.done()
+    assert (counts.done, counts.items, counts.queued) == (200, 200, 200 * 50)
+    assert counts == store.tally()
 
 
 async def test_add_dedups_exact_urls_and_is_idempotent(store: SQLiteStore) -> None:
