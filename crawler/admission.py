@@ -37,7 +37,8 @@ RECENT_KEYS = 50_000
 
 
 class RecentKeys:
-    """Keys admitted lately, kept in two generations of at most `size` each.
+    """Keys admitted lately, kept in two generations of about `size` each (a page's keys
+    go in together, so a generation may end a little over).
 
     The store's dedup is the authority (a row per URL, ever); this spares it, and the checks
     before it (robots.txt rules especially), the links a site repeats on every page.
@@ -53,7 +54,7 @@ class RecentKeys:
 
     def update(self, keys: Iterable[str]) -> None:
         self._new.update(keys)
-        if len(self._new) >= self._size:  # a page's keys may overshoot `size` a little
+        if len(self._new) >= self._size:
             self._old, self._new = self._new, set()
 
 
@@ -105,7 +106,11 @@ class Admission:
             if key in admitted or key in recent:
                 skipped[Skip.DUPLICATE] += 1
                 continue
-            origin = self._origin(urls.origin_of(key))
+            site = urls.origin_of(key)
+            if site is None:  # not canonical text: only a misused Request.prepared gives it
+                skipped[Skip.INVALID_URL] += 1
+                continue
+            origin = self._origin(site)
             if not origin.in_scope:
                 skipped[Skip.OFFSITE] += 1
             elif self._patterns and self._excluded(key):

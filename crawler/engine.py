@@ -627,8 +627,8 @@ class Crawler:
             return self._fail(lease, describe(error), result.status)
         self.metrics.page()
         target = urls.join(result.url, location)
-        moved = Request.prepared(location, None if target is None else str(target),
-                                 lease.callback, lease.cb_kwargs, lease.priority)
+        moved = Request.prepared(location, lease.callback, lease.cb_kwargs, lease.priority,
+                                 key=None if target is None else str(target))
         counters: Counter[str] = Counter()
         # Same depth, callback and priority: a redirect is the same request, moved.
         admitted = self._admission.admit([moved], lease.depth, lease.id, counters,

@@ -23,12 +23,6 @@ def _default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
-def is_item(value: object) -> bool:
-    return isinstance(value, Mapping) or (
-        dataclasses.is_dataclass(value) and not isinstance(value, type)
-    )
-
-
 def encode_item(value: object) -> str:
     """JSON text for an item (a dict or a dataclass instance)."""
     if isinstance(value, Mapping):

@@ -23,49 +23,57 @@ class Request:
     stored as JSON, never pickled.
     """
 
-    __slots__ = ("_url", "callback", "cb_kwargs_json", "key", "priority", "url")
+    __slots__ = ("_key", "_text", "_url", "callback", "cb_kwargs_json", "priority")
 
     def __init__(self, url: str | URL, callback: Callback | None = None, *,
                  cb_kwargs: Mapping[str, Any] | None = None, priority: int = 0) -> None:
         self._url: URL | None = None
         if isinstance(url, URL):
             canon = canonical(url)
-            self.url = str(url) if canon is None else str(canon)
-            self.key = None if canon is None or len(self.url) > MAX_URL_LENGTH else self.url
+            self._text = str(url) if canon is None else str(canon)
+            self._key = None if canon is None or len(self._text) > MAX_URL_LENGTH else self._text
         else:
-            self.url = url
-            self.key = _key(url)
+            self._text = url
+            self._key = _key(url)
         self.callback = callback_name(callback)
-        self.cb_kwargs_json = encode_kwargs(cb_kwargs, self.url)
+        self.cb_kwargs_json = encode_kwargs(cb_kwargs, self._text)
         self.priority = int(priority)
 
-    key: str | None
-    """The canonical URL's text, what the crawl deduplicates and stores; None if `url` is
-    not an absolute http(s) URL (the crawler counts such a request as skipped)."""
-
     @classmethod
-    def prepared(cls, url: str, key: str | None, callback: str | None,
-                 cb_kwargs_json: str | None, priority: int) -> Request:
+    def prepared(cls, url: str, callback: str | None, cb_kwargs_json: str | None,
+                 priority: int, *, key: str | None) -> Request:
         """A request from parts already checked: the URL's canonical text as `key` (None for
         a raw href that cannot be crawled), a callback name and JSON arguments. For many
         links at once."""
         req = cls.__new__(cls)
         req._url = None
-        req.key = key
-        req.url = url if key is None else key
+        req._key = key
+        req._text = url if key is None else key
         req.callback = callback
         req.cb_kwargs_json = cb_kwargs_json
         req.priority = priority
         return req
 
     @property
+    def url(self) -> str:
+        """The URL as given (canonical when it came from a link or a yarl URL)."""
+        return self._text
+
+    @property
+    def key(self) -> str | None:
+        """The canonical URL's text, what the crawl deduplicates and stores; None if `url` is
+        not an absolute http(s) URL (the crawler counts such a request as skipped). Read-only,
+        like `url`: the two always agree."""
+        return self._key
+
+    @property
     def absolute_url(self) -> URL:
         """The canonical URL. Raises ValueError if `url` is not an absolute http(s) URL."""
         if self._url is None:
-            if self.key is None:
-                parse_absolute(self.url)  # raises the error that says what is wrong
-                raise ValueError(f"not a crawlable URL: {self.url!r}")
-            self._url = URL(self.key, encoded=True)
+            if self._key is None:
+                parse_absolute(self._text)  # raises the error that says what is wrong
+                raise ValueError(f"not a crawlable URL: {self._text!r}")
+            self._url = URL(self._key, encoded=True)
         return self._url
 
     def __repr__(self) -> str:

@@ -150,7 +150,7 @@ class Response:
         kwargs = encode_kwargs(cb_kwargs, self.url)
         join = urls.Resolver(self.base_url).join
         prepared = Request.prepared
-        return [prepared(href, join(href), name, kwargs, priority)
+        return [prepared(href, name, kwargs, priority, key=join(href))
                 for href in self._hrefs(selector)]
 
     def sitemap(self) -> Sitemap:

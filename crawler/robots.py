@@ -29,8 +29,9 @@ class Robots:
     fetched_at: float  # on the crawl's monotonic clock
     rules: Protego | None = None
     reason: str = ""
-    # The start of every path a Disallow rule may match (see `disallow_prefixes`).
-    disallowing: tuple[str, ...] = ()
+    # The start of every path a Disallow rule may match (see `disallow_prefixes`); by
+    # default "", which every path starts with: protego decides everything.
+    disallowing: tuple[str, ...] = ("",)
 
     def allows(self, url: str, user_agent: str) -> bool:
         if self.state is RobotsState.RULES:

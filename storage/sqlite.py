@@ -192,6 +192,7 @@ class SQLiteStore(Store):
         self._batch_size = batch_size
         self._pending: list[Outcome] = []
         self._applying: list[Outcome] = []  # taken into the open transaction
+        self._writes: set[asyncio.Future[Any]] = set()  # transactions started, not ended
         self._write_lock = asyncio.Lock()
         self._run_id: int | None = None
         self._closed = False
@@ -227,6 +228,8 @@ class SQLiteStore(Store):
         """
         task = asyncio.ensure_future(self._run_transaction(work))
         task.add_done_callback(_retrieve)
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
         return await asyncio.shield(task)
 
     async def _run_transaction(self, work: Callable[[], Awaitable[T]]) -> T:
@@ -285,7 +288,10 @@ class SQLiteStore(Store):
     @contextlib.asynccontextmanager
     async def _settled(self) -> AsyncIterator[None]:
         """Reads share the connection with the writes: one run between two statements of a
-        transaction would see it half done, so it waits for the transaction to end."""
+        transaction would see it half done, so it waits for the transaction to end. (Other
+        processes read committed data only; `items()`, for export, is not used mid-run.)"""
+        # The lock is not re-entrant: a read inside a transaction's work would wait forever.
+        assert asyncio.current_task() not in self._writes, "a settled read inside a write"
         async with self._write_lock:
             yield
 
@@ -434,11 +440,14 @@ class SQLiteStore(Store):
             await self.flush()
 
     async def flush(self) -> None:
-        # A transaction under way (a claim's, or another caller's flush) may hold outcomes
-        # recorded before this call: waiting for the write lock waits for it too.
-        if self._readonly or not (self._pending or self._write_lock.locked()):
+        if self._readonly:
             return
-        await self._transaction(self._apply_pending)
+        if not self._pending and self._writes:
+            # A transaction under way (a claim's, another caller's flush) may hold outcomes
+            # recorded before this call; one that fails gives them back to `_pending`.
+            await asyncio.wait(set(self._writes))
+        if self._pending:
+            await self._transaction(self._apply_pending)
 
     async def _apply_pending(self) -> None:
         """Write every buffered outcome inside the caller's transaction."""
@@ -551,20 +560,22 @@ class SQLiteStore(Store):
     async def breakdown(self) -> Breakdown:
         statuses: dict[int, int] = {}
         errors: dict[str, int] = {}
-        async with self._settled(), self._conn.execute(
-            f"SELECT status, count(*) FROM requests WHERE state = {RequestState.DONE}"
-            " AND status IS NOT NULL GROUP BY status ORDER BY status"
-        ) as cur:
-            async for status, n in cur:
-                statuses[status] = n
-        # An error is stored as "kind: details"; the kind is what a table can group.
-        async with self._settled(), self._conn.execute(
-            "SELECT CASE WHEN instr(error, ':') > 0 THEN substr(error, 1, instr(error, ':') - 1)"
-            " ELSE error END AS kind, count(*) FROM requests"
-            f" WHERE state = {RequestState.FAILED} GROUP BY kind ORDER BY count(*) DESC"
-        ) as cur:
-            async for kind, n in cur:
-                errors[kind or "unknown"] = n
+        async with self._settled():
+            async with self._conn.execute(
+                f"SELECT status, count(*) FROM requests WHERE state = {RequestState.DONE}"
+                " AND status IS NOT NULL GROUP BY status ORDER BY status"
+            ) as cur:
+                async for status, n in cur:
+                    statuses[status] = n
+            # An error is stored as "kind: details"; the kind is what a table can group.
+            async with self._conn.execute(
+                "SELECT CASE WHEN instr(error, ':') > 0"
+                " THEN substr(error, 1, instr(error, ':') - 1) ELSE error END AS kind,"
+                f" count(*) FROM requests WHERE state = {RequestState.FAILED}"
+                " GROUP BY kind ORDER BY count(*) DESC"
+            ) as cur:
+                async for kind, n in cur:
+                    errors[kind or "unknown"] = n
         return Breakdown(statuses, errors)
 
     async def failures(self, limit: int) -> list[FailedRequest]:

@@ -105,3 +105,11 @@ def test_the_origin_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None
                    skipped)
         assert len(gate._origins) <= 10
     assert skipped == {Skip.OFFSITE: 25}
+
+
+def test_text_that_is_not_canonical_is_an_invalid_url_not_a_crash() -> None:
+    # Request.prepared trusts its caller; a wrong key costs one link, not the page.
+    skipped: Counter[str] = Counter()
+    bad = Request.prepared("http://a.test", None, None, 0, key="http://a.test")
+    assert admission().admit([bad, *links("/ok")], 1, 1, skipped).keys() == {"http://a.test/ok"}
+    assert skipped == {Skip.INVALID_URL: 1}

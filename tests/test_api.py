@@ -35,7 +35,7 @@ from crawler.errors import (
     StateFileError,
     TooManyRedirects,
 )
-from crawler.items import encode_item, is_item
+from crawler.items import encode_item
 from crawler.loader import load_spider_class
 from crawler.request import Request
 from crawler.scope import Scope
@@ -139,6 +139,19 @@ def test_request_url_forms() -> None:
     assert Request(URL("http://h/x")).url == "http://h/x"
     with pytest.raises(ValueError):
         _ = Request("not a url").absolute_url
+
+
+def test_request_key_is_the_canonical_text_and_cannot_drift_from_url() -> None:
+    assert Request("HTTP://H:80/a#f").key == "http://h/a"
+    assert Request(URL("http://h/x?b=1")).key == "http://h/x?b=1"
+    assert Request("/relative").key is None
+    assert Request("http://h/" + "p" * 2100).key is None  # over the length limit
+    assert Request(URL("http://h/" + "p" * 2100)).key is None  # the same from a yarl URL
+    req = Request("http://h/a")
+    with pytest.raises(AttributeError):
+        req.url = "http://h/b"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        req.key = "http://h/b"  # type: ignore[misc]
 
 
 def test_request_from_yarl_url_is_canonicalised() -> None:
@@ -325,15 +338,6 @@ def test_encode_dataclass_item_with_datetime_decimal_uuid() -> None:
         "day": "2024-05-06",
         "ident": str(ident),
     }
-
-
-def test_is_item() -> None:
-    assert is_item({})
-    assert is_item(Book("t", decimal.Decimal(1), datetime.datetime.now(), datetime.date.today(),
-                        uuid.uuid4()))
-    assert not is_item(Book)
-    assert not is_item("text")
-    assert not is_item(Request("http://h/"))
 
 
 @pytest.mark.parametrize("value", ["a string", 42, [1, 2], Book], ids=["str", "int", "list", "cls"])

@@ -9,9 +9,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
+from protego import Protego
 
 from crawler import CrawlConfig, CrawlStatus
-from crawler.robots import RobotsState, from_response
+from crawler.robots import Robots as Policy
+from crawler.robots import RobotsGate, RobotsState, Verdict, from_response
 from crawler.urls import parse_absolute
 from spiders.site import SiteSpider
 from storage import RequestState
@@ -200,12 +202,16 @@ async def test_requests_waiting_for_robots_do_not_use_up_the_page_limit(tmp_path
 
 
 RULES = ["Disallow: /private/", "Disallow:", "Disallow /x*y", "disallow : /z", "Dissallow: *.pdf",
+         "Disallow: /a;b", "Disallow: /a(", "Disallow: /a+b", "Disallow: /@", "Disallow: /a,",
          "DISALLOW: /a%20b # why", "Allow: /private/ok", "Disallow: /*?session=",
          "Disallow: /end$", "Disallow: /~user/", "Disallow: /%7Eother/", "Disalow: /p/1",
          "Disallow: http://h.test/abs", "Disallow: /ä", "Disallow: /A", "Allow: /"]
 PATHS = ["/", "/private/", "/private/ok", "/privateer", "/x", "/xay", "/z9", "/doc.pdf",
          "/a b", "/a%20b", "/p?session=1", "/end", "/endless", "/~user/x", "/%7Euser/x",
-         "/~other/", "/p/12", "/p/2", "/h.test/abs", "/http://h.test/abs", "/ä", "/a", "/A/b"]
+         "/~other/", "/p/12", "/p/2", "/h.test/abs", "/http://h.test/abs", "/ä", "/a", "/A/b",
+         # characters protego's quoting might treat otherwise than yarl's, with no "%"
+         "/a;b", "/a:b", "/a+b", "/p?x=a!b", "/a,b", "/a'b", "/a(b)", "/@x", "/a$", "/a*b",
+         "/end?", "/z;x", "/x;y", "/private;/x"]
 
 
 def test_the_quick_disallow_reading_never_allows_what_protego_disallows() -> None:
@@ -231,3 +237,26 @@ def test_the_quick_disallow_reading_lets_most_links_skip_protego() -> None:
     assert policy.may_disallow("http://h.test/private/x")
     assert policy.may_disallow("http://h.test/p/%41")  # protego's quoting could differ
     assert not from_response(200, b"User-agent: *\nDisallow:\n", 0).may_disallow("http://h/a")
+
+
+def test_the_gate_forbids_only_what_a_known_live_policy_disallows() -> None:
+    now = [0.0]
+    gate: RobotsGate[object] = RobotsGate(UA, 3, lambda: now[0])
+    origin = "http://h.test:80"
+    assert not gate.forbids(origin, "http://h.test/private/x")  # not known yet
+    gate.resolve(origin, from_response(200, b"User-agent: *\nDisallow: /private/\n", 0))
+    assert gate.forbids(origin, "http://h.test/private/x")
+    assert not gate.forbids(origin, "http://h.test/public")
+    now[0] = 24 * 3600 + 1  # expired: to be asked again, so not known any more
+    assert not gate.forbids(origin, "http://h.test/private/x")
+    gate.resolve(origin, from_response(404, b"", now[0]))  # allow all
+    assert not gate.forbids(origin, "http://h.test/private/x")
+    for _ in range(3):  # unreachable, given up: fails the requests, forbids none at admission
+        gate.resolve(origin, from_response(503, b"", now[0]))
+    assert gate.check(origin, "http://h.test/x") is Verdict.FAIL
+    assert not gate.forbids(origin, "http://h.test/private/x")
+
+
+def test_a_policy_made_without_the_quick_reading_asks_protego() -> None:
+    policy = Policy(RobotsState.RULES, 0, Protego.parse("User-agent: *\nDisallow: /x\n"))
+    assert policy.may_disallow("http://h/x")

@@ -281,6 +281,7 @@ def test_origin_of_finds_the_origin_of_every_canonical_url_without_parsing() -> 
         assert key is not None
         url = URL(key, encoded=True)
         assert origin_of(key) == f"{url.scheme}://{url.raw_authority}", key
+    assert origin_of("http://h") is None
 
 
 def test_the_fast_path_keeps_the_length_limit() -> None:
