@@ -71,7 +71,7 @@ ORIGINS = 10_000  # origins remembered; a wide crawl's stream of new hosts must 
 
 class Admission:
     """Decides on canonical URL text (`Request.key`): nothing here parses a URL more than
-    once per origin."""
+    once per origin, unless queries are to be tidied (`strip_tracking`, `sort_query`)."""
 
     def __init__(self, config: CrawlConfig, scope: Scope,
                  robots_forbid: Callable[[str, str], bool] | None) -> None:
