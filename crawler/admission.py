@@ -142,7 +142,7 @@ class Admission:
                 self._origins.clear()
             url = URL(text + "/", encoded=True)
             known = self._origins[text] = _Origin(
-                url.host is not None and self._scope.allows_host(url.host), robots.origin(url))
+                url.host is not None and self._scope.allows(url.host), robots.origin(url))
         return known
 
     def _excluded(self, text: str) -> bool:

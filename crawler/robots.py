@@ -163,9 +163,9 @@ class RobotsGate(Generic[J]):
         """A known robots.txt disallows the URL, a canonical URL's text (unknown or
         unreachable: not yet). Asked of every new link, so it goes straight to the rules."""
         policy = self._policies.get(origin)
-        return (policy is not None and policy.rules is not None and policy.may_disallow(url)
-                and not policy.expired(self._clock())
-                and not policy.rules.can_fetch(url, self._user_agent))
+        return (policy is not None and policy.state is RobotsState.RULES
+                and policy.may_disallow(url) and not policy.expired(self._clock())
+                and not policy.allows(url, self._user_agent))
 
     def hold(self, origin: str, job: J) -> bool:
         """Keep a job until the origin's robots.txt is known; True if it must be fetched."""

@@ -29,10 +29,7 @@ class Scope:
     def hosts(self) -> frozenset[str]:
         return self._hosts
 
-    def allows(self, url: URL) -> bool:
-        return url.host is not None and self.allows_host(url.host)
-
-    def allows_host(self, host: str) -> bool:
+    def allows(self, host: str) -> bool:
         """`host` as yarl's `URL.host` gives it: lower-case, IDNA-decoded, no port."""
         if host in self._hosts:
             return True
