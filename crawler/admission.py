@@ -33,6 +33,9 @@ class Skip(enum.StrEnum):
     EXCLUDED = "skipped_excluded"
 
 
+STRIPPED_CREDENTIALS = "stripped_credentials"
+"""Links that named a user or password: admitted without them (never sent, never stored)."""
+
 RECENT_KEYS = 50_000
 
 
@@ -101,6 +104,8 @@ class Admission:
             if key is None:
                 skipped[Skip.INVALID_URL] += 1
                 continue
+            if req.credentials:
+                skipped[STRIPPED_CREDENTIALS] += 1
             if self._tidying:
                 key = self._tidy(key)
             if key in admitted or key in recent:
@@ -124,6 +129,10 @@ class Admission:
                                            req.priority, depth, redirects, parent)
         return admitted
 
+    @property
+    def scope(self) -> Scope:
+        return self._scope
+
     def remember(self, keys: Iterable[str]) -> None:
         """Keys now on their way to the store (their completion is recorded): later links to
         them are duplicates. Not before: a callback that fails loses its requests."""
@@ -141,8 +150,8 @@ class Admission:
             if len(self._origins) >= ORIGINS:
                 self._origins.clear()
             url = URL(text + "/", encoded=True)
-            known = self._origins[text] = _Origin(
-                url.host is not None and self._scope.allows(url.host), robots.origin(url))
+            known = self._origins[text] = _Origin(self._scope.allows_url(url),
+                                                  robots.origin(url))
         return known
 
     def _excluded(self, text: str) -> bool:

@@ -217,6 +217,10 @@ def _crawl_options(p: argparse.ArgumentParser) -> None:
                    f"{d.max_crawl_delay:g})")
     g.add_argument("--ignore-robots", dest="obey_robots", action="store_const", const=False,
                    help="do not fetch or obey robots.txt (only for sites you may crawl freely)")
+    g.add_argument("--allow-private", action="store_const", const=True,
+                   help="let a crawl of public sites connect to private network addresses "
+                   "(loopback, RFC 1918, link-local, ...); a crawl whose start URL is private "
+                   "allows them anyway")
     g.add_argument("--resolve", action="append", default=[], metavar="HOST:ADDRESS",
                    help="answer DNS for HOST with ADDRESS (like curl --resolve; HOST may be "
                    "*.domain for all its subdomains); repeatable")
@@ -252,7 +256,7 @@ def _command_line_settings(args: argparse.Namespace) -> dict[str, Any]:
         name: getattr(args, name)
         for name in ("workers", "per_host", "delay", "max_pages", "max_depth", "timeout",
                      "max_retries", "user_agent", "obey_robots", "strip_tracking",
-                     "sort_query", "max_crawl_delay")
+                     "sort_query", "max_crawl_delay", "allow_private")
     }
     for name in ("include", "exclude"):
         if getattr(args, name):

@@ -80,12 +80,16 @@ class CrawlConfig:
     """Static host -> address overrides, like curl's --resolve."""
     host_policies: Mapping[str, HostPolicy] = field(default_factory=dict)
     """Per-host or per-domain concurrency and delay, e.g. {"example.org": HostPolicy(1, 5)}."""
+    allow_private: bool = False
+    """Connect to private network addresses (loopback, RFC 1918, link-local, ...) even when
+    the start URLs are public. A crawl whose start URL is itself private allows them."""
 
     def __post_init__(self) -> None:
         for name, (kind, lowest) in _RULES.items():
             _check(name, getattr(self, name), kind, lowest)
         if not isinstance(self.user_agent, str) or not self.user_agent.strip():
             raise ConfigError("user_agent must be a non-empty string")
+        check_header_value("User-Agent", self.user_agent, setting="user_agent")
         for name in ("include", "exclude"):
             for pattern in getattr(self, name):
                 try:
@@ -132,7 +136,24 @@ _RULES: dict[str, tuple[str, float]] = {
     "read_timeout": ("float", 1e-3), "retry_backoff": ("float", 0), "dns_ttl": ("float", 0),
     "keepalive_timeout": ("float", 0), "max_crawl_delay": ("float", 0),
     "obey_robots": ("bool", 0), "strip_tracking": ("bool", 0), "sort_query": ("bool", 0),
+    "allow_private": ("bool", 0),
 }
+# Control characters end a header line (CR, LF) or the header block, or are refused by
+# servers: a value holding one would inject headers or break every request.
+_HEADER_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def check_header_value(name: str, value: str, *, setting: str) -> None:
+    """Refuse a header value that is not one line of text (ConfigError, saying where)."""
+    bad = _HEADER_CONTROL.search(value)
+    if bad is not None:
+        raise ConfigError(
+            f"{setting}: the {name} header value {value!r} holds the control character "
+            f"{bad.group()!r} at position {bad.start()}; header values must be one line of "
+            "text (no CR, LF or other control characters)")
+    if value != value.strip(" \t"):
+        raise ConfigError(f"{setting}: the {name} header value {value!r} starts or ends with "
+                          "white space, which HTTP does not keep")
 
 
 def _check(name: str, value: Any, kind: str, lowest: float) -> None:
@@ -158,7 +179,7 @@ def _check(name: str, value: Any, kind: str, lowest: float) -> None:
 SPIDER_SETTINGS = ("workers", "per_host", "delay", "max_pages", "max_depth", "timeout",
                    "user_agent", "max_retries", "max_body", "max_redirects", "obey_robots",
                    "host_policies", "include", "exclude", "strip_tracking", "sort_query",
-                   "max_crawl_delay")
+                   "max_crawl_delay", "allow_private")
 """Settings a spider may set as class attributes of the same name."""
 
 

@@ -37,6 +37,7 @@ from crawler.errors import (
     CrawlError,
     FetchError,
     HTTPStatusError,
+    OutOfScope,
     SpiderError,
     StateFileError,
     TooManyRedirects,
@@ -149,6 +150,7 @@ class Crawler:
         self._window = max(8 * self.config.workers, 256)
         self._state = RunState.CREATED
         self._admission = Admission(self.config, Scope(()), self._robots_forbids())
+        self._seed_hosts: set[str] = set()
         self._fetcher: Fetcher | None = None
         self._changed = asyncio.Event()
         self._refilling = False
@@ -224,6 +226,7 @@ class Crawler:
             async with Fetcher(self.config) as fetcher:
                 self._fetcher = fetcher
                 try:
+                    await self._allow_private_if_started_there(fetcher)
                     await self._run_workers()
                 finally:
                     self._final_pool = fetcher.pool(count_process_sockets=True)
@@ -266,10 +269,32 @@ class Crawler:
                 await self._store.add(batch)
                 batch.clear()
         await self._store.add(batch)
-        allowed, subdomains = self.spider.allowed_hosts, self.spider.allow_subdomains
-        scope = (Scope(allowed, subdomains=subdomains) if allowed is not None
-                 else Scope.of_urls(seeds, subdomains=subdomains))
-        self._admission = Admission(self.config, scope, self._robots_forbids())
+        self._admission = Admission(self.config, self._scope_of(seeds), self._robots_forbids())
+        self._seed_hosts = {url.host for url in seeds if url.host}
+
+    def _scope_of(self, seeds: list[URL]) -> Scope:
+        spider = self.spider
+        ports = {*spider.allowed_ports, *(url.port for url in seeds if url.port)}
+        if spider.allowed_hosts is None:
+            return Scope.of_urls(seeds, subdomains=spider.allow_subdomains, ports=ports)
+        return Scope(spider.allowed_hosts, subdomains=spider.allow_subdomains, ports=ports)
+
+    async def _allow_private_if_started_there(self, fetcher: Fetcher) -> None:
+        """A crawl that starts on a private network may stay on it; one that starts on the
+        public internet must never be steered into one (the fetcher checks every address
+        it connects to)."""
+        if fetcher.allow_private:
+            return
+        hosts = sorted(self._seed_hosts)
+        for start in range(0, len(hosts), 64):  # a few lookups at a time, up to the first
+            batch = hosts[start : start + 64]
+            kinds = await asyncio.gather(*map(fetcher.private_kind, batch))
+            found = next(((h, k) for h, k in zip(batch, kinds, strict=True) if k), None)
+            if found is not None:
+                log.info("start URL host %s is a %s address: private networks are allowed",
+                         *found, extra={"host": found[0]})
+                fetcher.allow_private = True
+                return
 
     async def _run_workers(self) -> None:
         workers = [asyncio.create_task(self._worker(), name=f"worker-{i}")
@@ -454,11 +479,19 @@ class Crawler:
             try:
                 result = await self._fetch(url)
             except FetchError as exc:
-                return robots.unreachable(f"{describe(exc)} (fetching {url})", self._clock())
+                # A failure that is the same every time (refused, TLS) is not asked again.
+                return robots.unreachable(f"{describe(exc)} (fetching {url})", self._clock(),
+                                          final=not exc.retryable)
             if result.location is None:
                 return robots.from_response(result.status, result.body, self._clock())
             target = urls.join(result.url, result.location)
             if target is None:
+                break
+            if not self._admission.scope.allows_url(target):
+                # Every request passes the crawl's scope, robots.txt's redirects too.
+                log.info("robots.txt of %s redirects to %s, outside the crawl's scope: not "
+                         "followed, so the file is unavailable (RFC 9309: all allowed)",
+                         robots.origin(url), target, extra={"url": str(url)})
                 break
             url = target
         # Unfollowable or too many redirects: the file is "unavailable", as a 4xx is.
@@ -555,6 +588,11 @@ class Crawler:
         assert self._fetcher is not None
         host, started = urls.host_key(url), self._clock()
         try:
+            if not self._admission.scope.allows_url(url):
+                # Admission keeps such URLs out; this is the guard every request passes
+                # (robots.txt, redirect hops, a state file written by an older version).
+                raise OutOfScope(f"{url.host}:{url.port} is outside the crawl's hosts and "
+                                 f"ports ({_ports(self._admission.scope.ports)})", url=str(url))
             result = await self._fetcher.fetch(url, want, keep_alive=keep_alive)
         except FetchError as exc:
             self.metrics.fetch_failed(host, exc.kind, self._clock() - started)
@@ -628,7 +666,8 @@ class Crawler:
         self.metrics.page()
         target = urls.join(result.url, location)
         moved = Request.prepared(location, lease.callback, lease.cb_kwargs, lease.priority,
-                                 key=None if target is None else str(target))
+                                 key=None if target is None else str(target),
+                                 credentials=urls.has_credentials(location))
         counters: Counter[str] = Counter()
         # Same depth, callback and priority: a redirect is the same request, moved.
         admitted = self._admission.admit([moved], lease.depth, lease.id, counters,
@@ -693,6 +732,10 @@ def _totals(counts: CrawlCounts, in_flight: int) -> CrawlTotals:
     # Leased requests wait in this run's window, or are in flight (shown on their own).
     waiting = max(0, counts.queued + counts.leased - in_flight)
     return CrawlTotals(counts.done, waiting, counts.failed, counts.items, skipped)
+
+
+def _ports(ports: frozenset[int]) -> str:
+    return "ports " + ", ".join(map(str, sorted(ports)))
 
 
 def _retry_after(value: str | None, now: float) -> float | None:

@@ -70,6 +70,19 @@ class BodyTooLarge(FetchError):
     kind = "too_large"
 
 
+class OutOfScope(FetchError):
+    """Not sent: the URL is outside the crawl's hosts and ports (e.g. an old state file's)."""
+
+    kind = "offsite"
+
+
+class PrivateAddress(FetchError):
+    """Not sent: the host's address is in a private network, and the crawl's start URLs are
+    public (`allow_private` allows it)."""
+
+    kind = "private_address"
+
+
 class TooManyRedirects(FetchError):
     """A redirect chain is longer than the hop limit."""
 

@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from types import SimpleNamespace, TracebackType
 
 import aiohttp
+from aiohappyeyeballs import AddrInfoType
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.http_exceptions import ContentEncodingError, LineTooLong
 from aiohttp.resolver import AsyncResolver
 from multidict import CIMultiDictProxy
 from yarl import URL
 
+from crawler.addresses import private_kind
 from crawler.config import CrawlConfig
 from crawler.errors import (
     BadResponse,
@@ -28,6 +30,7 @@ from crawler.errors import (
     ConnectError,
     FetchError,
     FetchTimeout,
+    PrivateAddress,
     ProtocolError,
     TLSError,
 )
@@ -87,6 +90,22 @@ class _StaticResolver(AbstractResolver):
 
 
 @dataclass(slots=True)
+class _RequestTrace:
+    reused: bool = False  # sent on a keep-alive connection an earlier response used
+
+
+class _Refused(OSError):
+    """Raised where a socket would be made for a private address. One message for all, so
+    that aiohappyeyeballs, which merges the errors of several addresses unless their texts
+    agree, hands this very exception on."""
+
+    def __init__(self, address: str, kind: str) -> None:
+        super().__init__("private address refused")
+        self.address = address
+        self.kind = kind
+
+
+@dataclass(slots=True)
 class _PoolCounters:
     created: int = 0
     reused: int = 0
@@ -108,8 +127,11 @@ def _tracing(counters: _PoolCounters) -> aiohttp.TraceConfig:
     async def created(*_: object) -> None:
         counters.created += 1
 
-    async def reused(*_: object) -> None:
+    async def reused(_s: object, context: SimpleNamespace, _p: object) -> None:
         counters.reused += 1
+        request = context.trace_request_ctx
+        if isinstance(request, _RequestTrace):
+            request.reused = True
 
     async def resolve_start(_s: object, context: SimpleNamespace, _p: object) -> None:
         context.dns_started = time.monotonic()
@@ -173,6 +195,34 @@ class Fetcher:
         self._session: aiohttp.ClientSession | None = None
         self._resolver: AbstractResolver | None = None
         self._counters = _PoolCounters()
+        self.allow_private = config.allow_private
+        """Whether sockets may be opened to private addresses (see crawler.addresses)."""
+
+    async def private_kind(self, host: str) -> str | None:
+        """The kind of private address `host` resolves to ("loopback", ...), or None if it
+        resolves to public addresses only, or not at all (a start URL's host: is the crawl
+        one of private sites?)."""
+        if self._resolver is None:
+            raise RuntimeError("Fetcher is not open")
+        host = host.strip("[]")
+        if private_kind(host) != "not an IP address":
+            return private_kind(host)
+        try:
+            answers = await self._resolver.resolve(host, 0, socket.AF_UNSPEC)
+        except (OSError, ValueError):
+            return None
+        kinds = (private_kind(answer["host"]) for answer in answers)
+        return next((kind for kind in kinds if kind is not None), None)
+
+    def _socket(self, addr_info: AddrInfoType) -> socket.socket:
+        """Every connection's socket, made once its address is final: the one place that
+        knows the address actually connected to, whatever DNS said before."""
+        family, type_, proto, _, address = addr_info
+        if not self.allow_private:
+            kind = private_kind(str(address[0]))
+            if kind is not None:
+                raise _Refused(str(address[0]), kind)
+        return socket.socket(family=family, type=type_, proto=proto)
 
     def pool(self, *, count_process_sockets: bool = True) -> PoolStats:
         """The connection pool now. Counting the process's sockets costs a system call per
@@ -202,6 +252,7 @@ class Fetcher:
             use_dns_cache=cfg.dns_ttl > 0,  # aiohttp reads a TTL of None as "forever"
             ttl_dns_cache=max(1, round(cfg.dns_ttl)),
             keepalive_timeout=cfg.keepalive_timeout,
+            socket_factory=self._socket,
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -235,24 +286,27 @@ class Fetcher:
         """
         if self._session is None:
             raise RuntimeError("Fetcher is not open")
+        if url.raw_user is not None or url.raw_password is not None:
+            url = url.with_user(None)  # never sent, whatever a state file holds
+        trace = _RequestTrace()
         try:
-            return await self._get(self._session, url, want_body, keep_alive)
+            return await self._get(self._session, url, want_body, keep_alive, trace)
         except FetchError:
             raise
         except aiohttp.ClientResponseError as exc:
-            # Raised before any server status exists: a client-made "400", not the server's.
-            if _oversized(exc.__cause__):  # the same every time
-                raise BadResponse(f"response headers too large: {exc.message}",
-                                  url=str(url)) from exc
-            # Other parse errors can come from a reused connection that a previous response
-            # left dirty (bytes past its end): a fresh connection may well succeed.
-            raise ProtocolError(f"unparsable response: {exc.message}", url=str(url)) from exc
+            raise _unparsable(exc, url, trace) from exc
         except aiohttp.ClientSSLError as exc:  # before ClientConnectorError, its base
             raise TLSError(f"TLS failed with {url.host}: {exc}", url=str(url)) from exc
         except aiohttp.ClientConnectorDNSError as exc:
             raise ConnectError(f"DNS lookup failed for {url.host}: {exc.os_error}",
                                url=str(url)) from exc
         except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, _Refused):
+                refused = exc.os_error
+                raise PrivateAddress(
+                    f"refused to connect to {refused.address}, a {refused.kind} address, for "
+                    f"{url.host}: the crawl's start URLs are public (--allow-private allows "
+                    "private networks)", url=str(url)) from exc
             raise ConnectError(f"cannot connect to {url.host}:{url.port}: {exc.os_error}",
                                url=str(url)) from exc
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
@@ -270,11 +324,12 @@ class Fetcher:
         except (aiohttp.ClientError, OSError) as exc:
             raise ProtocolError(f"{type(exc).__name__}: {exc}", url=str(url)) from exc
 
-    async def _get(self, session: aiohttp.ClientSession, url: URL,
-                   want_body: WantBody | None, keep_alive: bool) -> FetchResult:
+    async def _get(self, session: aiohttp.ClientSession, url: URL, want_body: WantBody | None,
+                   keep_alive: bool, trace: _RequestTrace) -> FetchResult:
         cap = self._config.max_body
         extra = None if keep_alive else _CLOSE
-        async with session.get(url, allow_redirects=False, headers=extra) as resp:
+        async with session.get(url, allow_redirects=False, headers=extra,
+                               trace_request_ctx=trace) as resp:
             headers = resp.headers
             if resp.status in REDIRECT_STATUSES or (
                 want_body is not None and not want_body(resp.status, headers)
@@ -288,6 +343,19 @@ class Fetcher:
                                    url=str(url))
             body = await _read_capped(resp, cap, url)
             return FetchResult(url, resp.status, headers, body)
+
+
+def _unparsable(exc: aiohttp.ClientResponseError, url: URL, trace: _RequestTrace) -> FetchError:
+    """A response aiohttp could not parse (it reports it as a client-made "400", which is not
+    the server's status). On a fresh connection it is the server's answer, the same every
+    time (too many headers, an encoding it can't undo): final. On a reused keep-alive
+    connection, bytes a previous response left behind may be to blame, and a fresh
+    connection may well succeed."""
+    if _oversized(exc.__cause__):
+        return BadResponse(f"response headers too large: {exc.message}", url=str(url))
+    if not trace.reused:
+        return BadResponse(f"unusable response: {exc.message}", url=str(url))
+    return ProtocolError(f"unparsable response: {exc.message}", url=str(url))
 
 
 def _oversized(cause: BaseException | None) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 from yarl import URL
 
 from crawler.errors import SpiderError
-from crawler.urls import MAX_URL_LENGTH, canonical, parse_absolute
+from crawler.urls import MAX_URL_LENGTH, canonical, has_credentials, parse_absolute
 
 Callback = Callable[..., Any]
 
@@ -23,7 +23,8 @@ class Request:
     stored as JSON, never pickled.
     """
 
-    __slots__ = ("_key", "_text", "_url", "callback", "cb_kwargs_json", "priority")
+    __slots__ = ("_key", "_text", "_url", "callback", "cb_kwargs_json", "credentials",
+                 "priority")
 
     def __init__(self, url: str | URL, callback: Callback | None = None, *,
                  cb_kwargs: Mapping[str, Any] | None = None, priority: int = 0) -> None:
@@ -32,20 +33,23 @@ class Request:
             canon = canonical(url)
             self._text = str(url) if canon is None else str(canon)
             self._key = None if canon is None or len(self._text) > MAX_URL_LENGTH else self._text
+            self.credentials = url.raw_user is not None or url.raw_password is not None
         else:
             self._text = url
             self._key = _key(url)
+            self.credentials = has_credentials(url)
         self.callback = callback_name(callback)
         self.cb_kwargs_json = encode_kwargs(cb_kwargs, self._text)
         self.priority = int(priority)
 
     @classmethod
     def prepared(cls, url: str, callback: str | None, cb_kwargs_json: str | None,
-                 priority: int, *, key: str | None) -> Request:
+                 priority: int, *, key: str | None, credentials: bool = False) -> Request:
         """A request from parts already checked: the URL's canonical text as `key` (None for
-        a raw href that cannot be crawled), a callback name and JSON arguments. For many
-        links at once."""
+        a raw href that cannot be crawled), a callback name and JSON arguments, and whether
+        the URL as written held credentials (dropped from the key). For many links at once."""
         req = cls.__new__(cls)
+        req.credentials = credentials
         req._url = None
         req._key = key
         req._text = url if key is None else key
@@ -53,6 +57,10 @@ class Request:
         req.cb_kwargs_json = cb_kwargs_json
         req.priority = priority
         return req
+
+    credentials: bool
+    """The URL as written named a user or password. They are never sent nor stored: the
+    canonical URL (`key`) has none, and the crawl counts such links (`stripped_credentials`)."""
 
     @property
     def url(self) -> str:

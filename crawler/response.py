@@ -150,7 +150,8 @@ class Response:
         kwargs = encode_kwargs(cb_kwargs, self.url)
         join = urls.Resolver(self.base_url).join
         prepared = Request.prepared
-        return [prepared(href, name, kwargs, priority, key=join(href))
+        return [prepared(href, name, kwargs, priority, key=join(href),
+                         credentials="@" in href and urls.has_credentials(href))
                 for href in self._hrefs(selector)]
 
     def sitemap(self) -> Sitemap:

@@ -32,6 +32,7 @@ class Robots:
     # The start of every path a Disallow rule may match (see `disallow_prefixes`); by
     # default "", which every path starts with: protego decides everything.
     disallowing: tuple[str, ...] = ("",)
+    final: bool = False  # unreachable for a reason that asking again will not change
 
     def allows(self, url: str, user_agent: str) -> bool:
         if self.state is RobotsState.RULES:
@@ -108,8 +109,8 @@ def disallow_prefixes(text: str) -> tuple[str, ...]:
     return tuple(sorted(prefixes))
 
 
-def unreachable(reason: str, now: float) -> Robots:
-    return Robots(RobotsState.UNREACHABLE, now, reason=reason)
+def unreachable(reason: str, now: float, *, final: bool = False) -> Robots:
+    return Robots(RobotsState.UNREACHABLE, now, reason=reason, final=final)
 
 
 class Verdict(enum.Enum):
@@ -192,7 +193,7 @@ class RobotsGate(Generic[J]):
             return Resolution(jobs, False, 0, policy)
         self._failures[origin] += 1
         tries = self._failures[origin]
-        if tries < self._max_tries:
+        if tries < self._max_tries and not policy.final:
             return Resolution(jobs, True, tries, policy)
         policy = unreachable(f"{policy.reason}; gave up after {tries} tries", policy.fetched_at)
         self._policies[origin] = policy

@@ -24,6 +24,8 @@ class Spider:
     """Hosts (and their subdomains) the crawl may visit. None: the start URLs' hosts."""
     allow_subdomains: bool = True
     """False: only the allowed hosts themselves (and their www. twins), no other subdomain."""
+    allowed_ports: Sequence[int] = ()
+    """Ports allowed besides the start URLs' own and 80 and 443 (http's and https's)."""
     html_only: bool = False
     """For the default `parse` callback, skip the body of non-HTML responses and do not call
     it (they are still recorded). Other callbacks get every 2xx response."""
@@ -41,6 +43,7 @@ class Spider:
     max_redirects: int | None = None
     obey_robots: bool | None = None
     max_crawl_delay: float | None = None
+    allow_private: bool | None = None
     include: tuple[str, ...] | None = None
     exclude: tuple[str, ...] | None = None
     strip_tracking: bool | None = None

@@ -19,12 +19,16 @@ def canonical(url: URL) -> URL | None:
 
     yarl already lower-cases scheme and host, encodes IDNA hosts, drops default ports,
     removes dot segments and normalises percent-encoding; the path's case is kept (paths are
-    case-sensitive). Here: http(s) only, fragment dropped, an empty path spelt "/".
+    case-sensitive). Here: http(s) only, no user name or password (a link must not make the
+    crawler send credentials, nor keep them in the state file), fragment dropped, an empty
+    path spelt "/".
     """
     if url.scheme not in HTTP_SCHEMES or not url.raw_host:
         return None
     if not _VALID_HOST.fullmatch(url.raw_host):
         return None
+    if url.raw_user is not None or url.raw_password is not None:
+        url = url.with_user(None)
     if url.explicit_port is not None and url.is_default_port():
         url = url.with_port(None)
     if url.raw_fragment:
@@ -36,10 +40,48 @@ def canonical(url: URL) -> URL | None:
     return url
 
 
+# A "%" that starts no escape. Browsers send it as it is; yarl would encode it as "%25",
+# which names another resource than the page links to. It is swapped for a private-use
+# character around yarl's parsing, and that character's escape back for "%" after it.
+_LONE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_MARK = "\ue000"
+_MARK_ESCAPED = "%EE%80%80"
+
+
+def has_credentials(text: str) -> bool:
+    """Whether URL text names a user or password ("http://u:p@h/"): cheap, for every link."""
+    if "@" not in text or "//" not in text:
+        return False
+    authority = _AUTHORITY.match(text.partition("//")[2])
+    return authority is not None and "@" in authority.group()
+
+
+_AUTHORITY = re.compile(r"[^/?#\\]*")
+
+
+def _parse(text: str) -> tuple[URL, bool]:
+    """yarl's URL for text, and whether lone "%" signs were masked (see `_unmask`)."""
+    if "%" in text and _LONE_PERCENT.search(text) and _MARK not in text \
+            and _MARK_ESCAPED not in text.upper():
+        return URL(_LONE_PERCENT.sub(_MARK, text)), True
+    return URL(text), False
+
+
+def _unmask(url: URL | None) -> URL | None:
+    if url is None:
+        return None
+    text = str(url)
+    return url if _MARK_ESCAPED not in text else URL(text.replace(_MARK_ESCAPED, "%"),
+                                                     encoded=True)
+
+
 def parse_absolute(text: str) -> URL:
     """Parse a URL a user typed (a start URL). Raises ValueError with a readable message."""
     try:
-        url = canonical(URL(text.strip(_HREF_WHITESPACE)))
+        parsed, masked = _parse(text.strip(_HREF_WHITESPACE))
+        url = canonical(parsed)
+        if masked:
+            url = _unmask(url)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"malformed URL {text!r}: {exc}") from None
     if url is None:
@@ -55,7 +97,10 @@ def join(base: URL, href: str) -> URL | None:
     if len(href) > MAX_URL_LENGTH:
         return None
     try:
-        url = canonical(base.join(URL(href)))
+        parsed, masked = _parse(href)
+        url = canonical(base.join(parsed))
+        if masked:
+            url = _unmask(url)
     except (ValueError, TypeError, UnicodeError):
         return None
     if url is None or len(str(url)) > MAX_URL_LENGTH:

@@ -29,7 +29,7 @@ def admission(config: CrawlConfig | None = None, forbidden: tuple[str, ...] = ()
             asked.append((origin, key))
         return any(part in key for part in forbidden)
 
-    return Admission(config or CrawlConfig(), Scope(["a.test"]), robots_forbid)
+    return Admission(config or CrawlConfig(), Scope(["a.test"], ports=[8080]), robots_forbid)
 
 
 def test_each_link_is_admitted_once_or_counted_with_its_reason() -> None:

@@ -376,8 +376,7 @@ def test_encode_item_output_is_strict_json() -> None:
 
 
 def allows(scope: Scope, url: str) -> bool:
-    host = URL(url).host
-    return host is not None and scope.allows(host)
+    return scope.allows_url(URL(url))
 
 
 def test_scope_host_and_subdomains() -> None:
@@ -406,14 +405,30 @@ def test_scope_strips_www() -> None:
     assert Scope(["www.com"]).hosts == frozenset({"www.com"})
 
 
-def test_scope_ignores_ports_and_case() -> None:
-    scope = Scope(["Example.COM."])
+def test_scope_ignores_case() -> None:
+    scope = Scope(["Example.COM."], ports=[8080])
     assert allows(scope, "http://example.com:8080/")
-    assert allows(scope, "https://EXAMPLE.com:8443/")
+    assert allows(scope, "https://EXAMPLE.com/")
+
+
+def test_scope_is_the_start_ports_and_the_default_ones() -> None:
+    # Another port of an in-scope host is another server: a link, a <base href> or a redirect
+    # must not steer the crawl to it.
+    scope = Scope.of_urls([URL("http://a.test:8080/x")])
+    assert allows(scope, "http://a.test:8080/y")
+    assert allows(scope, "http://sub.a.test:8080/y")
+    assert allows(scope, "http://a.test/") and allows(scope, "https://a.test/")
+    assert allows(scope, "http://a.test:443/") and allows(scope, "https://a.test:80/")
+    assert not allows(scope, "http://a.test:9212/")
+    assert not allows(scope, "https://a.test:8443/")
+    assert not allows(Scope.of_urls([URL("http://a.test/")]), "http://a.test:8080/")
+    widened = Scope.of_urls([URL("http://a.test/")], ports=[9000])
+    assert allows(widened, "http://a.test:9000/") and not allows(widened, "http://a.test:9001/")
+    assert widened.ports == frozenset({80, 443, 9000})
 
 
 def test_scope_ip_hosts_are_exact() -> None:
-    scope = Scope(["127.0.0.1"])
+    scope = Scope(["127.0.0.1"], ports=[8000])
     assert allows(scope, "http://127.0.0.1:8000/")
     assert not allows(scope, "http://127.0.0.2/")
     # An IP address has no subdomains: a host that merely ends in ".127.0.0.1" is another

@@ -383,8 +383,14 @@ async def test_a_dead_host_is_given_up_then_retried_later(tmp_path: Path) -> Non
     live_app.router.add_get("/", links)
     config = CrawlConfig(delay=0, per_host=1, max_retries=3, retry_backoff=0.01,
                          dead_after=3, obey_robots=False)
+
+    def spider(live: str) -> SiteSpider:
+        site = SiteSpider([live + "/"])
+        site.allowed_ports = [dead_port]  # another port of the same host: widened on purpose
+        return site
+
     async with serve(live_app) as live:
-        out = await crawl(SiteSpider([live + "/"]), tmp_path / "dead.db", config)
+        out = await crawl(spider(live), tmp_path / "dead.db", config)
     live_port = URL(live).port
     dead_rows = [row for url, row in out.rows.items() if url.startswith(dead)]
     assert len(dead_rows) == 10 and all(r[0] == FAILED for r in dead_rows)
@@ -396,8 +402,7 @@ async def test_a_dead_host_is_given_up_then_retried_later(tmp_path: Path) -> Non
             serve(live_app, port=live_port):
         assert back == dead
         store = await SQLiteStore.open(tmp_path / "dead.db")
-        result = await Crawler(SiteSpider([live + "/"]), store, config,
-                               retry_failed=True).run()
+        result = await Crawler(spider(live), store, config, retry_failed=True).run()
         await store.close()
     assert result.counts.failed == 0
     assert result.counts.done == 11

@@ -285,7 +285,52 @@ def test_origin_of_finds_the_origin_of_every_canonical_url_without_parsing() -> 
 
 
 def test_the_fast_path_keeps_the_length_limit() -> None:
-    base = URL("http://" + "u" * 1900 + "@h.test/")
+    base = URL("http://" + "a" * 50 + ("." + "b" * 50) * 36 + ".test/")
     href = "/" + "p" * 200
     assert Resolver(base).join(href) is None
     assert join(base, href) is None
+
+
+# -- what a page links to is what is fetched ------------------------------------------------
+
+
+@pytest.mark.parametrize(("href", "expected"), [
+    ("/%zz", "http://h/%zz"),
+    ("/a%zzb?x=%q&y=%4", "http://h/a%zzb?x=%q&y=%4"),
+    ("/100%", "http://h/100%"),
+    ("/%zz/%41/%2f", "http://h/%zz/A/%2F"),  # valid escapes still normalised beside it
+    ("/%zz/./x/../y", "http://h/%zz/y"),
+    ("/%25zz", "http://h/%25zz"),  # an encoded percent sign stays encoded
+])
+def test_a_percent_sign_not_followed_by_two_hex_digits_is_kept(href: str, expected: str) -> None:
+    # Browsers send "/%zz" as it is; "/%25zz" would be another URL than the page links to.
+    base = URL("http://h/dir/")
+    assert str(join(base, href)) == expected
+    assert Resolver(base).join(href) == expected
+    assert str(parse_absolute("http://h" + href)) == expected
+
+
+def test_a_base_with_a_lone_percent_sign_resolves_relative_links_under_it() -> None:
+    base = join(URL("http://h/"), "/a%zz/page")
+    assert base is not None
+    assert str(join(base, "next")) == "http://h/a%zz/next"
+
+
+@pytest.mark.parametrize("text", [
+    "http://u:p@h.test/a", "http://u@h.test/a", "http://:p@h.test/a", "http://u:p@H.TEST:80/a",
+])
+def test_credentials_are_never_part_of_a_canonical_url(text: str) -> None:
+    assert canon(text) == "http://h.test/a"
+    assert str(parse_absolute(text)) == "http://h.test/a"
+    assert str(join(URL("http://x.test/"), text)) == "http://h.test/a"
+    assert Resolver(URL("http://x.test/")).join(text) == "http://h.test/a"
+    assert Resolver(URL("http://u:p@h.test/dir/")).join("b") == "http://h.test/dir/b"
+    assert Resolver(URL("http://u:p@h.test/dir/")).join("/b") == "http://h.test/b"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("http://u:p@h/", True), ("//u@h/x", True), ("HTTPS://:p@h", True), ("http://h/a@b", False),
+    ("http://h/?to=a@b", False), ("mailto:a@b.test", False), ("a@b", False), ("/x@y", False),
+])
+def test_has_credentials(text: str, expected: bool) -> None:
+    assert urls_module.has_credentials(text) is expected
