@@ -46,6 +46,7 @@ def canonical(url: URL) -> URL | None:
 _LONE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _MARK = "\ue000"
 _MARK_ESCAPED = "%EE%80%80"
+_AUTHORITY = re.compile(r"[^/?#\\]*")
 
 
 def has_credentials(text: str) -> bool:
@@ -54,9 +55,6 @@ def has_credentials(text: str) -> bool:
         return False
     authority = _AUTHORITY.match(text.partition("//")[2])
     return authority is not None and "@" in authority.group()
-
-
-_AUTHORITY = re.compile(r"[^/?#\\]*")
 
 
 def _parse(text: str) -> tuple[URL, bool]:
