@@ -263,6 +263,9 @@ class Crawler:
                 url = req.absolute_url
             except ValueError as exc:
                 raise SpiderError(f"bad start URL: {exc}") from None
+            if req.credentials:
+                log.warning("start URL %s named a user or password: the crawler never sends "
+                            "credentials found in URLs", url, extra={"url": str(url)})
             seeds.append(url)
             batch.append(NewRequest(str(url), req.callback, req.cb_kwargs_json, req.priority))
             if len(batch) >= SEED_BATCH:

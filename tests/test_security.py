@@ -126,7 +126,8 @@ async def test_a_queued_request_outside_the_scope_is_refused_when_fetched(tmp_pa
     assert state == FAILED and error is not None and error.startswith("offsite: ")
 
 
-async def test_credentials_in_links_are_stripped_counted_and_never_sent(tmp_path: Path) -> None:
+async def test_credentials_in_links_are_stripped_counted_and_never_sent(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     app, hits, requests = _site({
         "/": lambda r: _html('<a href="http://user:secret@127.0.0.1:{port}/private">p</a>'
                              .replace("{port}", str(r.url.port)) + '<a href="/b">b</a>'),
@@ -138,6 +139,7 @@ async def test_credentials_in_links_are_stripped_counted_and_never_sent(tmp_path
     assert all("Authorization" not in r.headers for r in requests)
     assert not any("secret" in url or "pw@" in url for url in out.rows)
     assert out.result.counts.counters["stripped_credentials"] == 1
+    assert "start URL http://127.0.0.1" in caplog.text and "never sends credentials" in caplog.text
 
 
 async def test_a_lone_percent_sign_is_sent_as_the_page_wrote_it(tmp_path: Path) -> None:
