@@ -1,0 +1,62 @@
+"""`crawl export`: what it writes is safe to open, and an export cut short leaves nothing
+behind once it is run again."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from storage import Completion, NewRequest, SQLiteStore
+from tests.helpers import CLI, crawl_ok
+
+
+async def _store_items(path: Path, items: list[dict[str, object]]) -> None:
+    """A crawl whose one page yielded `items`, written through the Store API."""
+    store = await SQLiteStore.open(path)
+    try:
+        await store.open_crawl("items", "{}", fresh=False)
+        await store.add([NewRequest("http://127.0.0.1/")])
+        (lease,) = await store.claim(1, time.time())
+        await store.record(Completion(lease.id, 200, [json.dumps(i) for i in items]))
+        await store.finish_run("finished")
+    finally:
+        await store.close()
+
+
+def _read_csv(path: Path) -> list[list[str]]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        return list(csv.reader(fh))
+
+
+# -- CSV formula injection (OWASP: prefix a cell that a spreadsheet would run) ---------------
+
+FORMULAS = ["=1+1", "+SUM(A1:A2)", "-2+3", "@cmd", "\t=1+1", "\r=1+1",
+            "=HYPERLINK(\"http://127.0.0.1/x\",\"click\")"]
+
+
+def test_csv_export_neutralises_formulas(tmp_path: Path) -> None:
+    state = tmp_path / "f.db"
+    items: list[dict[str, object]] = [{"cell": text, "n": -5} for text in FORMULAS]
+    items += [
+        {"cell": "-5", "n": 2.5},  # numbers, as text or not, are left alone
+        {"cell": "a=1", "n": -1e-3},  # only the first character counts
+        {"cell": "", "n": 0},
+        {"=evil": "=x"},  # field names are cells too (the header row)
+    ]
+    asyncio.run(_store_items(state, items))
+    out = tmp_path / "out.csv"
+    crawl_ok("export", str(state), "--format", "csv", "-o", str(out))
+    header, *rows = _read_csv(out)
+    assert header == ["cell", "n", "'=evil"]
+    assert [row[0] for row in rows[: len(FORMULAS)]] == ["'" + f for f in FORMULAS]
+    assert {row[1] for row in rows[: len(FORMULAS)]} == {"-5"}
+    assert rows[len(FORMULAS):] == [["-5", "2.5", ""], ["a=1", "-0.001", ""], ["", "0", ""],
+                                    ["", "", "'=x"]]
+    # JSON Lines is data, not a sheet: stored text goes out as it is.
+    lines = crawl_ok("export", str(state)).stdout.splitlines()
+    assert [json.loads(line).get("cell") for line in lines[: len(FORMULAS)]] == FORMULAS
