@@ -60,3 +60,32 @@ def test_csv_export_neutralises_formulas(tmp_path: Path) -> None:
     # JSON Lines is data, not a sheet: stored text goes out as it is.
     lines = crawl_ok("export", str(state)).stdout.splitlines()
     assert [json.loads(line).get("cell") for line in lines[: len(FORMULAS)]] == FORMULAS
+
+
+# -- an export cut short ---------------------------------------------------------------------
+
+
+def _hidden(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_a_killed_export_leaves_nothing_behind_once_run_again(tmp_path: Path) -> None:
+    state = tmp_path / "big.db"
+    pad = "x" * 400
+    asyncio.run(_store_items(state, [{"n": n, "text": pad} for n in range(100_000)]))
+    folder = tmp_path / "out"
+    folder.mkdir()
+    out = folder / "items.csv"
+    command = [*CLI, "export", str(state), "--format", "csv", "-o", str(out)]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while not any((folder / name).stat().st_size > 1_000_000 for name in _hidden(folder)):
+        assert proc.poll() is None, "the export ended before it could be killed"
+        assert time.monotonic() < deadline, "the export wrote nothing aside"
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(10) == -signal.SIGKILL
+    assert not out.exists(), "a killed export left a half file in place"
+    crawl_ok("export", str(state), "--format", "csv", "-o", str(out))
+    assert _hidden(folder) == [], "partial files of the killed exports are left beside it"
+    assert len(_read_csv(out)) == 100_001
