@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import fcntl
 import hashlib
+import logging
 import os
 import socket
 import sqlite3
@@ -56,6 +57,7 @@ from storage.base import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger("storage")
 APPLICATION_ID = 0x43524157  # "CRAW": marks a file as ours before any table is read
 SCHEMA_VERSION = 2
 # Schema 1 lacked runs.stats; opening one for writing adds the column (reading needs nothing).
@@ -130,6 +132,13 @@ _ADD_COUNTER = (
     "INSERT INTO counters (name, value) VALUES (?, ?)"
     " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value"
 )
+
+
+# What one outcome's own data can make a write fail with: text that is not Unicode (a lone
+# surrogate), an integer too big for SQLite, a value of the wrong type or too big, a NULL.
+# Unlike a full disk or an I/O error, these fail that outcome alone, not the commit.
+_DATA_ERRORS = (ValueError, OverflowError, sqlite3.DataError, sqlite3.IntegrityError,
+                sqlite3.ProgrammingError)
 
 
 def fingerprint(url: str) -> int:
@@ -376,7 +385,13 @@ class SQLiteStore(Store):
 
     async def add(self, requests: Sequence[NewRequest]) -> int:
         self._check_writable()
-        return await self._transaction(lambda: self._insert_requests(requests))
+
+        async def insert() -> int:
+            added = await self._insert_requests(requests)
+            self._tally_delta.queued += added
+            return added
+
+        return await self._transaction(insert)
 
     async def _insert_requests(self, requests: Sequence[NewRequest]) -> int:
         if not requests:
@@ -387,9 +402,7 @@ class SQLiteStore(Store):
             for r in requests
         ]
         cur = await self._conn.executemany(_INSERT_REQUEST, rows)
-        added = max(cur.rowcount, 0)
-        self._tally_delta.queued += added
-        return added
+        return max(cur.rowcount, 0)
 
     async def requeue_failed(self) -> int:
         self._check_writable()
@@ -455,7 +468,29 @@ class SQLiteStore(Store):
             return
         batch, self._pending = self._pending, []
         self._applying.extend(batch)  # until COMMIT succeeds
-        await self._apply(batch)
+        # A savepoint costs one statement a batch; without it, one outcome that cannot be
+        # stored would fail the commit of all the others, again at every retry.
+        await self._conn.execute("SAVEPOINT batch")
+        try:
+            await self._apply(batch)
+        except _DATA_ERRORS:
+            await self._conn.execute("ROLLBACK TO batch")
+            await self._apply_each(batch)
+
+    async def _apply_each(self, batch: list[Outcome]) -> None:
+        """Apply outcomes one at a time; one that cannot be stored becomes a Failure of its
+        request that says why. Only when a whole batch failed: slow, and rare."""
+        for outcome in batch:
+            await self._conn.execute("SAVEPOINT outcome")
+            try:
+                await self._apply([outcome])
+            except _DATA_ERRORS as exc:
+                await self._conn.execute("ROLLBACK TO outcome")
+                reason = _storable(f"store: this request's outcome cannot be stored: {exc}")
+                log.warning("request %d failed: %s", outcome.request_id, reason,
+                            extra={"reason": reason})
+                await self._apply([Failure(outcome.request_id, reason)])
+            await self._conn.execute("RELEASE outcome")
 
     async def _held(self, batch: list[Outcome], run: int) -> set[int]:
         """Which of the batch's requests this run still holds a lease on."""
@@ -513,7 +548,9 @@ class SQLiteStore(Store):
         counts = [(name, value) for name, value in counters.items() if value]
         if counts:
             await conn.executemany(_ADD_COUNTER, counts)
+        # Counted only now that every statement went through (a failed one is rolled back).
         tally = self._tally_delta
+        tally.queued += added
         tally.move("leased", "done", len(done))
         tally.move("leased", "failed", len(failures))
         tally.move("leased", "queued", len(retries) + len(defers) + len(releases))
@@ -673,6 +710,11 @@ class _Tally:
     def counts(self) -> CrawlCounts:
         return CrawlCounts(self.queued, self.leased, self.done, self.failed, self.items,
                            {name: n for name, n in sorted(self.counters.items()) if n})
+
+
+def _storable(text: str) -> str:
+    """`text` with anything UTF-8 cannot hold (lone surrogates) written as escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:
