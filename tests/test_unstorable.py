@@ -21,6 +21,7 @@ from storage import (
     Completion,
     Failure,
     NewRequest,
+    Outcome,
     Release,
     RequestState,
     Retry,
@@ -107,7 +108,7 @@ async def test_the_store_fails_an_unstorable_outcome_and_commits_the_rest(
         ids = {r.url: r.id for r in await store.claim(8, time.time())}
         good = [json.dumps({"n": n}) for n in range(3)]
         # The store is handed bad data directly, past the crawler's own checks.
-        outcomes = [
+        outcomes: list[Outcome] = [
             Completion(ids[urls[0]], 200, good[:2], [NewRequest("http://127.0.0.1/new")]),
             Completion(ids[urls[1]], 200, ['{"t":"' + LONE + '"}']),
             Completion(ids[urls[2]], 200, good[2:]),
