@@ -258,8 +258,8 @@ class SQLiteStore(Store):
             version = await asyncio.to_thread(_inspect, source.inspected, source.uri)
             if version is None:
                 raise NotAStateFile(f"{_describe(path)} does not exist or holds no crawl")
-            conn = await _connect(source.target, readonly=True, uri=source.uri is not None,
-                                  shown=path)
+            conn = await _connect(source.uri or source.target, readonly=True,
+                                  uri=source.uri is not None, shown=path)
         except BaseException:
             source.discard()
             raise

@@ -9,9 +9,12 @@ read-only mounts rather than file modes. A fault that cannot be set up fails the
 
 from __future__ import annotations
 
+import json
 import shlex
 import shutil
+import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,11 +22,16 @@ import pytest
 
 from tests.helpers import (
     CLI,
+    EXIT_OK,
     EXIT_USAGE,
+    CrawlProcess,
     Site,
     crawl_ok,
+    export_items,
+    item_set,
     sha256,
     side_files,
+    stats_json,
     throttled_site,
     unthrottled,
 )
@@ -145,3 +153,71 @@ def test_a_missing_folder_a_read_only_file_and_folder_are_refused_alike(
     new = in_namespace(read_only(folder), *site_command(site, folder / "new.db"))
     assert_clean_error(new, EXIT_USAGE, str(folder), "read-only")
     assert sorted(p.name for p in folder.iterdir()) == ["s.db"]
+
+
+# -- reading a state file it may not write: crawl export and crawl stats -------------------
+
+
+@pytest.fixture(scope="module")
+def killed(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A crawl SIGKILLed mid-way, after it saved its figures: the state file with its -wal
+    and -shm, as the kill left them. Copy them, do not change them."""
+    state = tmp_path_factory.mktemp("killed") / "s.db"
+    site.throttle.delay = 0.05
+    try:
+        with CrawlProcess(*site_command(site, state, "--workers", "4", "--per-host", "4")) \
+                as proc:
+            proc.wait_started()
+            deadline = time.monotonic() + 30
+            while True:
+                data = stats_json(state)
+                if data["runs"][-1]["stats"] and data["requests"]["done"] >= 20:
+                    break
+                assert proc.running() and time.monotonic() < deadline, proc.stderr
+                time.sleep(0.1)
+            proc.send(signal.SIGKILL)
+            assert proc.wait() == -signal.SIGKILL
+    finally:
+        site.throttle.delay = 0.0
+    assert len(side_files(state)) == 2, "the kill left no -wal and -shm to read"
+    return state
+
+
+def copy_state(state: Path, folder: Path, suffixes: tuple[str, ...] = ("", "-wal", "-shm")
+               ) -> Path:
+    folder.mkdir(exist_ok=True)
+    for suffix in suffixes:
+        source = state.with_name(state.name + suffix)
+        if source.exists():
+            shutil.copyfile(source, folder / (state.name + suffix))
+    return folder / state.name
+
+
+def snapshot_files(folder: Path) -> dict[str, str]:
+    return {p.name: sha256(p) for p in folder.iterdir()}
+
+
+@pytest.mark.parametrize("case", ["finished", "killed", "killed-without-shm", "file"])
+def test_export_and_stats_read_a_state_file_they_may_not_write(
+        case: str, finished: Path, killed: Path, tmp_path: Path) -> None:
+    source = finished if case in ("finished", "file") else killed
+    reference = copy_state(source, tmp_path / "reference")
+    expected = export_items(reference)
+    assert expected
+    suffixes = ("", "-wal") if case == "killed-without-shm" else ("", "-wal", "-shm")
+    state = copy_state(source, tmp_path / "ro", suffixes)
+    before = snapshot_files(state.parent)
+    scratch = set(Path("/tmp").glob("crawl-read-*"))
+    setup = read_only(state if case == "file" else state.parent)
+
+    proc = in_namespace(setup, "export", str(state))
+    assert proc.returncode == EXIT_OK, explain(proc)
+    assert item_set(map(json.loads, proc.stdout.splitlines())) == item_set(expected)
+    proc = in_namespace(setup, "stats", str(state), "--json")
+    assert proc.returncode == EXIT_OK, explain(proc)
+    assert json.loads(proc.stdout)["items"] == len(expected)
+    proc = in_namespace(setup, "stats", str(state))
+    assert proc.returncode == EXIT_OK and "Traceback" not in proc.stderr, explain(proc)
+
+    assert snapshot_files(state.parent) == before, "reading changed the files"
+    assert set(Path("/tmp").glob("crawl-read-*")) == scratch, "a scratch copy was left behind"
