@@ -10,6 +10,7 @@ read-only mounts rather than file modes. A fault that cannot be set up fails the
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import shutil
 import signal
@@ -221,3 +222,43 @@ def test_export_and_stats_read_a_state_file_they_may_not_write(
 
     assert snapshot_files(state.parent) == before, "reading changed the files"
     assert set(Path("/tmp").glob("crawl-read-*")) == scratch, "a scratch copy was left behind"
+
+
+# -- crawl stats on a crawl whose process is gone ------------------------------------------
+
+
+def test_stats_show_a_killed_run_as_killed_with_its_last_figures(
+        killed: Path, tmp_path: Path) -> None:
+    state = copy_state(killed, tmp_path / "k")
+    first = stats_json(state)
+    time.sleep(1.2)
+    second = stats_json(state)
+    run = first["runs"][-1]
+    assert run["status"] == "killed", run
+    saved = run["stats"]["saved_at"]
+    assert run["ended"] == saved, "a killed run ends when it was last seen"
+    assert run["seconds"] == round(saved - run["started"], 3)
+    assert second["runs"][-1] == run, "the killed run's figures changed between two readings"
+    assert first["running"] is False
+    # Its leases went with it: they are queued for the next run, none is in flight.
+    assert first["requests"]["in_flight"] == 0
+    assert first["requests"]["queued"] > 0
+    text = crawl_ok("stats", str(state)).stdout
+    assert "killed" in text and "last seen" in text, text
+    assert "running" not in text, text
+    assert re.search(r"^in flight +0$", text, re.MULTILINE), text
+
+
+def test_stats_of_a_live_crawl_say_it_runs(site: Site, tmp_path: Path) -> None:
+    state = tmp_path / "live.db"
+    site.throttle.delay = 0.05
+    with CrawlProcess(*site_command(site, state, "--workers", "2", "--per-host", "2")) as proc:
+        proc.wait_started()
+        data = stats_json(state)
+        assert proc.running()
+        assert data["running"] is True and data["runs"][-1]["status"] == "running", data
+        assert "running; figures from" in crawl_ok("stats", str(state)).stdout
+        proc.send(signal.SIGKILL)
+        assert proc.wait() == -signal.SIGKILL
+    data = stats_json(state)
+    assert data["running"] is False and data["runs"][-1]["status"] == "killed", data
