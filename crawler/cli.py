@@ -526,7 +526,10 @@ async def _export_to_file(store: Store, fmt: str, path: Path) -> int:
     # partial file has one name, truncated on open: the export that follows a killed one
     # writes over its leftover instead of adding another.
     tmp = path.with_name(f".{path.name}.partial")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o666)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o666)
+    except OSError as exc:  # a read-only folder, no permission: say so of the output
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from exc
     with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
