@@ -296,8 +296,11 @@ class SQLiteStore(Store):
                     await self._conn.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error):
                     full = disk_full(self._path)
-                    raise StoreError(f"writing {_describe(self._path)} failed: {exc}"
-                                     + (f"; {full}" if full else "")) from exc
+                    why = f"{full} (SQLite: {exc})" if full else str(exc)
+                    raise StoreError(f"writing {_describe(self._path)} failed: {why}") from exc
+                if isinstance(exc, _DATA_ERRORS):  # e.g. a spider name that is not Unicode
+                    raise StoreError(f"cannot store this in {_describe(self._path)}: "
+                                     f"{_storable(str(exc))}") from exc
                 raise
             finally:
                 self._applying = []

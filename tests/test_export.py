@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import fcntl
 import json
 import signal
 import subprocess
@@ -12,7 +13,7 @@ import time
 from pathlib import Path
 
 from storage import Completion, NewRequest, SQLiteStore
-from tests.helpers import CLI, crawl_ok
+from tests.helpers import CLI, EXIT_USAGE, crawl, crawl_ok
 
 
 async def _store_items(path: Path, items: list[dict[str, object]]) -> None:
@@ -89,3 +90,19 @@ def test_a_killed_export_leaves_nothing_behind_once_run_again(tmp_path: Path) ->
     crawl_ok("export", str(state), "--format", "csv", "-o", str(out))
     assert _hidden(folder) == [], "partial files of the killed exports are left beside it"
     assert len(_read_csv(out)) == 100_001
+
+
+def test_two_exports_to_one_file_do_not_write_over_each_other(tmp_path: Path) -> None:
+    state = tmp_path / "s.db"
+    asyncio.run(_store_items(state, [{"n": 1}]))
+    out = tmp_path / "items.jsonl"
+    partial = tmp_path / ".items.jsonl.partial"
+    partial.write_text("another export's half\n")
+    with partial.open("r+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as an export under way holds it
+        proc = crawl("export", str(state), "-o", str(out), timeout=60)
+    assert proc.returncode == EXIT_USAGE, proc.stderr
+    assert "another export is writing" in proc.stderr, proc.stderr
+    assert partial.read_text() == "another export's half\n" and not out.exists()
+    crawl_ok("export", str(state), "-o", str(out))
+    assert out.read_text() == '{"n": 1}\n' and not partial.exists()
