@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -525,15 +526,28 @@ async def _export(args: argparse.Namespace) -> int:
 async def _export_to_file(store: Store, fmt: str, path: Path) -> int:
     if not path.parent.is_dir():
         raise ConfigError(f"cannot write {path}: the folder {path.parent} does not exist")
-    # Written aside and renamed: an export cut short never leaves a half file in place.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
+    # Written aside and renamed: an export cut short never leaves a half file in place. The
+    # partial file has one name, truncated on open: the export that follows a killed one
+    # writes over its leftover instead of adding another.
+    tmp = path.with_name(f".{path.name}.partial")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o666)
+    except OSError as exc:  # a read-only folder, no permission: say so of the output
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"another export is writing {path} (its partial file {tmp} is "
+                              "in use); wait for it to finish") from None
+        os.ftruncate(fd, 0)  # only now: truncating before the lock would cut another's file
+        try:
             n = await exporter.export(store, fmt, out)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+            out.flush()
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     return n
 
 

@@ -107,7 +107,8 @@ RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 522, 524})
 
 
 def describe(exc: BaseException) -> str:
-    """`kind: message`, the form an error is stored in."""
-    if isinstance(exc, FetchError):
-        return f"{exc.kind}: {exc}"
-    return f"{type(exc).__name__}: {exc}"
+    """`kind: message`, the form an error is stored in. A lone surrogate in the message (a
+    callback's exception may quote a page's broken text) is written as an escape: it is not
+    Unicode text, and the state file holds only that."""
+    text = f"{exc.kind}: {exc}" if isinstance(exc, FetchError) else f"{type(exc).__name__}: {exc}"
+    return text if text.isascii() else text.encode("utf-8", "backslashreplace").decode("utf-8")

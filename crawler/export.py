@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any, TextIO
@@ -38,13 +39,15 @@ async def _csv(store: Store, out: TextIO) -> int:
     async with aclosing(store.items()) as items:
         async for text in items:
             columns.update(dict.fromkeys(_as_dict(text)))
-    writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore",
-                            lineterminator="\n")
-    writer.writeheader()
+    # RFC 4180's CRLF: with "\n" alone, the csv module leaves a field holding a lone "\r"
+    # unquoted, and readers end the row there.
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([_cell(name) for name in columns])  # field names come from the site too
     n = 0
     async with aclosing(store.items()) as items:
         async for text in items:
-            writer.writerow({k: _cell(v) for k, v in _as_dict(text).items()})
+            item = _as_dict(text)
+            writer.writerow([_cell(item.get(name)) for name in columns])
             n += 1
     return n
 
@@ -54,7 +57,19 @@ def _as_dict(text: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"value": value}
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP, "CSV
+# Injection"); the text of a crawled page must never do that.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
 def _cell(value: Any) -> Any:
-    if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False)
-    return value
+    """A CSV cell: nested values as JSON, text that a spreadsheet would take for a formula
+    behind a single quote (as OWASP recommends). Numbers, and text that is just a number
+    such as "-5", are left as they are: a spreadsheet reads them as numbers, nothing more."""
+    if value is None or isinstance(value, int | float):
+        return value
+    text = json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else str(value)
+    if text.startswith(_FORMULA_START) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text

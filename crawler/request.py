@@ -10,6 +10,7 @@ from typing import Any
 from yarl import URL
 
 from crawler.errors import SpiderError
+from crawler.items import not_unicode
 from crawler.urls import MAX_URL_LENGTH, canonical, has_credentials, parse_absolute
 
 Callback = Callable[..., Any]
@@ -117,11 +118,16 @@ def callback_name(callback: Callback | None) -> str | None:
 def encode_kwargs(cb_kwargs: Mapping[str, Any] | None, url: str) -> str | None:
     if not cb_kwargs:
         return None
+    data = dict(cb_kwargs)
     try:
-        return json.dumps(dict(cb_kwargs), separators=(",", ":"), ensure_ascii=False,
-                          allow_nan=False)
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise SpiderError(
             f"cb_kwargs of the request to {url} must be JSON-serialisable "
             f"(they are stored in the state file): {exc}"
         ) from None
+    problem = not_unicode(text, data)
+    if problem:
+        raise SpiderError(f"cb_kwargs of the request to {ascii(url)[1:-1]} cannot be stored "
+                          f"in the state file: {problem}")
+    return text

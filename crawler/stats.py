@@ -17,19 +17,24 @@ from rich.table import Table
 from crawler import report
 from storage import RunRecord, Store
 
-STALE_AFTER = 30.0  # a "running" run whose stats are older than this may have died
 HOST_ROWS = 15
+# How a run whose process died ends up stored: marked by the next run, or still "running".
+GONE = ("running", "crashed")
 
 
 async def gather(store: Store, failures: int = 10) -> dict[str, Any]:
     counts = await store.counts()
     breakdown = await store.breakdown()
-    runs = [_run(r) for r in await store.runs()]
+    live = await store.live()
+    records = await store.runs()
+    runs = [_run(r, live=live and r is records[-1]) for r in records]
     return {
         "spider": await store.spider_name(),
+        "running": live,
         "requests": {
-            "queued": counts.queued,
-            "in_flight": counts.leased,
+            # The leases of a run that is gone are not in flight: the next run queues them.
+            "queued": counts.queued + (0 if live else counts.leased),
+            "in_flight": counts.leased if live else 0,
             "done": counts.done,
             "failed": counts.failed,
         },
@@ -47,12 +52,18 @@ async def gather(store: Store, failures: int = 10) -> dict[str, Any]:
     }
 
 
-def _run(record: RunRecord) -> dict[str, Any]:
+def _run(record: RunRecord, *, live: bool) -> dict[str, Any]:
+    """A run as stored; one whose process is gone (it never recorded its end) is shown as
+    killed, ended when it was last seen: its last saved figures, or its start."""
     stats = json.loads(record.stats) if record.stats else None
+    status, ended = record.status, record.ended
+    if ended is None and not live and status in GONE:
+        status = "killed"
+        ended = (stats or {}).get("saved_at") or record.started
     return {
-        "id": record.id, "started": record.started, "ended": record.ended,
-        "status": record.status,
-        "seconds": round((record.ended or time.time()) - record.started, 3),
+        "id": record.id, "started": record.started, "ended": ended,
+        "status": status,
+        "seconds": round((ended or time.time()) - record.started, 3),
         "config": json.loads(record.config),
         "stats": stats,
     }
@@ -115,13 +126,16 @@ def _summary(stats: dict[str, Any]) -> Table:
 def _state(stats: dict[str, Any]) -> str:
     runs = stats["runs"]
     last = runs[-1] if runs else None
-    if last is not None and last["status"] == "running":
+    now = stats.get("read_at", time.time())
+    if last is not None and stats["running"]:
         saved = (last["stats"] or {}).get("saved_at")
-        age = stats.get("read_at", time.time()) - (saved or last["started"])
-        if age > STALE_AFTER:
-            return f"running, or died: no update for {report.duration(age)}"
-        return f"running; figures from {report.duration(age)} ago"
-    return "complete" if stats["complete"] else "unfinished"
+        return f"running; figures from {report.duration(now - (saved or last['started']))} ago"
+    where = "complete" if stats["complete"] else "unfinished"
+    if last is not None and last["status"] == "killed":
+        seen = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last["ended"]))
+        return (f"{where}; its last run was killed, last seen {seen} "
+                f"({report.duration(now - last['ended'])} ago), figures as of then")
+    return where
 
 
 def _counts(key: str, counts: dict[str, int]) -> Table | None:

@@ -25,6 +25,7 @@ from storage.base import (
     Store,
     StoreError,
 )
+from storage.files import StateFileUnavailable
 from storage.sqlite import SQLiteStore
 
 
@@ -53,6 +54,7 @@ __all__ = [
     "SQLiteStore",
     "SchemaMismatch",
     "SpiderMismatch",
+    "StateFileUnavailable",
     "StateLocked",
     "Store",
     "StoreError",

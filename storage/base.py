@@ -250,6 +250,11 @@ class Store(ABC):
         """Up to `limit` failed requests with their errors, most recent first."""
 
     @abstractmethod
+    async def live(self) -> bool:
+        """Whether a live process is running a crawl on this store now (this one included).
+        A run marked running whose process is gone (killed) is not."""
+
+    @abstractmethod
     async def spider_name(self) -> str:
         """The name of the spider that owns this crawl."""
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import hashlib
+import logging
 import os
+import shutil
 import socket
 import sqlite3
+import tempfile
 import time
 from collections import Counter
 from collections.abc import (
@@ -50,12 +52,22 @@ from storage.base import (
     RunRecord,
     SchemaMismatch,
     SpiderMismatch,
-    StateLocked,
     Store,
     StoreError,
 )
+from storage.files import (
+    StateFileUnavailable,
+    check_writable,
+    disk_full,
+    held,
+    lock,
+    open_failure,
+    unlock,
+    writable,
+)
 
 T = TypeVar("T")
+log = logging.getLogger("storage")
 APPLICATION_ID = 0x43524157  # "CRAW": marks a file as ours before any table is read
 SCHEMA_VERSION = 2
 # Schema 1 lacked runs.stats; opening one for writing adds the column (reading needs nothing).
@@ -132,6 +144,13 @@ _ADD_COUNTER = (
 )
 
 
+# What one outcome's own data can make a write fail with: text that is not Unicode (a lone
+# surrogate), an integer too big for SQLite, a value of the wrong type or too big, a NULL.
+# Unlike a full disk or an I/O error, these fail that outcome alone, not the commit.
+_DATA_ERRORS = (ValueError, OverflowError, sqlite3.DataError, sqlite3.IntegrityError,
+                sqlite3.ProgrammingError)
+
+
 def fingerprint(url: str) -> int:
     """A signed 64-bit key for dedup: 8 bytes per row instead of a second copy of the URL."""
     return int.from_bytes(hashlib.blake2b(url.encode(), digest_size=8).digest(), "big", signed=True)
@@ -141,19 +160,25 @@ def _describe(path: Path) -> str:
     return f"'{path}'"
 
 
-def _inspect(path: Path) -> int | None:
-    """Check an existing file without writing to it. Returns its schema version, or None when
-    it is new or empty."""
-    if not path.exists() or path.stat().st_size == 0:
+def _inspect(path: Path, uri: str | None = None) -> int | None:
+    """Check an existing file without writing to it (through `uri`, a read-only URI for it).
+    Returns its schema version, or None when it is new or empty."""
+    if not path.exists():
         return None
+    # A device (--state /dev/null) reads as empty: refused before SQLite writes beside it.
     if not path.is_file():
         raise NotAStateFile(f"{_describe(path)} is not a regular file")
-    with path.open("rb") as fh:
-        header = fh.read(len(_SQLITE_MAGIC))
+    try:
+        if path.stat().st_size == 0:
+            return None
+        with path.open("rb") as fh:
+            header = fh.read(len(_SQLITE_MAGIC))
+    except OSError as exc:
+        raise open_failure(path, exc) from exc
     if header != _SQLITE_MAGIC:
         raise NotAStateFile(f"{_describe(path)} is not a crawl state file (not an SQLite database)")
     try:
-        conn = sqlite3.connect(_inspection_uri(path), uri=True)
+        conn = sqlite3.connect(uri or _inspection_uri(path), uri=True)
         try:
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
             version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -161,9 +186,7 @@ def _inspect(path: Path) -> int | None:
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
-        raise NotAStateFile(
-            f"{_describe(path)} is damaged or not a crawl state file: {exc}"
-        ) from exc
+        raise _refusal(path, exc, "is damaged or not a crawl state file") from exc
     if app_id == 0 and tables == 0:
         return None
     if app_id != APPLICATION_ID:
@@ -199,25 +222,50 @@ class SQLiteStore(Store):
         self._schema = SCHEMA_VERSION
         self._tally = _Tally()  # this run's running counts: no table scan to show progress
         self._tally_delta = _Tally()  # of the open transaction, kept only if it commits
+        self._source: _ReadSource | None = None  # how a read-only store reads its file
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str], *, readonly: bool = False,
                    batch_size: int = 512) -> SQLiteStore:
-        """Open a state file. Read-only opens never create, lock or change anything."""
+        """Open a state file. Read-only opens never create, lock or change anything, and
+        work on read-only files, folders and media too."""
         p = Path(path)
+        if readonly:
+            return await cls._open_to_read(p, batch_size)
+        await asyncio.to_thread(check_writable, p)
         version = await asyncio.to_thread(_inspect, p)
-        if readonly and version is None:
-            raise NotAStateFile(f"{_describe(p)} does not exist or holds no crawl")
-        lock_fd = None if readonly else _lock(p)
+        lock_fd = lock(p)
         try:
-            conn = await _connect(p, readonly=readonly)
+            conn = await _connect(p, readonly=False)
         except BaseException:
-            _unlock(lock_fd)
+            unlock(lock_fd)
             raise
-        store = cls(p, conn, readonly=readonly, lock_fd=lock_fd, batch_size=batch_size)
+        store = cls(p, conn, readonly=False, lock_fd=lock_fd, batch_size=batch_size)
         store._schema = version or SCHEMA_VERSION
-        if not readonly and version is None:
-            await store._create_schema()
+        if version is None:
+            try:
+                await store._create_schema()
+            except BaseException:
+                # The connection's thread would keep the process alive: close what we opened.
+                await store.close()
+                raise
+        return store
+
+    @classmethod
+    async def _open_to_read(cls, path: Path, batch_size: int) -> SQLiteStore:
+        source = await asyncio.to_thread(_ReadSource.of, path)
+        try:
+            version = await asyncio.to_thread(_inspect, source.inspected, source.uri)
+            if version is None:
+                raise NotAStateFile(f"{_describe(path)} does not exist or holds no crawl")
+            conn = await _connect(source.uri or source.target, readonly=True,
+                                  uri=source.uri is not None, shown=path)
+        except BaseException:
+            source.discard()
+            raise
+        store = cls(path, conn, readonly=True, lock_fd=None, batch_size=batch_size)
+        store._schema = version
+        store._source = source
         return store
 
     async def _transaction(self, work: Callable[[], Awaitable[T]]) -> T:
@@ -247,7 +295,12 @@ class SQLiteStore(Store):
                 if self._conn.in_transaction:
                     await self._conn.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error):
-                    raise StoreError(f"writing {_describe(self._path)} failed: {exc}") from exc
+                    full = disk_full(self._path)
+                    why = f"{full} (SQLite: {exc})" if full else str(exc)
+                    raise StoreError(f"writing {_describe(self._path)} failed: {why}") from exc
+                if isinstance(exc, _DATA_ERRORS):  # e.g. a spider name that is not Unicode
+                    raise StoreError(f"cannot store this in {_describe(self._path)}: "
+                                     f"{_storable(str(exc))}") from exc
                 raise
             finally:
                 self._applying = []
@@ -376,7 +429,13 @@ class SQLiteStore(Store):
 
     async def add(self, requests: Sequence[NewRequest]) -> int:
         self._check_writable()
-        return await self._transaction(lambda: self._insert_requests(requests))
+
+        async def insert() -> int:
+            added = await self._insert_requests(requests)
+            self._tally_delta.queued += added
+            return added
+
+        return await self._transaction(insert)
 
     async def _insert_requests(self, requests: Sequence[NewRequest]) -> int:
         if not requests:
@@ -387,9 +446,7 @@ class SQLiteStore(Store):
             for r in requests
         ]
         cur = await self._conn.executemany(_INSERT_REQUEST, rows)
-        added = max(cur.rowcount, 0)
-        self._tally_delta.queued += added
-        return added
+        return max(cur.rowcount, 0)
 
     async def requeue_failed(self) -> int:
         self._check_writable()
@@ -455,7 +512,29 @@ class SQLiteStore(Store):
             return
         batch, self._pending = self._pending, []
         self._applying.extend(batch)  # until COMMIT succeeds
-        await self._apply(batch)
+        # A savepoint costs one statement a batch; without it, one outcome that cannot be
+        # stored would fail the commit of all the others, again at every retry.
+        await self._conn.execute("SAVEPOINT batch")
+        try:
+            await self._apply(batch)
+        except _DATA_ERRORS:
+            await self._conn.execute("ROLLBACK TO batch")
+            await self._apply_each(batch)
+
+    async def _apply_each(self, batch: list[Outcome]) -> None:
+        """Apply outcomes one at a time; one that cannot be stored becomes a Failure of its
+        request that says why. Only when a whole batch failed: slow, and rare."""
+        for outcome in batch:
+            await self._conn.execute("SAVEPOINT outcome")
+            try:
+                await self._apply([outcome])
+            except _DATA_ERRORS as exc:
+                await self._conn.execute("ROLLBACK TO outcome")
+                reason = _storable(f"store: this request's outcome cannot be stored: {exc}")
+                log.warning("request %d failed: %s", outcome.request_id, reason,
+                            extra={"reason": reason})
+                await self._apply([Failure(outcome.request_id, reason)])
+            await self._conn.execute("RELEASE outcome")
 
     async def _held(self, batch: list[Outcome], run: int) -> set[int]:
         """Which of the batch's requests this run still holds a lease on."""
@@ -513,7 +592,9 @@ class SQLiteStore(Store):
         counts = [(name, value) for name, value in counters.items() if value]
         if counts:
             await conn.executemany(_ADD_COUNTER, counts)
+        # Counted only now that every statement went through (a failed one is rolled back).
         tally = self._tally_delta
+        tally.queued += added
         tally.move("leased", "done", len(done))
         tally.move("leased", "failed", len(failures))
         tally.move("leased", "queued", len(retries) + len(defers) + len(releases))
@@ -586,6 +667,11 @@ class SQLiteStore(Store):
         ) as cur:
             return [FailedRequest(*row) async for row in cur]
 
+    async def live(self) -> bool:
+        if self._lock_fd is not None:
+            return True
+        return await asyncio.to_thread(held, self._path)
+
     async def spider_name(self) -> str:
         value = await self._scalar("SELECT value FROM meta WHERE key = 'spider'")
         if value is None:
@@ -604,8 +690,10 @@ class SQLiteStore(Store):
         finally:
             async with self._write_lock:  # a shielded transaction may still be finishing
                 await self._conn.close()
-            _unlock(self._lock_fd)
+            unlock(self._lock_fd)
             self._lock_fd = None
+            if self._source is not None:
+                await asyncio.to_thread(self._source.discard)
 
     def _check_writable(self) -> None:
         if self._readonly:
@@ -618,11 +706,17 @@ class SQLiteStore(Store):
         return self._run_id
 
 
-async def _connect(path: Path, *, readonly: bool) -> aiosqlite.Connection:
+async def _connect(path: Path | str, *, readonly: bool, uri: bool = False,
+                   shown: Path | None = None) -> aiosqlite.Connection:
     # A read-only *connection* to a WAL file would leave -wal/-shm files behind that it may
     # not delete. Our own, already validated state file is instead opened normally with
-    # writes switched off, so closing it tidies up like any other connection.
-    conn = await aiosqlite.connect(str(path), isolation_level=None)
+    # writes switched off, so closing it tidies up like any other connection. Only a file
+    # we may not write is read through a read-only URI (see _ReadSource).
+    shown = shown or Path(path)
+    try:
+        conn = await aiosqlite.connect(str(path), isolation_level=None, uri=uri)
+    except sqlite3.Error as exc:
+        raise _refusal(shown, exc, "cannot be opened") from exc
     try:
         await conn.execute("PRAGMA busy_timeout = 10000")
         if readonly:
@@ -636,11 +730,76 @@ async def _connect(path: Path, *, readonly: bool) -> aiosqlite.Connection:
         # Rows are read as plain tuples: a state file's columns never change under us.
     except sqlite3.DatabaseError as exc:
         await conn.close()
-        raise NotAStateFile(f"{_describe(path)} is damaged: {exc}") from exc
+        raise _refusal(shown, exc, "is damaged") from exc
     except BaseException:
         await conn.close()
         raise
     return conn
+
+
+def _refusal(path: Path, exc: sqlite3.Error, damaged: str) -> StoreError:
+    """Why SQLite could not open or read `path`: the disk or the permissions if they are to
+    blame, else the file (`damaged` says how)."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name == "SQLITE_FULL" or name.startswith("SQLITE_IOERR"):
+        return StateFileUnavailable(f"cannot use {_describe(path)}: {disk_full(path) or exc}")
+    if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")):
+        return StateFileUnavailable(f"cannot open {_describe(path)}: {exc}")
+    return NotAStateFile(f"{_describe(path)} {damaged}: {exc}")
+
+
+@dataclass(slots=True)
+class _ReadSource:
+    """How to read a state file for `crawl stats`/`export`, changing nothing.
+
+    A file we may write is opened as usual (`uri` None). One we may not (a read-only file,
+    folder or medium) is read through a read-only URI: `immutable` when there is no -wal
+    (nothing is writing it), plain `mode=ro` when its -wal and -shm are there to be read. A
+    -wal with no -shm beside it, which can't be created, is one SQLite cannot read in place:
+    the file and its -wal are copied to a scratch folder, read there, and the copy deleted.
+    """
+
+    target: Path
+    inspected: Path
+    uri: str | None = None
+    scratch: Path | None = None
+
+    @classmethod
+    def of(cls, path: Path) -> _ReadSource:
+        if not path.is_file() or writable(path):
+            return cls(path, path)
+        base = f"{path.resolve().as_uri()}?mode=ro"
+        wal, shm = (path.with_name(path.name + suffix) for suffix in ("-wal", "-shm"))
+        if not wal.exists():
+            return cls(path, path, base + "&immutable=1")
+        if shm.exists() and _readable(base):
+            return cls(path, path, base)
+        scratch = Path(tempfile.mkdtemp(prefix="crawl-read-"))
+        try:
+            copy = scratch / path.name
+            shutil.copyfile(path, copy)
+            shutil.copyfile(wal, copy.with_name(copy.name + "-wal"))
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        return cls(copy, copy, None, scratch)
+
+    def discard(self) -> None:
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            self.scratch = None
+
+
+def _readable(uri: str) -> bool:
+    try:
+        conn = sqlite3.connect(uri, uri=True)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False
+    return True
 
 
 @dataclass(slots=True)
@@ -675,6 +834,11 @@ class _Tally:
                            {name: n for name, n in sorted(self.counters.items()) if n})
 
 
+def _storable(text: str) -> str:
+    """`text` with anything UTF-8 cannot hold (lone surrogates) written as escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _retrieve(task: asyncio.Future[Any]) -> None:
     """Mark a transaction's error as seen: its caller may have been cancelled meanwhile, and
     the error surfaces again at the next write anyway."""
@@ -693,22 +857,3 @@ def _inspection_uri(path: Path) -> str:
     uri = f"{path.resolve().as_uri()}?mode=ro"
     wal = path.with_name(path.name + "-wal")
     return uri if wal.exists() else uri + "&immutable=1"
-
-
-def _lock(path: Path) -> int:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise StateLocked(
-            f"another crawl is running on {_describe(path)}; stop it first "
-            "(or wait for it to finish)"
-        ) from None
-    return fd
-
-
-def _unlock(fd: int | None) -> None:
-    if fd is not None:
-        with contextlib.suppress(OSError):
-            os.close(fd)  # closing the descriptor drops the flock

@@ -165,7 +165,7 @@ def test_sigkill_at_random_moments_then_resume(site: Site, reference: Reference,
         assert "resuming" in proc.stderr, proc.stderr
     assert_complete_and_equal(state, site, reference)
     runs = [r["status"] for r in stats_json(state)["runs"]]
-    assert runs == ["crashed"] * len(delays) + ["finished"], runs
+    assert runs == ["killed"] * len(delays) + ["finished"], runs
 
 
 # -- Ctrl-C -----------------------------------------------------------------------------------
