@@ -28,7 +28,7 @@ from typing import Any
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from crawler import robots, urls
+from crawler import identity, logs, robots, urls
 from crawler.admission import Admission, Skip
 from crawler.config import CrawlConfig
 from crawler.errors import (
@@ -65,6 +65,7 @@ from storage import (
 )
 
 log = logging.getLogger("crawler")
+status_log = logging.getLogger(logs.STATUS)
 
 SEED_BATCH = 10_000
 MAX_RETRY_AFTER = 3600.0
@@ -203,12 +204,8 @@ class Crawler:
     async def run(self) -> CrawlResult:
         if self._state is not RunState.CREATED:
             raise CrawlError("a Crawler runs once; make a new one")
-        try:
-            info = await self._store.open_crawl(
-                self.spider.name, self.config.to_json(), fresh=self._fresh
-            )
-        except StoreError as exc:
-            raise StateFileError(str(exc)) from exc
+        seeds = await self._start_requests()  # a spider's error leaves the file untouched
+        info = await self._open(seeds)
         if self._retry_failed:
             requeued = await self._store.requeue_failed()
             log.info("put %d failed request(s) back in the queue", requeued)
@@ -218,7 +215,7 @@ class Crawler:
             self._on_start(info)
         ended = "error"
         try:
-            await self._seed()
+            await self._seed(seeds)
             if self._state is RunState.CREATED:
                 self._state = RunState.RUNNING
             async with Fetcher(self.config) as fetcher:
@@ -250,9 +247,10 @@ class Crawler:
             status = CrawlStatus.PAGE_LIMIT
         return status, counts
 
-    async def _seed(self) -> None:
-        batch: list[NewRequest] = []
-        seeds: list[URL] = []
+    async def _start_requests(self) -> list[NewRequest]:
+        """The spider's start requests, read before the state file is opened: they are part
+        of the crawl's identity, and they set its scope."""
+        seeds: list[NewRequest] = []
         async for req in self.spider.start_requests():
             if not isinstance(req, Request):
                 raise SpiderError(f"start_requests() yielded {req!r}; yield Request objects")
@@ -260,16 +258,49 @@ class Crawler:
                 url = req.absolute_url
             except ValueError as exc:
                 raise SpiderError(f"bad start URL: {exc}") from None
-            seeds.append(url)
-            batch.append(NewRequest(str(url), req.callback, req.cb_kwargs_json, req.priority))
-            if len(batch) >= SEED_BATCH:
-                await self._store.add(batch)
-                batch.clear()
-        await self._store.add(batch)
+            seeds.append(NewRequest(str(url), req.callback, req.cb_kwargs_json, req.priority))
         allowed, subdomains = self.spider.allowed_hosts, self.spider.allow_subdomains
-        scope = (Scope(allowed, subdomains=subdomains) if allowed is not None
-                 else Scope.of_urls(seeds, subdomains=subdomains))
+        scope = (Scope(allowed, subdomains=subdomains) if allowed is not None else
+                 Scope.of_urls((URL(s.url, encoded=True) for s in seeds), subdomains=subdomains))
         self._admission = Admission(self.config, scope, self._robots_forbids())
+        return seeds
+
+    async def _open(self, seeds: list[NewRequest]) -> RunInfo:
+        """Open the crawl, unless the state file holds another one (`crawler.identity`)."""
+        current = identity.of(self.spider, self.config, (s.url for s in seeds))
+        try:
+            stored = await self._store.identity()
+            if stored is not None and not self._fresh:
+                self._check_identity(identity.from_text(stored), current)
+            info = await self._store.open_crawl(
+                self.spider.name, self.config.to_json(), fresh=self._fresh,
+                identity=identity.to_text(current), depth_limit=self.config.max_depth)
+        except StoreError as exc:
+            raise StateFileError(str(exc)) from exc
+        if stored is None and info.resumed:
+            status_log.warning("%s did not record which crawl it holds (an older version made "
+                               "it); this command's spider, start URLs and settings are "
+                               "recorded as its own", self._store.location)
+        if not seeds and info.counts.queued == 0:
+            status_log.warning("spider '%s' has no start requests: nothing to crawl (give it "
+                               "start_urls, or start URLs on the command line)",
+                               self.spider.name)
+        return info
+
+    def _check_identity(self, stored: dict[str, Any], current: dict[str, Any]) -> None:
+        if stored.get("spider", current["spider"]) != current["spider"]:
+            return  # the store refuses another spider's file in its own words
+        comparison = identity.compare(stored, current)
+        if comparison.refused:
+            raise StateFileError(identity.refusal(self._store.location, comparison))
+        if comparison.widenings:
+            status_log.warning("widening the crawl in %s: %s; what was kept aside for it is "
+                               "queued now", self._store.location,
+                               "; ".join(comparison.widenings))
+
+    async def _seed(self, seeds: list[NewRequest]) -> None:
+        for start in range(0, len(seeds), SEED_BATCH):
+            await self._store.add(seeds[start : start + SEED_BATCH])
 
     async def _run_workers(self) -> None:
         workers = [asyncio.create_task(self._worker(), name=f"worker-{i}")
@@ -633,8 +664,7 @@ class Crawler:
         # Same depth, callback and priority: a redirect is the same request, moved.
         admitted = self._admission.admit([moved], lease.depth, lease.id, counters,
                                          redirects=lease.redirects + 1)
-        self._admission.remember(admitted)
-        return Completion(lease.id, result.status, (), list(admitted.values()), counters)
+        return self._completion(lease, result.status, [], admitted, counters, lease.depth)
 
     async def _call_back(self, lease: LeasedRequest, response: Response) -> Outcome:
         name = lease.callback or "parse"
@@ -659,8 +689,17 @@ class Crawler:
         counters: Counter[str] = Counter()
         admitted = self._admission.admit(found, lease.depth + 1, lease.id, counters)
         self.metrics.items += len(items)
+        return self._completion(lease, response.status, items, admitted, counters,
+                                lease.depth + 1)
+
+    def _completion(self, lease: LeasedRequest, status: int, items: list[str],
+                    admitted: dict[str, NewRequest], counters: Counter[str],
+                    depth: int) -> Completion:
+        if self._admission.too_deep(depth):
+            # Parked, not remembered: a shorter way to them found later still queues them.
+            return Completion(lease.id, status, items, (), counters, list(admitted.values()))
         self._admission.remember(admitted)
-        return Completion(lease.id, response.status, items, list(admitted.values()), counters)
+        return Completion(lease.id, status, items, list(admitted.values()), counters)
 
     # -- failures -------------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ import aiosqlite
 
 from storage.base import (
     DUPLICATE_COUNTER,
+    PARKED_COUNTER,
     Breakdown,
     Completion,
     CrawlCounts,
@@ -57,9 +58,12 @@ from storage.base import (
 
 T = TypeVar("T")
 APPLICATION_ID = 0x43524157  # "CRAW": marks a file as ours before any table is read
-SCHEMA_VERSION = 2
-# Schema 1 lacked runs.stats; opening one for writing adds the column (reading needs nothing).
-_MIGRATIONS = {1: ("ALTER TABLE runs ADD COLUMN stats TEXT",)}
+SCHEMA_VERSION = 3
+_PARKED_INDEX = (f"CREATE INDEX requests_parked ON requests (depth)"
+                 f" WHERE state = {RequestState.PARKED}")
+# Opening an older file for writing brings it up to date (reading needs nothing): schema 1
+# lacked runs.stats, schema 2 parked requests (an older crawler must not meet that state).
+_MIGRATIONS = {1: ("ALTER TABLE runs ADD COLUMN stats TEXT",), 2: (_PARKED_INDEX,)}
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 _SCHEMA = """
@@ -92,6 +96,7 @@ CREATE TABLE requests (
     error TEXT
 );
 CREATE INDEX requests_queue ON requests (priority DESC, id, not_before) WHERE state = 0;
+CREATE INDEX requests_parked ON requests (depth) WHERE state = 4;
 CREATE TABLE items (id INTEGER PRIMARY KEY, request INTEGER NOT NULL, data TEXT NOT NULL);
 CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 """
@@ -99,6 +104,21 @@ CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT RO
 _INSERT_REQUEST = (
     "INSERT INTO requests (fp, url, priority, depth, callback, cb_kwargs, redirects, parent)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fp) DO NOTHING"
+)
+_INSERT_PARKED = (
+    "INSERT INTO requests"
+    " (fp, url, priority, depth, callback, cb_kwargs, redirects, parent, state)"
+    f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, {RequestState.PARKED}) ON CONFLICT (fp) DO NOTHING"
+)
+# A parked request found again where it may be queued is queued as found this time.
+_UNPARK_FOUND = (
+    f"UPDATE requests SET state = {RequestState.QUEUED}, priority = ?, depth = ?,"
+    " callback = ?, cb_kwargs = ?, redirects = ?, parent = ?"
+    f" WHERE fp = ? AND state = {RequestState.PARKED}"
+)
+_UNPARK_TO = (
+    f"UPDATE requests SET state = {RequestState.QUEUED}"
+    f" WHERE state = {RequestState.PARKED} AND depth <= coalesce(?, depth)"
 )
 _LEASED = f"state = {RequestState.LEASED} AND run = ?"
 _COMPLETE = (
@@ -199,6 +219,7 @@ class SQLiteStore(Store):
         self._schema = SCHEMA_VERSION
         self._tally = _Tally()  # this run's running counts: no table scan to show progress
         self._tally_delta = _Tally()  # of the open transaction, kept only if it commits
+        self._parking = False  # the crawl has parked requests: new ones may unpark them
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str], *, readonly: bool = False,
@@ -297,7 +318,13 @@ class SQLiteStore(Store):
 
     # -- crawl lifecycle ------------------------------------------------------------------
 
-    async def open_crawl(self, spider: str, config: str, *, fresh: bool) -> RunInfo:
+    @property
+    def location(self) -> str:
+        return _describe(self._path)
+
+    async def open_crawl(self, spider: str, config: str, *, fresh: bool,
+                         identity: str | None = None,
+                         depth_limit: int | None = None) -> RunInfo:
         self._check_writable()
         owner = await self._scalar("SELECT value FROM meta WHERE key = 'spider'")
         if owner is not None and owner != spider:
@@ -308,14 +335,21 @@ class SQLiteStore(Store):
         if self._schema != SCHEMA_VERSION:
             # Only now that the crawl is known to be ours: a refused file stays untouched.
             await self._migrate(self._schema)
-        reclaimed = await self._transaction(lambda: self._start_run(spider, config, fresh))
+        reclaimed = await self._transaction(
+            lambda: self._start_run(spider, config, fresh, identity, depth_limit))
         assert self._run_id is not None
         resumed = owner is not None and not fresh
         counts = await self.counts()
         self._tally = _Tally.of(counts)
+        self._parking = counts.parked > 0
         return RunInfo(self._run_id, resumed, reclaimed, counts)
 
-    async def _start_run(self, spider: str, config: str, fresh: bool) -> int:
+    async def identity(self) -> str | None:
+        value = await self._scalar("SELECT value FROM meta WHERE key = 'identity'")
+        return None if value is None else str(value)
+
+    async def _start_run(self, spider: str, config: str, fresh: bool, identity: str | None,
+                         depth_limit: int | None) -> int:
         """Start a run; returns how many leases of dead runs went back to the queue."""
         if fresh:
             for table in ("requests", "items", "counters", "runs"):
@@ -323,6 +357,14 @@ class SQLiteStore(Store):
         await self._conn.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('spider', ?)", (spider,)
         )
+        if identity is not None:
+            await self._conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('identity', ?)", (identity,)
+            )
+        # With the identity, so that a deeper limit and its parked requests never disagree.
+        cur = await self._conn.execute(_UNPARK_TO, (depth_limit,))
+        if cur.rowcount > 0:
+            await self._conn.execute(_ADD_COUNTER, (PARKED_COUNTER, -cur.rowcount))
         # We hold the file lock, so any run still marked running has died.
         await self._conn.execute("UPDATE runs SET status = 'crashed' WHERE status = 'running'")
         cur = await self._conn.execute(
@@ -376,20 +418,50 @@ class SQLiteStore(Store):
 
     async def add(self, requests: Sequence[NewRequest]) -> int:
         self._check_writable()
-        return await self._transaction(lambda: self._insert_requests(requests))
 
-    async def _insert_requests(self, requests: Sequence[NewRequest]) -> int:
+        async def insert() -> int:
+            counters: Counter[str] = Counter()
+            added = await self._insert_requests(requests, counters)
+            await self._add_counters(counters)
+            return added
+
+        return await self._transaction(insert)
+
+    async def _insert_requests(self, requests: Sequence[NewRequest],
+                               counters: Counter[str]) -> int:
+        """Queue the requests that have no row yet, and the parked ones found again; returns
+        how many were queued."""
         if not requests:
             return 0
-        rows = [
-            (fingerprint(r.url), r.url, r.priority, r.depth, r.callback, r.cb_kwargs,
-             r.redirects, r.parent)
-            for r in requests
-        ]
-        cur = await self._conn.executemany(_INSERT_REQUEST, rows)
-        added = max(cur.rowcount, 0)
+        unparked = 0
+        if self._parking:  # only a crawl that parked requests pays for the extra lookups
+            cur = await self._conn.executemany(_UNPARK_FOUND, [
+                (r.priority, r.depth, r.callback, r.cb_kwargs, r.redirects, r.parent,
+                 fingerprint(r.url)) for r in requests])
+            unparked = max(cur.rowcount, 0)
+            counters[PARKED_COUNTER] -= unparked
+            self._tally_delta.parked -= unparked
+        cur = await self._conn.executemany(_INSERT_REQUEST, _rows(requests))
+        added = max(cur.rowcount, 0) + unparked
         self._tally_delta.queued += added
         return added
+
+    async def _park(self, requests: Sequence[NewRequest], counters: Counter[str]) -> int:
+        """Keep requests that have no row yet parked; returns how many."""
+        if not requests:
+            return 0
+        cur = await self._conn.executemany(_INSERT_PARKED, _rows(requests))
+        parked = max(cur.rowcount, 0)
+        self._parking = self._parking or parked > 0
+        counters[PARKED_COUNTER] += parked
+        self._tally_delta.parked += parked
+        return parked
+
+    async def _add_counters(self, counters: Counter[str]) -> None:
+        counts = [(name, value) for name, value in counters.items() if value]
+        if counts:
+            await self._conn.executemany(_ADD_COUNTER, counts)
+        self._tally_delta.counters.update(counters)
 
     async def requeue_failed(self) -> int:
         self._check_writable()
@@ -479,6 +551,7 @@ class SQLiteStore(Store):
         done, retries, defers, failures, releases = [], [], [], [], []
         items: list[tuple[int, str]] = []
         new: list[NewRequest] = []
+        parked: list[NewRequest] = []
         counters: Counter[str] = Counter()
         for o in batch:
             if o.request_id not in held:
@@ -488,6 +561,7 @@ class SQLiteStore(Store):
                 done.append((o.status, o.request_id, run))
                 items.extend((o.request_id, data) for data in o.items)
                 new.extend(o.requests)
+                parked.extend(o.parked)
                 counters.update(o.counters)
             elif isinstance(o, Retry):
                 retries.append((o.not_before, o.error, o.status, o.request_id, run))
@@ -503,22 +577,20 @@ class SQLiteStore(Store):
         # is done with all its outputs stored, or it is not done and stored nothing.
         if items:
             await conn.executemany("INSERT INTO items (request, data) VALUES (?, ?)", items)
-        added = await self._insert_requests(new)
-        if len(new) > added:
-            counters[DUPLICATE_COUNTER] += len(new) - added
+        added = await self._insert_requests(new, counters)
+        added += await self._park(parked, counters)  # after: a request queued here wins
+        if len(new) + len(parked) > added:
+            counters[DUPLICATE_COUNTER] += len(new) + len(parked) - added
         for sql, rows in ((_COMPLETE, done), (_RETRY, retries), (_DEFER, defers),
                           (_FAIL, failures), (_RELEASE, releases)):
             if rows:
                 await conn.executemany(sql, rows)
-        counts = [(name, value) for name, value in counters.items() if value]
-        if counts:
-            await conn.executemany(_ADD_COUNTER, counts)
+        await self._add_counters(counters)
         tally = self._tally_delta
         tally.move("leased", "done", len(done))
         tally.move("leased", "failed", len(failures))
         tally.move("leased", "queued", len(retries) + len(defers) + len(releases))
         tally.items += len(items)
-        tally.counters.update(counters)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -543,6 +615,7 @@ class SQLiteStore(Store):
             failed=by_state[RequestState.FAILED],
             items=int(items or 0),
             counters=counters,
+            parked=by_state[RequestState.PARKED],
         )
 
     async def items(self) -> AsyncGenerator[str, None]:
@@ -651,11 +724,12 @@ class _Tally:
     failed: int = 0
     items: int = 0
     counters: Counter[str] = field(default_factory=Counter)
+    parked: int = 0
 
     @classmethod
     def of(cls, counts: CrawlCounts) -> _Tally:
         return cls(counts.queued, counts.leased, counts.done, counts.failed, counts.items,
-                   Counter(counts.counters))
+                   Counter(counts.counters), counts.parked)
 
     def move(self, source: str, target: str, n: int) -> None:
         if n > 0:
@@ -669,10 +743,17 @@ class _Tally:
         self.failed += other.failed
         self.items += other.items
         self.counters.update(other.counters)
+        self.parked += other.parked
 
     def counts(self) -> CrawlCounts:
         return CrawlCounts(self.queued, self.leased, self.done, self.failed, self.items,
-                           {name: n for name, n in sorted(self.counters.items()) if n})
+                           {name: n for name, n in sorted(self.counters.items()) if n},
+                           self.parked)
+
+
+def _rows(requests: Sequence[NewRequest]) -> list[tuple[Any, ...]]:
+    return [(fingerprint(r.url), r.url, r.priority, r.depth, r.callback, r.cb_kwargs,
+             r.redirects, r.parent) for r in requests]
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:

@@ -1,0 +1,155 @@
+"""A state file knows which crawl it holds (issue 10, items 11 and 12), through `crawl`.
+
+Another site's command, another spider class of the same name or narrower settings are
+refused and the file is left untouched; a deeper `--max-depth` on resume finds the deeper
+pages, each fetched once; the default state file of `crawl site` is one per site.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.crawling import crawl as crawl_in_process
+from tests.helpers import (
+    EXIT_USAGE,
+    Site,
+    assert_items_match_site,
+    crawl,
+    crawl_ok,
+    describe,
+    duplicate_items,
+    export_items,
+    sha256,
+    state_counts,
+    throttled_site,
+)
+
+PAGES = 200
+ROBOTS = "/robots.txt"
+
+
+@pytest.fixture(scope="module")
+def site_a() -> Iterator[Site]:
+    with throttled_site(PAGES) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def site_b() -> Iterator[Site]:
+    with throttled_site(PAGES) as served:
+        yield served
+
+
+def command(site: Site, state: Path | None, *extra: str) -> list[str]:
+    where = [] if state is None else ["--state", str(state)]
+    return ["site", site.start, *where, "--delay", "0", "--quiet", *extra]
+
+
+def page_fetches(fetched: Counter[str]) -> Counter[str]:
+    return Counter({path: n for path, n in fetched.items() if path != ROBOTS})
+
+
+def assert_refused(proc_args: list[str], state: Path, *must_say: str) -> str:
+    before = sha256(state)
+    proc = crawl(*proc_args)
+    assert proc.returncode == EXIT_USAGE, describe(proc)
+    assert "Traceback" not in proc.stderr, describe(proc)
+    for words in (str(state), "--fresh", *must_say):
+        assert words in proc.stderr, f"the refusal does not say {words!r}:\n{proc.stderr}"
+    assert sha256(state) == before, "a refused state file was changed"
+    return proc.stderr
+
+
+def test_another_sites_command_is_refused_and_the_first_crawl_completes(
+        site_a: Site, site_b: Site, tmp_path: Path) -> None:
+    state = tmp_path / "a.db"
+    crawl_ok(*command(site_a, state, "--max-pages", "30"))
+    assert not state_counts(state).complete
+    before_b = site_b.requests()
+    message = assert_refused(command(site_b, state), state, "start URL", site_a.start,
+                             site_b.start)
+    assert "max_pages" not in message  # only what differs is named
+    assert not page_fetches(site_b.requests() - before_b), "site B was crawled"
+    crawl_ok(*command(site_a, state))
+    assert_items_match_site(export_items(state), site_a.base, pages=PAGES)
+
+
+def test_scope_and_settings_that_change_the_crawl_are_refused(site_a: Site,
+                                                              tmp_path: Path) -> None:
+    state = tmp_path / "a.db"
+    crawl_ok(*command(site_a, state, "--max-pages", "10", "--max-depth", "3"))
+    assert_refused(command(site_a, state, "--max-depth", "2"), state, "max_depth", "3", "2")
+    assert_refused(command(site_a, state, "--max-depth", "3", "--exclude", "/s1/"), state,
+                   "exclude")
+    assert_refused(command(site_a, state, "--max-depth", "3", "--ignore-robots"), state,
+                   "obey_robots")
+    # Only --max-pages changed: the same crawl goes on.
+    crawl_ok(*command(site_a, state, "--max-depth", "3", "--max-pages", "20"))
+    # --fresh starts over with the new settings.
+    crawl_ok(*command(site_a, state, "--max-depth", "1", "--fresh"))
+
+
+def test_raising_max_depth_on_resume_finds_the_deeper_pages_once(site_a: Site,
+                                                                 tmp_path: Path) -> None:
+    state = tmp_path / "deep.db"
+    before = site_a.requests()
+    crawl_ok(*command(site_a, state, "--max-depth", "1"))
+    shallow = {item["url"] for item in export_items(state)}
+    assert state_counts(state).complete
+    crawl_ok(*command(site_a, state, "--max-depth", "2"))
+    deeper = {item["url"] for item in export_items(state)}
+    assert shallow < deeper, "raising --max-depth found no deeper page"
+    proc = crawl_ok(*command(site_a, state))  # no --max-depth: the whole site
+    assert "Traceback" not in proc.stderr
+    fetched = page_fetches(site_a.requests() - before)
+    twice = sorted(path for path, n in fetched.items() if n > 1)
+    assert not twice, f"fetched more than once: {twice[:10]}"
+    items = export_items(state)
+    assert_items_match_site(items, site_a.base, pages=PAGES)
+    urls, requests = duplicate_items(state)
+    assert not urls and not requests, (urls, requests)
+    # Narrowing a crawl afterwards is refused.
+    assert_refused(command(site_a, state, "--max-depth", "1"), state, "max_depth")
+
+
+def test_default_state_file_is_one_per_site(site_a: Site, site_b: Site,
+                                            tmp_path: Path) -> None:
+    assert site_a.base.split(":")[1] == site_b.base.split(":")[1]  # the same host name
+    for site in (site_a, site_b):
+        crawl_ok(*command(site, None), cwd=tmp_path)
+    files = sorted(tmp_path.glob("*.crawl.db"))
+    assert len(files) == 2, files
+    owners = []
+    for path in files:
+        items = export_items(path)
+        owner = site_a if items[0]["url"].startswith(site_a.base + "/") else site_b
+        assert_items_match_site(items, owner.base, pages=PAGES)
+        owners.append(owner)
+    assert owners[0] is not owners[1]
+    # The same command finds its own file again: no new file, nothing fetched again.
+    before = site_a.requests()
+    crawl_ok(*command(site_a, None), cwd=tmp_path)
+    assert sorted(tmp_path.glob("*.crawl.db")) == files
+    assert not page_fetches(site_a.requests() - before)
+
+
+async def test_another_spider_class_of_the_same_name_is_refused(tmp_path: Path) -> None:
+    from crawler import StateFileError
+    from spiders.site import SiteSpider
+
+    class Impostor(SiteSpider):
+        name = "site"  # the same name, another class
+
+    state = tmp_path / "s.db"
+    with throttled_site(20) as site:
+        await crawl_in_process(SiteSpider([site.start]), state)
+        before = sha256(state)
+        with pytest.raises(StateFileError) as refused:
+            await crawl_in_process(Impostor([site.start]), state)
+    message = str(refused.value)
+    assert "Impostor" in message and "SiteSpider" in message and "--fresh" in message, message
+    assert sha256(state) == before
