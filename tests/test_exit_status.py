@@ -56,3 +56,14 @@ def test_exit_statuses_are_documented() -> None:
     assert f"\n  {EXIT_NOTHING_FETCHED} " in proc.stdout, proc.stdout
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     assert f"| {EXIT_NOTHING_FETCHED} | nothing was fetched" in readme
+
+
+def test_a_host_that_never_answered_is_not_the_slowest() -> None:
+    from crawler.metrics import Metrics
+
+    metrics = Metrics()
+    metrics.fetch_failed("dead.test:80", "connect", 5.0)
+    metrics.answered("live.test:80", 200, 10, 0.2)
+    snap = metrics.snapshot(spider="s", state="ended", crawl=None, live_hosts=(), pool=None)
+    assert [row.host for row in snap.slowest] == ["live.test:80"]
+    assert metrics.hosts["dead.test:80"].errors == 1

@@ -153,3 +153,19 @@ async def test_another_spider_class_of_the_same_name_is_refused(tmp_path: Path) 
     message = str(refused.value)
     assert "Impostor" in message and "SiteSpider" in message and "--fresh" in message, message
     assert sha256(state) == before
+
+
+def test_default_state_name_depends_on_every_start_url_and_nothing_else() -> None:
+    from crawler.cli import site_state_name as name
+
+    assert name(["http://127.0.0.1:8001/"]).startswith("127.0.0.1_8001-")
+    assert name(["http://127.0.0.1:8001/"]) != name(["http://127.0.0.1:8002/"])
+    assert name(["https://example.org/docs/"]).startswith("example.org-")
+    assert name(["https://example.org/docs/"]).endswith(".crawl.db")
+    # The same start URLs in any order and spelling: one file.
+    assert name(["http://a.test/", "http://b.test/"]) == name(["HTTP://B.test:80/",
+                                                               "http://a.test#top"])
+    # Another scheme, path or set of start URLs: another file.
+    names = {name(urls) for urls in (["http://a.test/"], ["https://a.test/"],
+                                     ["http://a.test/x"], ["http://a.test/", "http://b.test/"])}
+    assert len(names) == 4, names
