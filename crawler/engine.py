@@ -664,7 +664,8 @@ class Crawler:
         # Same depth, callback and priority: a redirect is the same request, moved.
         admitted = self._admission.admit([moved], lease.depth, lease.id, counters,
                                          redirects=lease.redirects + 1)
-        return self._completion(lease, result.status, [], admitted, counters, lease.depth)
+        return self._completion(lease, result.status, [], admitted, counters,
+                                depth=lease.depth)
 
     async def _call_back(self, lease: LeasedRequest, response: Response) -> Outcome:
         name = lease.callback or "parse"
@@ -690,10 +691,10 @@ class Crawler:
         admitted = self._admission.admit(found, lease.depth + 1, lease.id, counters)
         self.metrics.items += len(items)
         return self._completion(lease, response.status, items, admitted, counters,
-                                lease.depth + 1)
+                                depth=lease.depth + 1)
 
     def _completion(self, lease: LeasedRequest, status: int, items: list[str],
-                    admitted: dict[str, NewRequest], counters: Counter[str],
+                    admitted: dict[str, NewRequest], counters: Counter[str], *,
                     depth: int) -> Completion:
         if self._admission.too_deep(depth):
             # Parked, not remembered: a shorter way to them found later still queues them.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+from crawler.metrics import Metrics
 from tests.helpers import EXIT_OK, crawl, describe
 
 EXIT_NOTHING_FETCHED = 3
@@ -59,8 +60,6 @@ def test_exit_statuses_are_documented() -> None:
 
 
 def test_a_host_that_never_answered_is_not_the_slowest() -> None:
-    from crawler.metrics import Metrics
-
     metrics = Metrics()
     metrics.fetch_failed("dead.test:80", "connect", 5.0)
     metrics.answered("live.test:80", 200, 10, 0.2)

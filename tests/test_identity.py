@@ -79,4 +79,4 @@ def test_many_start_urls_are_kept_as_a_count_and_a_digest() -> None:
     urls = tuple(f"http://a.test/{i}" for i in range(ident.LISTED_URLS + 1))
     big = of(urls=urls)
     assert isinstance(big["start_urls"], str) and "101 URLs" in big["start_urls"]
-    assert ident.compare(big, of(urls=urls[:-1] + ("http://a.test/x",))).refused
+    assert ident.compare(big, of(urls=(*urls[:-1], "http://a.test/x"))).refused

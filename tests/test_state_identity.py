@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from crawler import StateFileError
+from crawler.cli import site_state_name
+from spiders.site import SiteSpider
 from tests.crawling import crawl as crawl_in_process
 from tests.helpers import (
     EXIT_USAGE,
@@ -138,9 +141,6 @@ def test_default_state_file_is_one_per_site(site_a: Site, site_b: Site,
 
 
 async def test_another_spider_class_of_the_same_name_is_refused(tmp_path: Path) -> None:
-    from crawler import StateFileError
-    from spiders.site import SiteSpider
-
     class Impostor(SiteSpider):
         name = "site"  # the same name, another class
 
@@ -156,8 +156,7 @@ async def test_another_spider_class_of_the_same_name_is_refused(tmp_path: Path) 
 
 
 def test_default_state_name_depends_on_every_start_url_and_nothing_else() -> None:
-    from crawler.cli import site_state_name as name
-
+    name = site_state_name
     assert name(["http://127.0.0.1:8001/"]).startswith("127.0.0.1_8001-")
     assert name(["http://127.0.0.1:8001/"]) != name(["http://127.0.0.1:8002/"])
     assert name(["https://example.org/docs/"]).startswith("example.org-")
