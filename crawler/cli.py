@@ -37,7 +37,7 @@ from crawler.loader import load_spider_class
 from crawler.spider import Spider
 from crawler.urls import parse_absolute
 from spiders.site import SiteSpider
-from storage import RunInfo, Store, StoreError, open_store
+from storage import CrawlCounts, RunInfo, Store, StoreError, open_store
 
 T = TypeVar("T")
 EXIT_OK = 0
@@ -453,7 +453,7 @@ def _summarise(result: CrawlResult, state: str) -> None:
     if result.run.resumed and s.pages == s.failed == 0 \
             and result.status is CrawlStatus.FINISHED:
         report_log.info("nothing to do: this crawl is already complete (%s). Use --fresh to "
-                        "start it over.", totals, extra=extra)
+                        "start it over.%s", totals, _deeper_hint(c), extra=extra)
         return
     what = "finished" if result.status is CrawlStatus.FINISHED else "stopped at --max-pages"
     lines = [f"{what} in {report.duration(s.elapsed)}: {s.pages:,} pages "
@@ -472,7 +472,16 @@ def _summarise(result: CrawlResult, state: str) -> None:
                      f"DNS: {s.pool.dns_misses:,} lookups, {s.pool.dns_hits:,} cache hits")
     if result.status is CrawlStatus.PAGE_LIMIT:
         lines.append("to go on, run the same command with a higher --max-pages (or none)")
+    if c.parked:
+        lines.append(_deeper_hint(c).strip())
     report_log.info("%s", "\n".join(lines), extra=extra)
+
+
+def _deeper_hint(counts: CrawlCounts) -> str:
+    if not counts.parked:
+        return ""
+    return (f" {counts.parked:,} links beyond --max-depth are kept: rerun with a higher "
+            "--max-depth (or none) to crawl them")
 
 
 def _loop_factory(choice: str) -> tuple[Callable[[], asyncio.AbstractEventLoop] | None, str]:
