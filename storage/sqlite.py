@@ -59,7 +59,7 @@ from storage.base import (
 T = TypeVar("T")
 APPLICATION_ID = 0x43524157  # "CRAW": marks a file as ours before any table is read
 SCHEMA_VERSION = 3
-_PARKED_INDEX = (f"CREATE INDEX requests_parked ON requests (depth)"
+_PARKED_INDEX = (f"CREATE INDEX IF NOT EXISTS requests_parked ON requests (depth)"
                  f" WHERE state = {RequestState.PARKED}")
 # Opening an older file for writing brings it up to date (reading needs nothing): schema 1
 # lacked runs.stats, schema 2 parked requests (an older crawler must not meet that state).
