@@ -204,8 +204,11 @@ class Crawler:
     async def run(self) -> CrawlResult:
         if self._state is not RunState.CREATED:
             raise CrawlError("a Crawler runs once; make a new one")
-        seeds = await self._start_requests()  # a spider's error leaves the file untouched
-        info = await self._open(seeds)
+        seeds = await _start_requests(self.spider)  # a spider's error leaves the file alone
+        self._admission = Admission(self.config, _scope(self.spider, seeds),
+                                    self._robots_forbids())
+        info = await _open_crawl(self._store, self.spider, self.config, seeds,
+                                 fresh=self._fresh)
         if self._retry_failed:
             requeued = await self._store.requeue_failed()
             log.info("put %d failed request(s) back in the queue", requeued)
@@ -246,57 +249,6 @@ class Crawler:
         else:
             status = CrawlStatus.PAGE_LIMIT
         return status, counts
-
-    async def _start_requests(self) -> list[NewRequest]:
-        """The spider's start requests, read before the state file is opened: they are part
-        of the crawl's identity, and they set its scope."""
-        seeds: list[NewRequest] = []
-        async for req in self.spider.start_requests():
-            if not isinstance(req, Request):
-                raise SpiderError(f"start_requests() yielded {req!r}; yield Request objects")
-            try:
-                url = req.absolute_url
-            except ValueError as exc:
-                raise SpiderError(f"bad start URL: {exc}") from None
-            seeds.append(NewRequest(str(url), req.callback, req.cb_kwargs_json, req.priority))
-        allowed, subdomains = self.spider.allowed_hosts, self.spider.allow_subdomains
-        scope = (Scope(allowed, subdomains=subdomains) if allowed is not None else
-                 Scope.of_urls((URL(s.url, encoded=True) for s in seeds), subdomains=subdomains))
-        self._admission = Admission(self.config, scope, self._robots_forbids())
-        return seeds
-
-    async def _open(self, seeds: list[NewRequest]) -> RunInfo:
-        """Open the crawl, unless the state file holds another one (`crawler.identity`)."""
-        current = identity.of(self.spider, self.config, (s.url for s in seeds))
-        try:
-            stored = await self._store.identity()
-            if stored is not None and not self._fresh:
-                self._check_identity(identity.from_text(stored), current)
-            info = await self._store.open_crawl(
-                self.spider.name, self.config.to_json(), fresh=self._fresh,
-                identity=identity.to_text(current), depth_limit=self.config.max_depth)
-        except StoreError as exc:
-            raise StateFileError(str(exc)) from exc
-        if stored is None and info.resumed:
-            status_log.warning("%s did not record which crawl it holds (an older version made "
-                               "it); this command's spider, start URLs and settings are "
-                               "recorded as its own", self._store.location)
-        if not seeds and info.counts.queued == 0:
-            status_log.warning("spider '%s' has no start requests: nothing to crawl (give it "
-                               "start_urls, or start URLs on the command line)",
-                               self.spider.name)
-        return info
-
-    def _check_identity(self, stored: dict[str, Any], current: dict[str, Any]) -> None:
-        if stored.get("spider", current["spider"]) != current["spider"]:
-            return  # the store refuses another spider's file in its own words
-        comparison = identity.compare(stored, current)
-        if comparison.refused:
-            raise StateFileError(identity.refusal(self._store.location, comparison))
-        if comparison.widenings:
-            status_log.warning("widening the crawl in %s: %s; what was kept aside for it is "
-                               "queued now", self._store.location,
-                               "; ".join(comparison.widenings))
 
     async def _seed(self, seeds: list[NewRequest]) -> None:
         for start in range(0, len(seeds), SEED_BATCH):
@@ -726,6 +678,62 @@ class Crawler:
     def _fail(self, lease: LeasedRequest, error: str, status: int | None) -> Failure:
         self.metrics.failed += 1
         return Failure(lease.id, error, status)
+
+
+async def _start_requests(spider: Spider) -> list[NewRequest]:
+    """The spider's start requests, read before the state file is opened: they are part of
+    the crawl's identity, and they set its scope."""
+    seeds: list[NewRequest] = []
+    async for req in spider.start_requests():
+        if not isinstance(req, Request):
+            raise SpiderError(f"start_requests() yielded {req!r}; yield Request objects")
+        try:
+            url = req.absolute_url
+        except ValueError as exc:
+            raise SpiderError(f"bad start URL: {exc}") from None
+        seeds.append(NewRequest(str(url), req.callback, req.cb_kwargs_json, req.priority))
+    return seeds
+
+
+def _scope(spider: Spider, seeds: list[NewRequest]) -> Scope:
+    allowed, subdomains = spider.allowed_hosts, spider.allow_subdomains
+    if allowed is not None:
+        return Scope(allowed, subdomains=subdomains)
+    return Scope.of_urls((URL(s.url, encoded=True) for s in seeds), subdomains=subdomains)
+
+
+async def _open_crawl(store: Store, spider: Spider, config: CrawlConfig,
+                      seeds: list[NewRequest], *, fresh: bool) -> RunInfo:
+    """Open the crawl, unless the state file holds another one (`crawler.identity`)."""
+    current = identity.of(spider, config, (s.url for s in seeds))
+    try:
+        stored = await store.identity()
+        if stored is not None and not fresh:
+            _check_identity(store.location, identity.from_text(stored), current)
+        info = await store.open_crawl(spider.name, config.to_json(), fresh=fresh,
+                                      identity=identity.to_text(current),
+                                      depth_limit=config.max_depth)
+    except StoreError as exc:
+        raise StateFileError(str(exc)) from exc
+    if stored is None and info.resumed:
+        status_log.warning("%s did not record which crawl it holds (an older version made "
+                           "it); this command's spider, start URLs and settings are recorded "
+                           "as its own", store.location)
+    if not seeds and info.counts.queued == 0:
+        status_log.warning("spider '%s' has no start requests: nothing to crawl (give it "
+                           "start_urls, or start URLs on the command line)", spider.name)
+    return info
+
+
+def _check_identity(location: str, stored: dict[str, Any], current: dict[str, Any]) -> None:
+    if stored.get("spider", current["spider"]) != current["spider"]:
+        return  # the store refuses another spider's file in its own words
+    comparison = identity.compare(stored, current)
+    if comparison.refused:
+        raise StateFileError(identity.refusal(location, comparison))
+    if comparison.widenings:
+        status_log.warning("widening the crawl in %s: %s; what was kept aside for it is "
+                           "queued now", location, "; ".join(comparison.widenings))
 
 
 def _totals(counts: CrawlCounts, in_flight: int) -> CrawlTotals:

@@ -7,6 +7,7 @@ pages, each fetched once; the default state file of `crawl site` is one per site
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -104,7 +105,8 @@ def test_raising_max_depth_on_resume_finds_the_deeper_pages_once(site_a: Site,
     assert "beyond --max-depth are kept" in first.stderr, first.stderr
     shallow = {item["url"] for item in export_items(state)}
     assert state_counts(state).complete
-    crawl_ok(*command(site_a, state, "--max-depth", "2"))
+    widened = crawl_ok(*command(site_a, state, "--max-depth", "2"))
+    assert "widening the crawl" in widened.stderr and "max_depth 1 -> 2" in widened.stderr
     deeper = {item["url"] for item in export_items(state)}
     assert shallow < deeper, "raising --max-depth found no deeper page"
     proc = crawl_ok(*command(site_a, state))  # no --max-depth: the whole site
@@ -118,6 +120,18 @@ def test_raising_max_depth_on_resume_finds_the_deeper_pages_once(site_a: Site,
     assert not urls and not requests, (urls, requests)
     # Narrowing a crawl afterwards is refused.
     assert_refused(command(site_a, state, "--max-depth", "1"), state, "max_depth")
+
+
+def test_a_file_without_an_identity_adopts_this_commands(site_a: Site, site_b: Site,
+                                                         tmp_path: Path) -> None:
+    state = tmp_path / "old.db"
+    crawl_ok(*command(site_a, state, "--max-pages", "5"))
+    with sqlite3.connect(state) as conn:  # as an older version left it
+        conn.execute("DELETE FROM meta WHERE key = 'identity'")
+    conn.close()
+    proc = crawl_ok(*command(site_a, state, "--max-pages", "10"))
+    assert "did not record which crawl it holds" in proc.stderr, proc.stderr
+    assert_refused(command(site_b, state), state, "start URL")  # from now on it knows
 
 
 def test_default_state_file_is_one_per_site(site_a: Site, site_b: Site,
