@@ -56,8 +56,9 @@ exit status:
   0    the crawl finished (or reached --max-pages)
   1    the crawl failed; the state file is still resumable
   2    usage error: bad arguments, spider not loadable, state file refused
-  3    nothing was fetched: no request got an answer (host down, refused, DNS
-       failure) or there was nothing to crawl (no start requests)
+  3    nothing was fetched: every request of the run failed (a host down, refused
+       connections, DNS failures, 5xx to the last retry) or there was nothing to
+       crawl (a spider without start requests)
   130  interrupted (Ctrl-C); run the same command again to resume
 """
 
@@ -358,14 +359,18 @@ def _crawl(spider: Spider, args: argparse.Namespace, default_state: str) -> int:
     state = args.state or default_state
     result = _run(_run_crawl(spider, config, state, args), args.event_loop)
     _summarise(result, state)
+    return _exit_status(result)
+
+
+def _exit_status(result: CrawlResult) -> int:
     if result.status is CrawlStatus.INTERRUPTED:
         return EXIT_INTERRUPTED
     s = result.stats
-    # No answer this run, and something failed, or the crawl has never had a page at all. A
+    # No page this run, and something failed, or the crawl has never had a page at all. A
     # rerun of a finished crawl (nothing left to do) is not a failure.
     if s.pages == 0 and (s.failed > 0 or result.counts.done == 0):
-        status_log.warning("nothing was fetched: %s", "no request got an answer" if s.failed
-                           else "there was nothing to crawl")
+        status_log.warning("nothing was fetched: %s", "every request of this run failed"
+                           if s.failed else "there was nothing to crawl")
         return EXIT_NOTHING_FETCHED
     return EXIT_OK
 
