@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from crawler.config import CrawlConfig
-from crawler.loader import MODULE_PREFIX
+from crawler.loader import class_path
 
 VERSION = 1
 START_URLS = "start_urls"
@@ -47,12 +47,10 @@ class Comparison:
 
 def of(spider: object, config: CrawlConfig, start_urls: Iterable[str]) -> dict[str, Any]:
     """The identity of a crawl of `spider` from canonical `start_urls` under `config`."""
-    cls = type(spider)
-    module = cls.__module__.rpartition(".")[2].removeprefix(MODULE_PREFIX)
     identity: dict[str, Any] = {
         "version": VERSION,
         "spider": getattr(spider, "name", ""),
-        SPIDER_CLASS: f"{module}.{cls.__qualname__}",
+        SPIDER_CLASS: class_path(type(spider)),
         START_URLS: _url_set(start_urls),
     }
     for name in SPIDER_ATTRIBUTES:

@@ -31,6 +31,13 @@ def load_spider_class(target: str) -> type[Spider]:
     return _pick(module, class_name or None, target)
 
 
+def class_path(cls: type) -> str:
+    """`module.Class`, the same whichever way the class was loaded: the last part of its
+    module's name (a spider file's stem), then its qualified name."""
+    module = cls.__module__.rpartition(".")[2].removeprefix(MODULE_PREFIX)
+    return f"{module}.{cls.__qualname__}"
+
+
 def _load_file(path: Path) -> ModuleType:
     if not path.is_file():
         raise SpiderError(f"no such spider file: {path}")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
-from crawler import CrawlConfig, Spider
+from crawler import CrawlConfig, Spider, load_spider_class
 from crawler import identity as ident
+from crawler.loader import class_path
 from spiders.site import SiteSpider
 
 
@@ -80,3 +82,10 @@ def test_many_start_urls_are_kept_as_a_count_and_a_digest() -> None:
     big = of(urls=urls)
     assert isinstance(big["start_urls"], str) and "101 URLs" in big["start_urls"]
     assert ident.compare(big, of(urls=(*urls[:-1], "http://a.test/x"))).refused
+
+
+def test_a_spider_class_is_named_the_same_from_a_file_or_a_module(tmp_path: Path) -> None:
+    spider = tmp_path / "quotes.py"
+    spider.write_text("from crawler import Spider\n\nclass Quotes(Spider):\n    name = 'q'\n")
+    assert class_path(load_spider_class(str(spider))) == "quotes.Quotes"
+    assert class_path(load_spider_class("spiders.site:SiteSpider")) == "site.SiteSpider"
