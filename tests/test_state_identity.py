@@ -7,14 +7,16 @@ pages, each fetched once; the default state file of `crawl site` is one per site
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
-from crawler import StateFileError
+from crawler import CrawlConfig, StateFileError
 from crawler.cli import site_state_name
 from spiders.site import SiteSpider
 from tests.crawling import crawl as crawl_in_process
@@ -31,6 +33,7 @@ from tests.helpers import (
     state_counts,
     throttled_site,
 )
+from tests.sites.serve import serve
 
 PAGES = 200
 ROBOTS = "/robots.txt"
@@ -183,3 +186,34 @@ def test_default_state_name_depends_on_every_start_url_and_nothing_else() -> Non
     names = {name(urls) for urls in (["http://a.test/"], ["https://a.test/"],
                                      ["http://a.test/x"], ["http://a.test/", "http://b.test/"])}
     assert len(names) == 4, names
+
+
+def _shortcut_app(fetched: Counter[str]) -> web.Application:
+    """/ links /a then /r; /a links /c (depth 2: parked); /r redirects to /c (depth 1, found
+    after /c was parked)."""
+    pages = {"/": '<a href="/a">a</a><a href="/r">r</a>', "/a": '<a href="/c">c</a>',
+             "/c": "the end"}
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        fetched[request.path] += 1
+        if request.path == "/r":
+            await asyncio.sleep(1.5)  # /a's outcome is committed first (a flush a second)
+            raise web.HTTPFound("/c")
+        if request.path not in pages:
+            raise web.HTTPNotFound()
+        return web.Response(text=f"<html><body>{pages[request.path]}</body></html>",
+                            content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handle)
+    return app
+
+
+async def test_a_parked_page_found_again_within_the_depth_is_crawled(tmp_path: Path) -> None:
+    fetched: Counter[str] = Counter()
+    config = CrawlConfig(delay=0, workers=1, per_host=1, max_depth=1, obey_robots=False)
+    async with serve(_shortcut_app(fetched)) as base:
+        out = await crawl_in_process(SiteSpider([base + "/"]), tmp_path / "s.db", config)
+    assert fetched == {"/": 1, "/a": 1, "/r": 1, "/c": 1}, fetched
+    assert {i["url"] for i in out.items} == {base + p for p in ("/", "/a", "/c")}
+    assert out.result.counts.parked == 0
