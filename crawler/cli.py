@@ -316,7 +316,14 @@ def _parse_resolve(item: str) -> tuple[str, str]:
 def _cmd_site(args: argparse.Namespace) -> int:
     _check_urls(args.urls)
     spider = SiteSpider(start_urls=args.urls, sitemaps=args.sitemaps)
-    return _crawl(spider, args, site_state_name(args.urls))
+    default = site_state_name(args.urls)
+    # Before the name had a port and a digest, it was the first start URL's host alone.
+    legacy = f"{URL(args.urls[0].strip()).host or 'site'}.crawl.db"
+    if args.state is None and not Path(default).exists() and Path(legacy).exists():
+        status_log.warning("%s, the state file older versions used for this host, is not "
+                           "resumed by default any more; to resume it, give --state %s",
+                           legacy, shlex.quote(legacy))
+    return _crawl(spider, args, default)
 
 
 def site_state_name(urls: Sequence[str]) -> str:

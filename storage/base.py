@@ -16,7 +16,8 @@ from typing import NamedTuple
 DUPLICATE_COUNTER = "skipped_duplicate"
 """The counter a store adds to for every discovered request that already had a row."""
 PARKED_COUNTER = "skipped_depth"
-"""The counter that holds how many requests are parked (see `RequestState.PARKED`)."""
+"""The counter that holds how many requests are parked (see `RequestState.PARKED`); in a
+file from before parking, it also counts the requests dropped for their depth then."""
 
 
 class RequestState(enum.IntEnum):

@@ -217,3 +217,11 @@ async def test_a_parked_page_found_again_within_the_depth_is_crawled(tmp_path: P
     assert fetched == {"/": 1, "/a": 1, "/r": 1, "/c": 1}, fetched
     assert {i["url"] for i in out.items} == {base + p for p in ("/", "/a", "/c")}
     assert out.result.counts.parked == 0
+
+
+def test_a_state_file_under_the_old_default_name_is_pointed_out(site_a: Site,
+                                                                tmp_path: Path) -> None:
+    old = tmp_path / "127.0.0.1.crawl.db"
+    crawl_ok(*command(site_a, old, "--max-pages", "5"))
+    proc = crawl_ok(*command(site_a, None, "--max-pages", "5"), cwd=tmp_path)
+    assert "--state 127.0.0.1.crawl.db" in proc.stderr, proc.stderr
