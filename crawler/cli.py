@@ -376,8 +376,13 @@ def _exit_status(result: CrawlResult) -> int:
     # No page this run, and something failed, or the crawl has never had a page at all. A
     # rerun of a finished crawl (nothing left to do) is not a failure.
     if s.pages == 0 and (s.failed > 0 or result.counts.done == 0):
-        status_log.warning("nothing was fetched: %s", "every request of this run failed"
-                           if s.failed else "there was nothing to crawl")
+        if s.failed:
+            why = "every request of this run failed"
+        elif result.counts.failed:
+            why = "every request of the crawl failed (--retry-failed queues them again)"
+        else:
+            why = "there was nothing to crawl"
+        status_log.warning("nothing was fetched: %s", why)
         return EXIT_NOTHING_FETCHED
     return EXIT_OK
 

@@ -34,6 +34,10 @@ def test_a_dead_host_exits_non_zero_and_names_no_slowest_host(tmp_path: Path) ->
     again = crawl("site", url, "--state", str(tmp_path / "dead.db"), "--retry-failed",
                   "--delay", "0", "--max-retries", "0")
     assert again.returncode == EXIT_NOTHING_FETCHED, describe(again)
+    # Without --retry-failed there is nothing left to try, and still no page.
+    idle = crawl("site", url, "--state", str(tmp_path / "dead.db"), "--delay", "0")
+    assert idle.returncode == EXIT_NOTHING_FETCHED, describe(idle)
+    assert "--retry-failed" in idle.stderr, describe(idle)
 
 
 def test_a_spider_without_start_requests_warns_and_exits_non_zero(tmp_path: Path) -> None:
