@@ -18,7 +18,7 @@ from crawler import robots, urls
 from crawler.config import CrawlConfig
 from crawler.request import Request
 from crawler.scope import Scope
-from storage import DUPLICATE_COUNTER, NewRequest
+from storage import DUPLICATE_COUNTER, PARKED_COUNTER, NewRequest
 
 
 class Skip(enum.StrEnum):
@@ -26,7 +26,7 @@ class Skip(enum.StrEnum):
 
     DUPLICATE = DUPLICATE_COUNTER
     OFFSITE = "skipped_offsite"
-    DEPTH = "skipped_depth"
+    DEPTH = PARKED_COUNTER  # parked by the store, which counts them
     INVALID_URL = "skipped_invalid_url"
     NON_HTML = "skipped_non_html"
     ROBOTS = "skipped_robots"
@@ -91,7 +91,8 @@ class Admission:
     def admit(self, found: Iterable[Request], depth: int, parent: int | None,
               skipped: Counter[str], *, redirects: int = 0) -> dict[str, NewRequest]:
         """The requests found (on one page, or by one redirect) that may be queued at
-        `depth`, by key, each key once; the others counted in `skipped` by reason.
+        `depth`, by key, each key once; the others counted in `skipped` by reason. Beyond
+        `max_depth` (see `too_deep`), they are to be parked, and robots.txt is not asked yet.
 
         The crawl's hottest loop (fifty links a page or more), hence one loop with the
         checks inline; they run cheapest first and in the order their reasons are counted."""
@@ -120,9 +121,8 @@ class Admission:
                 skipped[Skip.OFFSITE] += 1
             elif self._patterns and self._excluded(key):
                 skipped[Skip.EXCLUDED] += 1
-            elif too_deep:
-                skipped[Skip.DEPTH] += 1
-            elif self._robots_forbid is not None and self._robots_forbid(origin.robots, key):
+            elif not too_deep and self._robots_forbid is not None \
+                    and self._robots_forbid(origin.robots, key):
                 skipped[Skip.ROBOTS] += 1
             else:
                 admitted[key] = NewRequest(key, req.callback, req.cb_kwargs_json,
@@ -132,6 +132,12 @@ class Admission:
     @property
     def scope(self) -> Scope:
         return self._scope
+
+    def too_deep(self, depth: int) -> bool:
+        """Requests found at `depth` are beyond `max_depth`: they are parked in the store, to
+        be queued if a later run of the crawl goes deeper, instead of being dropped."""
+        max_depth = self._config.max_depth
+        return max_depth is not None and depth > max_depth
 
     def remember(self, keys: Iterable[str]) -> None:
         """Keys now on their way to the store (their completion is recorded): later links to

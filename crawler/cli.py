@@ -6,9 +6,11 @@ import argparse
 import asyncio
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
+import re
 import shlex
 import signal
 import sys
@@ -36,12 +38,13 @@ from crawler.loader import load_spider_class
 from crawler.spider import Spider
 from crawler.urls import parse_absolute
 from spiders.site import SiteSpider
-from storage import RunInfo, Store, StoreError, open_store
+from storage import CrawlCounts, RunInfo, Store, StoreError, open_store
 
 T = TypeVar("T")
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_NOTHING_FETCHED = 3
 EXIT_INTERRUPTED = 130
 PROGRESS_EVERY = 5.0
 
@@ -54,6 +57,9 @@ exit status:
   0    the crawl finished (or reached --max-pages)
   1    the crawl failed; the state file is still resumable
   2    usage error: bad arguments, spider not loadable, state file refused
+  3    nothing was fetched: every request of the run failed (a host down, refused
+       connections, DNS failures, 5xx to the last retry) or there was nothing to
+       crawl (a spider without start requests)
   130  interrupted (Ctrl-C); run the same command again to resume
 """
 
@@ -105,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     site.add_argument("urls", nargs="+", metavar="URL", help="start URL(s)")
     site.add_argument("--sitemaps", action="store_true",
                       help="also read the sitemaps robots.txt lists (else /sitemap.xml)")
-    _crawl_options(site)
+    _crawl_options(site, SITE_STATE)
     site.set_defaults(handler=_cmd_site)
 
     run = sub.add_parser(
@@ -117,7 +123,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="path/to/file.py, file.py:ClassName or package.module:ClassName")
     run.add_argument("urls", nargs="*", metavar="URL",
                      help="start URL(s) to use instead of the spider's start_urls")
-    _crawl_options(run)
+    _crawl_options(run, RUN_STATE)
     run.set_defaults(handler=_cmd_run)
 
     exp = sub.add_parser("export", help="write a crawl's items as JSON Lines or CSV",
@@ -174,12 +180,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _crawl_options(p: argparse.ArgumentParser) -> None:
+SITE_STATE = ("HOST[_PORT]-DIGEST.crawl.db in the current folder: the host (and port, if not "
+              "the default) of the first start URL in sorted order, and 8 hex digits of the "
+              "SHA-256 of all the start URLs, canonical and sorted, so the same start URLs "
+              "always find the same file and other ones never do")
+RUN_STATE = "NAME.crawl.db in the current folder, NAME being the spider's name"
+
+
+def _crawl_options(p: argparse.ArgumentParser, default_state: str) -> None:
     d = CrawlConfig()
     g = p.add_argument_group("state")
     g.add_argument("--state", metavar="FILE",
-                   help="the crawl's state file (default: NAME.crawl.db in the current folder)."
-                   " An unfinished one is resumed.")
+                   help=f"the crawl's state file (default: {default_state}). An unfinished "
+                   "one is resumed; one that holds another crawl is refused.")
     g.add_argument("--fresh", action="store_true",
                    help="discard the state file's crawl and start over")
     g.add_argument("--retry-failed", action="store_true",
@@ -308,8 +321,28 @@ def _parse_resolve(item: str) -> tuple[str, str]:
 def _cmd_site(args: argparse.Namespace) -> int:
     _check_urls(args.urls)
     spider = SiteSpider(start_urls=args.urls, sitemaps=args.sitemaps)
-    default_state = f"{URL(args.urls[0].strip()).host or 'site'}.crawl.db"
-    return _crawl(spider, args, default_state)
+    default = site_state_name(args.urls)
+    # Before the name had a port and a digest, it was the first start URL's host alone.
+    legacy = f"{URL(args.urls[0].strip()).host or 'site'}.crawl.db"
+    if args.state is None and not Path(default).exists() and Path(legacy).exists():
+        status_log.warning("%s, the state file older versions used for this host, is not "
+                           "resumed by default any more; to resume it, give --state %s",
+                           legacy, shlex.quote(legacy))
+    return _crawl(spider, args, default)
+
+
+def site_state_name(urls: Sequence[str]) -> str:
+    """HOST[_PORT]-DIGEST.crawl.db, from the start URLs in canonical form, sorted: the first
+    one's host (and port, when not the scheme's default), then 8 hex digits of the SHA-256
+    of them all. The same start URLs, in any order and spelling, find the same file; other
+    start URLs (another port, scheme, path or one more URL) never do."""
+    keys = sorted({str(parse_absolute(url)) for url in urls})
+    first = URL(keys[0], encoded=True)
+    name = first.raw_host or "site"
+    if first.explicit_port is not None:
+        name += f"_{first.explicit_port}"
+    digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:8]
+    return f"{re.sub(r'[^A-Za-z0-9.-]', '_', name)}-{digest}.crawl.db"
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -338,7 +371,25 @@ def _crawl(spider: Spider, args: argparse.Namespace, default_state: str) -> int:
     state = args.state or default_state
     result = _run(_run_crawl(spider, config, state, args), args.event_loop)
     _summarise(result, state)
-    return EXIT_INTERRUPTED if result.status is CrawlStatus.INTERRUPTED else EXIT_OK
+    return _exit_status(result)
+
+
+def _exit_status(result: CrawlResult) -> int:
+    if result.status is CrawlStatus.INTERRUPTED:
+        return EXIT_INTERRUPTED
+    s = result.stats
+    # No page this run, and something failed, or the crawl has never had a page at all. A
+    # rerun of a finished crawl (nothing left to do) is not a failure.
+    if s.pages == 0 and (s.failed > 0 or result.counts.done == 0):
+        if s.failed:
+            why = "every request of this run failed"
+        elif result.counts.failed:
+            why = "every request of the crawl failed (--retry-failed queues them again)"
+        else:
+            why = "there was nothing to crawl"
+        status_log.warning("nothing was fetched: %s", why)
+        return EXIT_NOTHING_FETCHED
+    return EXIT_OK
 
 
 async def _run_crawl(spider: Spider, config: CrawlConfig, state: str,
@@ -424,7 +475,7 @@ def _summarise(result: CrawlResult, state: str) -> None:
     if result.run.resumed and s.pages == s.failed == 0 \
             and result.status is CrawlStatus.FINISHED:
         report_log.info("nothing to do: this crawl is already complete (%s). Use --fresh to "
-                        "start it over.", totals, extra=extra)
+                        "start it over.%s", totals, _deeper_hint(c), extra=extra)
         return
     what = "finished" if result.status is CrawlStatus.FINISHED else "stopped at --max-pages"
     lines = [f"{what} in {report.duration(s.elapsed)}: {s.pages:,} pages "
@@ -443,7 +494,16 @@ def _summarise(result: CrawlResult, state: str) -> None:
                      f"DNS: {s.pool.dns_misses:,} lookups, {s.pool.dns_hits:,} cache hits")
     if result.status is CrawlStatus.PAGE_LIMIT:
         lines.append("to go on, run the same command with a higher --max-pages (or none)")
+    if c.parked:
+        lines.append(_deeper_hint(c).strip())
     report_log.info("%s", "\n".join(lines), extra=extra)
+
+
+def _deeper_hint(counts: CrawlCounts) -> str:
+    if not counts.parked:
+        return ""
+    return (f" {counts.parked:,} links beyond --max-depth are kept: rerun with a higher "
+            "--max-depth (or none) to crawl them")
 
 
 def _loop_factory(choice: str) -> tuple[Callable[[], asyncio.AbstractEventLoop] | None, str]:

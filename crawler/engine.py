@@ -28,7 +28,7 @@ from typing import Any
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from crawler import robots, urls
+from crawler import identity, logs, robots, urls
 from crawler.admission import Admission, Skip
 from crawler.config import CrawlConfig
 from crawler.errors import (
@@ -66,6 +66,7 @@ from storage import (
 )
 
 log = logging.getLogger("crawler")
+status_log = logging.getLogger(logs.STATUS)
 
 SEED_BATCH = 10_000
 MAX_RETRY_AFTER = 3600.0
@@ -205,12 +206,13 @@ class Crawler:
     async def run(self) -> CrawlResult:
         if self._state is not RunState.CREATED:
             raise CrawlError("a Crawler runs once; make a new one")
-        try:
-            info = await self._store.open_crawl(
-                self.spider.name, self.config.to_json(), fresh=self._fresh
-            )
-        except StoreError as exc:
-            raise StateFileError(str(exc)) from exc
+        seeds = await _start_requests(self.spider)  # a spider's error leaves the file alone
+        starts = [URL(seed.url, encoded=True) for seed in seeds]
+        self._admission = Admission(self.config, _scope(self.spider, starts),
+                                    self._robots_forbids())
+        self._seed_hosts = {url.host for url in starts if url.host}
+        info = await _open_crawl(self._store, self.spider, self.config, seeds,
+                                 fresh=self._fresh)
         if self._retry_failed:
             requeued = await self._store.requeue_failed()
             log.info("put %d failed request(s) back in the queue", requeued)
@@ -220,7 +222,7 @@ class Crawler:
             self._on_start(info)
         ended = "error"
         try:
-            await self._seed()
+            await self._seed(seeds)
             if self._state is RunState.CREATED:
                 self._state = RunState.RUNNING
             async with Fetcher(self.config) as fetcher:
@@ -253,34 +255,9 @@ class Crawler:
             status = CrawlStatus.PAGE_LIMIT
         return status, counts
 
-    async def _seed(self) -> None:
-        batch: list[NewRequest] = []
-        seeds: list[URL] = []
-        async for req in self.spider.start_requests():
-            if not isinstance(req, Request):
-                raise SpiderError(f"start_requests() yielded {req!r}; yield Request objects")
-            try:
-                url = req.absolute_url
-            except ValueError as exc:
-                raise SpiderError(f"bad start URL: {exc}") from None
-            if req.credentials:
-                log.warning("start URL %s named a user or password: the crawler never sends "
-                            "credentials found in URLs", url, extra={"url": str(url)})
-            seeds.append(url)
-            batch.append(NewRequest(str(url), req.callback, req.cb_kwargs_json, req.priority))
-            if len(batch) >= SEED_BATCH:
-                await self._store.add(batch)
-                batch.clear()
-        await self._store.add(batch)
-        self._admission = Admission(self.config, self._scope_of(seeds), self._robots_forbids())
-        self._seed_hosts = {url.host for url in seeds if url.host}
-
-    def _scope_of(self, seeds: list[URL]) -> Scope:
-        spider = self.spider
-        ports = {*spider.allowed_ports, *(url.port for url in seeds if url.port)}
-        if spider.allowed_hosts is None:
-            return Scope.of_urls(seeds, subdomains=spider.allow_subdomains, ports=ports)
-        return Scope(spider.allowed_hosts, subdomains=spider.allow_subdomains, ports=ports)
+    async def _seed(self, seeds: list[NewRequest]) -> None:
+        for start in range(0, len(seeds), SEED_BATCH):
+            await self._store.add(seeds[start : start + SEED_BATCH])
 
     async def _allow_private_if_started_there(self, fetcher: Fetcher) -> None:
         """A crawl that starts on a private network may stay on it; one that starts on the
@@ -675,8 +652,8 @@ class Crawler:
         # Same depth, callback and priority: a redirect is the same request, moved.
         admitted = self._admission.admit([moved], lease.depth, lease.id, counters,
                                          redirects=lease.redirects + 1)
-        self._admission.remember(admitted)
-        return Completion(lease.id, result.status, (), list(admitted.values()), counters)
+        return self._completion(lease, result.status, [], admitted, counters,
+                                depth=lease.depth)
 
     async def _call_back(self, lease: LeasedRequest, response: Response) -> Outcome:
         name = lease.callback or "parse"
@@ -701,8 +678,17 @@ class Crawler:
         counters: Counter[str] = Counter()
         admitted = self._admission.admit(found, lease.depth + 1, lease.id, counters)
         self.metrics.items += len(items)
+        return self._completion(lease, response.status, items, admitted, counters,
+                                depth=lease.depth + 1)
+
+    def _completion(self, lease: LeasedRequest, status: int, items: list[str],
+                    admitted: dict[str, NewRequest], counters: Counter[str], *,
+                    depth: int) -> Completion:
+        if self._admission.too_deep(depth):
+            # Parked, not remembered: a shorter way to them found later still queues them.
+            return Completion(lease.id, status, items, (), counters, list(admitted.values()))
         self._admission.remember(admitted)
-        return Completion(lease.id, response.status, items, list(admitted.values()), counters)
+        return Completion(lease.id, status, items, list(admitted.values()), counters)
 
     # -- failures -------------------------------------------------------------------------------
 
@@ -728,6 +714,67 @@ class Crawler:
     def _fail(self, lease: LeasedRequest, error: str, status: int | None) -> Failure:
         self.metrics.failed += 1
         return Failure(lease.id, error, status)
+
+
+async def _start_requests(spider: Spider) -> list[NewRequest]:
+    """The spider's start requests, read before the state file is opened: they are part of
+    the crawl's identity, and they set its scope."""
+    seeds: list[NewRequest] = []
+    async for req in spider.start_requests():
+        if not isinstance(req, Request):
+            raise SpiderError(f"start_requests() yielded {req!r}; yield Request objects")
+        try:
+            url = req.absolute_url
+        except ValueError as exc:
+            raise SpiderError(f"bad start URL: {exc}") from None
+        if req.credentials:
+            log.warning("start URL %s named a user or password: the crawler never sends "
+                        "credentials found in URLs", url, extra={"url": str(url)})
+        seeds.append(NewRequest(str(url), req.callback, req.cb_kwargs_json, req.priority))
+    return seeds
+
+
+def _scope(spider: Spider, starts: list[URL]) -> Scope:
+    """The start URLs' hosts (or the spider's allowed_hosts) on the start URLs' ports, 80,
+    443 and the spider's allowed_ports."""
+    ports = {*spider.allowed_ports, *(url.port for url in starts if url.port)}
+    if spider.allowed_hosts is None:
+        return Scope.of_urls(starts, subdomains=spider.allow_subdomains, ports=ports)
+    return Scope(spider.allowed_hosts, subdomains=spider.allow_subdomains, ports=ports)
+
+
+async def _open_crawl(store: Store, spider: Spider, config: CrawlConfig,
+                      seeds: list[NewRequest], *, fresh: bool) -> RunInfo:
+    """Open the crawl, unless the state file holds another one (`crawler.identity`)."""
+    current = identity.of(spider, config, (s.url for s in seeds))
+    try:
+        stored = await store.identity()
+        if stored is not None and not fresh:
+            _check_identity(store.location, identity.from_text(stored), current)
+        info = await store.open_crawl(spider.name, config.to_json(), fresh=fresh,
+                                      identity=identity.to_text(current),
+                                      depth_limit=config.max_depth)
+    except StoreError as exc:
+        raise StateFileError(str(exc)) from exc
+    if stored is None and info.resumed:
+        status_log.warning("%s did not record which crawl it holds (an older version made "
+                           "it); this command's spider, start URLs and settings are recorded "
+                           "as its own", store.location)
+    if not seeds and info.counts.queued == 0:
+        status_log.warning("spider '%s' has no start requests: nothing to crawl (give it "
+                           "start_urls, or start URLs on the command line)", spider.name)
+    return info
+
+
+def _check_identity(location: str, stored: dict[str, Any], current: dict[str, Any]) -> None:
+    if stored.get("spider", current["spider"]) != current["spider"]:
+        return  # the store refuses another spider's file in its own words
+    comparison = identity.compare(stored, current)
+    if comparison.refused:
+        raise StateFileError(identity.refusal(location, comparison))
+    if comparison.widenings:
+        status_log.warning("widening the crawl in %s: %s; what was kept aside for it is "
+                           "queued now", location, "; ".join(comparison.widenings))
 
 
 def _totals(counts: CrawlCounts, in_flight: int) -> CrawlTotals:

@@ -12,6 +12,9 @@ from types import ModuleType
 from crawler.errors import SpiderError
 from crawler.spider import Spider
 
+MODULE_PREFIX = "_crawl_spider_"
+"""A spider file's module is named this plus the file's stem."""
+
 
 def load_spider_class(target: str) -> type[Spider]:
     """`path/to/file.py`, `file.py:ClassName` or `package.module:ClassName`."""
@@ -28,10 +31,17 @@ def load_spider_class(target: str) -> type[Spider]:
     return _pick(module, class_name or None, target)
 
 
+def class_path(cls: type) -> str:
+    """`module.Class`, the same whichever way the class was loaded: the last part of its
+    module's name (a spider file's stem), then its qualified name."""
+    module = cls.__module__.rpartition(".")[2].removeprefix(MODULE_PREFIX)
+    return f"{module}.{cls.__qualname__}"
+
+
 def _load_file(path: Path) -> ModuleType:
     if not path.is_file():
         raise SpiderError(f"no such spider file: {path}")
-    name = f"_crawl_spider_{path.stem}"
+    name = f"{MODULE_PREFIX}{path.stem}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise SpiderError(f"cannot load {path} as a Python module")

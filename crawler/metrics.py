@@ -188,7 +188,9 @@ class Metrics:
         stats = self._host(host)
         stats.requests += 1
         stats.errors += 1
-        self._timed(stats, seconds)
+        # No answer, so no response time of the host's: one that never answered is not
+        # "slow" (it is in the errors), and its refusals must not make it look fast either.
+        self._timed(None, seconds)
 
     def page(self) -> None:
         """An answer that finished its request (not one that will be retried)."""
@@ -209,11 +211,13 @@ class Metrics:
         keep = sorted(self.hosts.items(), key=lambda hs: -hs[1].requests)[:MAX_HOSTS // 2]
         self.hosts = dict(keep)
 
-    def _timed(self, stats: HostStats, seconds: float) -> None:
+    def _timed(self, stats: HostStats | None, seconds: float) -> None:
         self._fetches += 1
         self._fetch_seconds += seconds
         self._slowest = max(self._slowest, seconds)
         self._latencies.append(seconds)
+        if stats is None:
+            return
         previous = stats.avg_seconds
         stats.avg_seconds = seconds if previous is None else (
             previous + HOST_SMOOTHING * (seconds - previous))

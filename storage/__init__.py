@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from storage.base import (
     DUPLICATE_COUNTER,
+    PARKED_COUNTER,
     Breakdown,
     Completion,
     CrawlCounts,
@@ -36,6 +37,7 @@ async def open_store(location: str, *, readonly: bool = False) -> Store:
 
 __all__ = [
     "DUPLICATE_COUNTER",
+    "PARKED_COUNTER",
     "Breakdown",
     "Completion",
     "CrawlCounts",

@@ -15,6 +15,9 @@ from typing import NamedTuple
 
 DUPLICATE_COUNTER = "skipped_duplicate"
 """The counter a store adds to for every discovered request that already had a row."""
+PARKED_COUNTER = "skipped_depth"
+"""The counter that holds how many requests are parked (see `RequestState.PARKED`); in a
+file from before parking, it also counts the requests dropped for their depth then."""
 
 
 class RequestState(enum.IntEnum):
@@ -24,6 +27,10 @@ class RequestState(enum.IntEnum):
     LEASED = 1
     DONE = 2
     FAILED = 3
+    PARKED = 4
+    """Kept for later, not queued: beyond the depth limit of the crawl so far. A later run
+    with a deeper limit queues it (`open_crawl(depth_limit=...)`), and so does finding it
+    again as a queued request."""
 
 
 class StoreError(Exception):
@@ -88,6 +95,8 @@ class Completion:
     items: Sequence[str] = ()
     requests: Sequence[NewRequest] = ()
     counters: Mapping[str, int] = field(default_factory=dict)
+    parked: Sequence[NewRequest] = ()
+    """New requests to keep parked (`RequestState.PARKED`) rather than queue."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +146,7 @@ class CrawlCounts:
     failed: int
     items: int
     counters: Mapping[str, int]
+    parked: int = 0
 
     @property
     def finished(self) -> int:
@@ -184,10 +194,23 @@ class Store(ABC):
     """A crawl's durable state. One instance per process; many processes may share a crawl
     only where the implementation says so (the SQLite store allows one writer at a time)."""
 
+    @property
     @abstractmethod
-    async def open_crawl(self, spider: str, config: str, *, fresh: bool) -> RunInfo:
+    def location(self) -> str:
+        """Where the crawl is kept, as messages name it (for SQLite: the file, quoted)."""
+
+    @abstractmethod
+    async def open_crawl(self, spider: str, config: str, *, fresh: bool,
+                         identity: str | None = None,
+                         depth_limit: int | None = None) -> RunInfo:
         """Create or resume the crawl of `spider`, start a run and reclaim leases of runs that
-        are gone. `config` is JSON text recorded with the run."""
+        are gone. `config` is JSON text recorded with the run. `identity` (text), when given,
+        replaces the one `identity()` returns. Parked requests of depth up to `depth_limit`
+        (all, when None) are queued, in the same transaction."""
+
+    @abstractmethod
+    async def identity(self) -> str | None:
+        """The identity text the crawl was last opened with, None if it has none."""
 
     @abstractmethod
     async def add(self, requests: Sequence[NewRequest]) -> int:

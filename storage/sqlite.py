@@ -35,6 +35,7 @@ import aiosqlite
 
 from storage.base import (
     DUPLICATE_COUNTER,
+    PARKED_COUNTER,
     Breakdown,
     Completion,
     CrawlCounts,
@@ -69,9 +70,12 @@ from storage.files import (
 T = TypeVar("T")
 log = logging.getLogger("storage")
 APPLICATION_ID = 0x43524157  # "CRAW": marks a file as ours before any table is read
-SCHEMA_VERSION = 2
-# Schema 1 lacked runs.stats; opening one for writing adds the column (reading needs nothing).
-_MIGRATIONS = {1: ("ALTER TABLE runs ADD COLUMN stats TEXT",)}
+SCHEMA_VERSION = 3
+_PARKED_INDEX = (f"CREATE INDEX IF NOT EXISTS requests_parked ON requests (depth)"
+                 f" WHERE state = {RequestState.PARKED}")
+# Opening an older file for writing brings it up to date (reading needs nothing): schema 1
+# lacked runs.stats, schema 2 parked requests (an older crawler must not meet that state).
+_MIGRATIONS = {1: ("ALTER TABLE runs ADD COLUMN stats TEXT",), 2: (_PARKED_INDEX,)}
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 _SCHEMA = """
@@ -104,6 +108,7 @@ CREATE TABLE requests (
     error TEXT
 );
 CREATE INDEX requests_queue ON requests (priority DESC, id, not_before) WHERE state = 0;
+CREATE INDEX requests_parked ON requests (depth) WHERE state = 4;
 CREATE TABLE items (id INTEGER PRIMARY KEY, request INTEGER NOT NULL, data TEXT NOT NULL);
 CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 """
@@ -111,6 +116,21 @@ CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT RO
 _INSERT_REQUEST = (
     "INSERT INTO requests (fp, url, priority, depth, callback, cb_kwargs, redirects, parent)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fp) DO NOTHING"
+)
+_INSERT_PARKED = (
+    "INSERT INTO requests"
+    " (fp, url, priority, depth, callback, cb_kwargs, redirects, parent, state)"
+    f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, {RequestState.PARKED}) ON CONFLICT (fp) DO NOTHING"
+)
+# A parked request found again where it may be queued is queued as found this time.
+_UNPARK_FOUND = (
+    f"UPDATE requests SET state = {RequestState.QUEUED}, priority = ?, depth = ?,"
+    " callback = ?, cb_kwargs = ?, redirects = ?, parent = ?"
+    f" WHERE fp = ? AND state = {RequestState.PARKED}"
+)
+_UNPARK_TO = (
+    f"UPDATE requests SET state = {RequestState.QUEUED}"
+    f" WHERE state = {RequestState.PARKED} AND depth <= coalesce(?, depth)"
 )
 _LEASED = f"state = {RequestState.LEASED} AND run = ?"
 _COMPLETE = (
@@ -223,6 +243,7 @@ class SQLiteStore(Store):
         self._tally = _Tally()  # this run's running counts: no table scan to show progress
         self._tally_delta = _Tally()  # of the open transaction, kept only if it commits
         self._source: _ReadSource | None = None  # how a read-only store reads its file
+        self._parking = False  # the crawl has parked requests: new ones may unpark them
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str], *, readonly: bool = False,
@@ -350,7 +371,13 @@ class SQLiteStore(Store):
 
     # -- crawl lifecycle ------------------------------------------------------------------
 
-    async def open_crawl(self, spider: str, config: str, *, fresh: bool) -> RunInfo:
+    @property
+    def location(self) -> str:
+        return _describe(self._path)
+
+    async def open_crawl(self, spider: str, config: str, *, fresh: bool,
+                         identity: str | None = None,
+                         depth_limit: int | None = None) -> RunInfo:
         self._check_writable()
         owner = await self._scalar("SELECT value FROM meta WHERE key = 'spider'")
         if owner is not None and owner != spider:
@@ -361,14 +388,21 @@ class SQLiteStore(Store):
         if self._schema != SCHEMA_VERSION:
             # Only now that the crawl is known to be ours: a refused file stays untouched.
             await self._migrate(self._schema)
-        reclaimed = await self._transaction(lambda: self._start_run(spider, config, fresh))
+        reclaimed = await self._transaction(
+            lambda: self._start_run(spider, config, fresh, identity, depth_limit))
         assert self._run_id is not None
         resumed = owner is not None and not fresh
         counts = await self.counts()
         self._tally = _Tally.of(counts)
+        self._parking = counts.parked > 0
         return RunInfo(self._run_id, resumed, reclaimed, counts)
 
-    async def _start_run(self, spider: str, config: str, fresh: bool) -> int:
+    async def identity(self) -> str | None:
+        value = await self._scalar("SELECT value FROM meta WHERE key = 'identity'")
+        return None if value is None else str(value)
+
+    async def _start_run(self, spider: str, config: str, fresh: bool, identity: str | None,
+                         depth_limit: int | None) -> int:
         """Start a run; returns how many leases of dead runs went back to the queue."""
         if fresh:
             for table in ("requests", "items", "counters", "runs"):
@@ -376,6 +410,14 @@ class SQLiteStore(Store):
         await self._conn.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('spider', ?)", (spider,)
         )
+        if identity is not None:
+            await self._conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('identity', ?)", (identity,)
+            )
+        # With the identity, so that a deeper limit and its parked requests never disagree.
+        cur = await self._conn.execute(_UNPARK_TO, (depth_limit,))
+        if cur.rowcount > 0:
+            await self._conn.execute(_ADD_COUNTER, (PARKED_COUNTER, -cur.rowcount))
         # We hold the file lock, so any run still marked running has died.
         await self._conn.execute("UPDATE runs SET status = 'crashed' WHERE status = 'running'")
         cur = await self._conn.execute(
@@ -431,22 +473,48 @@ class SQLiteStore(Store):
         self._check_writable()
 
         async def insert() -> int:
-            added = await self._insert_requests(requests)
-            self._tally_delta.queued += added
+            counters: Counter[str] = Counter()
+            added = await self._insert_requests(requests, counters)
+            await self._add_counters(counters)
             return added
 
         return await self._transaction(insert)
 
-    async def _insert_requests(self, requests: Sequence[NewRequest]) -> int:
+    async def _insert_requests(self, requests: Sequence[NewRequest],
+                               counters: Counter[str]) -> int:
+        """Queue the requests that have no row yet, and the parked ones found again; returns
+        how many were queued."""
         if not requests:
             return 0
-        rows = [
-            (fingerprint(r.url), r.url, r.priority, r.depth, r.callback, r.cb_kwargs,
-             r.redirects, r.parent)
-            for r in requests
-        ]
-        cur = await self._conn.executemany(_INSERT_REQUEST, rows)
-        return max(cur.rowcount, 0)
+        unparked = 0
+        if self._parking:  # only a crawl that parked requests pays for the extra lookups
+            cur = await self._conn.executemany(_UNPARK_FOUND, [
+                (r.priority, r.depth, r.callback, r.cb_kwargs, r.redirects, r.parent,
+                 fingerprint(r.url)) for r in requests])
+            unparked = max(cur.rowcount, 0)
+            counters[PARKED_COUNTER] -= unparked
+            self._tally_delta.parked -= unparked
+        cur = await self._conn.executemany(_INSERT_REQUEST, _rows(requests))
+        added = max(cur.rowcount, 0) + unparked
+        self._tally_delta.queued += added
+        return added
+
+    async def _park(self, requests: Sequence[NewRequest], counters: Counter[str]) -> int:
+        """Keep requests that have no row yet parked; returns how many."""
+        if not requests:
+            return 0
+        cur = await self._conn.executemany(_INSERT_PARKED, _rows(requests))
+        parked = max(cur.rowcount, 0)
+        self._parking = self._parking or parked > 0
+        counters[PARKED_COUNTER] += parked
+        self._tally_delta.parked += parked
+        return parked
+
+    async def _add_counters(self, counters: Counter[str]) -> None:
+        counts = [(name, value) for name, value in counters.items() if value]
+        if counts:
+            await self._conn.executemany(_ADD_COUNTER, counts)
+        self._tally_delta.counters.update(counters)
 
     async def requeue_failed(self) -> int:
         self._check_writable()
@@ -515,10 +583,12 @@ class SQLiteStore(Store):
         # A savepoint costs one statement a batch; without it, one outcome that cannot be
         # stored would fail the commit of all the others, again at every retry.
         await self._conn.execute("SAVEPOINT batch")
+        counted = self._tally_delta.copy()
         try:
             await self._apply(batch)
         except _DATA_ERRORS:
             await self._conn.execute("ROLLBACK TO batch")
+            self._tally_delta = counted  # what the rolled-back statements counted is undone
             await self._apply_each(batch)
 
     async def _apply_each(self, batch: list[Outcome]) -> None:
@@ -526,10 +596,12 @@ class SQLiteStore(Store):
         request that says why. Only when a whole batch failed: slow, and rare."""
         for outcome in batch:
             await self._conn.execute("SAVEPOINT outcome")
+            counted = self._tally_delta.copy()
             try:
                 await self._apply([outcome])
             except _DATA_ERRORS as exc:
                 await self._conn.execute("ROLLBACK TO outcome")
+                self._tally_delta = counted
                 reason = _storable(f"store: this request's outcome cannot be stored: {exc}")
                 log.warning("request %d failed: %s", outcome.request_id, reason,
                             extra={"reason": reason})
@@ -558,6 +630,7 @@ class SQLiteStore(Store):
         done, retries, defers, failures, releases = [], [], [], [], []
         items: list[tuple[int, str]] = []
         new: list[NewRequest] = []
+        parked: list[NewRequest] = []
         counters: Counter[str] = Counter()
         for o in batch:
             if o.request_id not in held:
@@ -567,6 +640,7 @@ class SQLiteStore(Store):
                 done.append((o.status, o.request_id, run))
                 items.extend((o.request_id, data) for data in o.items)
                 new.extend(o.requests)
+                parked.extend(o.parked)
                 counters.update(o.counters)
             elif isinstance(o, Retry):
                 retries.append((o.not_before, o.error, o.status, o.request_id, run))
@@ -582,24 +656,20 @@ class SQLiteStore(Store):
         # is done with all its outputs stored, or it is not done and stored nothing.
         if items:
             await conn.executemany("INSERT INTO items (request, data) VALUES (?, ?)", items)
-        added = await self._insert_requests(new)
-        if len(new) > added:
-            counters[DUPLICATE_COUNTER] += len(new) - added
+        added = await self._insert_requests(new, counters)
+        added += await self._park(parked, counters)  # after: a request queued here wins
+        if len(new) + len(parked) > added:
+            counters[DUPLICATE_COUNTER] += len(new) + len(parked) - added
         for sql, rows in ((_COMPLETE, done), (_RETRY, retries), (_DEFER, defers),
                           (_FAIL, failures), (_RELEASE, releases)):
             if rows:
                 await conn.executemany(sql, rows)
-        counts = [(name, value) for name, value in counters.items() if value]
-        if counts:
-            await conn.executemany(_ADD_COUNTER, counts)
-        # Counted only now that every statement went through (a failed one is rolled back).
+        await self._add_counters(counters)
         tally = self._tally_delta
-        tally.queued += added
         tally.move("leased", "done", len(done))
         tally.move("leased", "failed", len(failures))
         tally.move("leased", "queued", len(retries) + len(defers) + len(releases))
         tally.items += len(items)
-        tally.counters.update(counters)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -624,6 +694,7 @@ class SQLiteStore(Store):
             failed=by_state[RequestState.FAILED],
             items=int(items or 0),
             counters=counters,
+            parked=by_state[RequestState.PARKED],
         )
 
     async def items(self) -> AsyncGenerator[str, None]:
@@ -810,11 +881,16 @@ class _Tally:
     failed: int = 0
     items: int = 0
     counters: Counter[str] = field(default_factory=Counter)
+    parked: int = 0
 
     @classmethod
     def of(cls, counts: CrawlCounts) -> _Tally:
         return cls(counts.queued, counts.leased, counts.done, counts.failed, counts.items,
-                   Counter(counts.counters))
+                   Counter(counts.counters), counts.parked)
+
+    def copy(self) -> _Tally:
+        return _Tally(self.queued, self.leased, self.done, self.failed, self.items,
+                      Counter(self.counters), self.parked)
 
     def move(self, source: str, target: str, n: int) -> None:
         if n > 0:
@@ -828,10 +904,17 @@ class _Tally:
         self.failed += other.failed
         self.items += other.items
         self.counters.update(other.counters)
+        self.parked += other.parked
 
     def counts(self) -> CrawlCounts:
         return CrawlCounts(self.queued, self.leased, self.done, self.failed, self.items,
-                           {name: n for name, n in sorted(self.counters.items()) if n})
+                           {name: n for name, n in sorted(self.counters.items()) if n},
+                           self.parked)
+
+
+def _rows(requests: Sequence[NewRequest]) -> list[tuple[Any, ...]]:
+    return [(fingerprint(r.url), r.url, r.priority, r.depth, r.callback, r.cb_kwargs,
+             r.redirects, r.parent) for r in requests]
 
 
 def _storable(text: str) -> str:

@@ -47,14 +47,20 @@ def test_each_link_is_admitted_once_or_counted_with_its_reason() -> None:
     assert (first.depth, first.parent, first.redirects, first.callback) == (2, 7, 0, None)
 
 
-def test_depth_is_counted_after_scope_and_before_robots() -> None:
-    gate = admission(CrawlConfig(max_depth=1), forbidden=("/",))
+def test_links_beyond_max_depth_are_admitted_to_be_parked_without_asking_robots() -> None:
+    asked: list[tuple[str, str]] = []
+    gate = admission(CrawlConfig(max_depth=1), forbidden=("/",), asked=asked)
     skipped: Counter[str] = Counter()
-    assert gate.admit(links("/x", "http://b.test/"), 2, 1, skipped) == {}
-    assert skipped == {Skip.DEPTH: 1, Skip.OFFSITE: 1}
+    assert not gate.too_deep(1) and gate.too_deep(2)
+    # Beyond the depth: kept for the store to park (and count), still scoped and deduped.
+    parked = gate.admit(links("/x", "/x", "http://b.test/"), 2, 1, skipped)
+    assert list(parked) == ["http://a.test/x"] and parked["http://a.test/x"].depth == 2
+    assert skipped == {Skip.DUPLICATE: 1, Skip.OFFSITE: 1}
+    assert not asked  # robots.txt is asked when they are queued, not now
     skipped.clear()
     assert gate.admit(links("/x"), 1, 1, skipped) == {}
     assert skipped == {Skip.ROBOTS: 1}
+    assert not admission().too_deep(10**6)
 
 
 def test_robots_is_asked_with_the_origin_it_keys_policies_by() -> None:

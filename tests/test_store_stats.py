@@ -21,6 +21,7 @@ from storage import (
     SpiderMismatch,
     SQLiteStore,
 )
+from storage.sqlite import SCHEMA_VERSION
 
 NOW = 1_000_000.0
 
@@ -177,6 +178,6 @@ async def test_a_schema_1_file_is_read_as_it_is_and_upgraded_to_write(tmp_path: 
         await writer.close()
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     finally:
         conn.close()
