@@ -45,6 +45,7 @@ from crawler.errors import (
 from crawler.fetcher import Fetcher, FetchResult, WantBody
 from crawler.frontier import Frontier
 from crawler.items import encode_item
+from crawler.loopwatch import BLOCKING, LoopWatch
 from crawler.metrics import CrawlTotals, HostView, Metrics, PoolStats, Snapshot
 from crawler.request import Request
 from crawler.response import Response, is_html_type
@@ -132,6 +133,7 @@ class Crawler:
         self.spider = spider
         self.config = config or CrawlConfig()
         self.metrics = Metrics(clock, wall_clock)
+        self._watch = LoopWatch(clock)
         self._store = store
         self._fresh = fresh
         self._grace = stop_grace
@@ -276,6 +278,7 @@ class Crawler:
                    for i in range(self.config.workers)]
         flusher = asyncio.create_task(self._flush_periodically(), name="flusher")
         stop_wait = asyncio.create_task(self._stop_requested.wait())
+        watch = asyncio.create_task(self._watch.beat(), name="loop-watch")
         try:
             pending: set[asyncio.Task[Any]] = set(workers)
             while pending:
@@ -289,9 +292,9 @@ class Crawler:
                     await self._drain_workers(pending)
                     break
         finally:
-            for task in [*workers, flusher, stop_wait]:
+            for task in [*workers, flusher, stop_wait, watch]:
                 task.cancel()
-            await asyncio.gather(*workers, flusher, stop_wait, return_exceptions=True)
+            await asyncio.gather(*workers, flusher, stop_wait, watch, return_exceptions=True)
 
     async def _drain_workers(self, workers: set[asyncio.Task[Any]]) -> None:
         """Give requests in flight a moment to finish; the rest are released at finish_run."""
@@ -551,16 +554,22 @@ class Crawler:
 
     async def _fetch(self, url: URL, want: WantBody | None = None, *,
                      keep_alive: bool = True) -> FetchResult:
-        """One fetch, counted in the metrics (robots.txt included) whatever its end."""
+        """One fetch, counted in the metrics (robots.txt included) whatever its end. Its time
+        leaves out any stretch the event loop was blocked (by a callback) meanwhile: the
+        server's answer waited for us then, not we for it."""
         assert self._fetcher is not None
         host, started = urls.host_key(url), self._clock()
         try:
             result = await self._fetcher.fetch(url, want, keep_alive=keep_alive)
         except FetchError as exc:
-            self.metrics.fetch_failed(host, exc.kind, self._clock() - started)
+            self.metrics.fetch_failed(host, exc.kind, self._took(started))
             raise
-        self.metrics.answered(host, result.status, len(result.body), self._clock() - started)
+        self.metrics.answered(host, result.status, len(result.body), self._took(started))
         return result
+
+    def _took(self, started: float) -> float:
+        end = self._clock()
+        return max(0.0, end - started - self._watch.blocked(started, end))
 
     async def _on_fetch_error(self, job: _Job, exc: FetchError) -> Outcome:
         if not isinstance(exc, ConnectError):
@@ -645,8 +654,14 @@ class Crawler:
         kwargs = json.loads(lease.cb_kwargs) if lease.cb_kwargs else {}
         found: list[Request] = []
         items: list[str] = []
+        clock = self._clock
+        step = clock()  # when the callback was last resumed: a long step may block the loop
         try:
             async for value in method(response, **kwargs):
+                now = clock()
+                if now - step > BLOCKING:
+                    self._watch.callback_step(name, lease.url, step, now)
+                step = now
                 if isinstance(value, Request):
                     found.append(value)
                 elif value is not None:
@@ -656,6 +671,7 @@ class Crawler:
             log.error("callback %s failed on %s: %s%s", name, lease.url, describe(exc), where,
                       extra={"url": lease.url, "reason": f"callback: {describe(exc)}{where}"})
             return self._fail(lease, f"callback: {describe(exc)}{where}", response.status)
+        self._watch.callback_step(name, lease.url, step, clock())
         counters: Counter[str] = Counter()
         admitted = self._admission.admit(found, lease.depth + 1, lease.id, counters)
         self.metrics.items += len(items)
