@@ -30,6 +30,7 @@ from yarl import URL
 
 from crawler import robots, urls
 from crawler.admission import Admission, Skip
+from crawler.budget import ByteBudget
 from crawler.config import CrawlConfig
 from crawler.errors import (
     RETRYABLE_STATUSES,
@@ -74,6 +75,7 @@ STATS_EVERY = 5  # flushes between two saves of the run's stats
 STORED_HOSTS = 50  # hosts whose figures go into the stored stats (the most requested)
 FEW_HOSTS = 8  # up to this many hosts in play, keep-alive is never given up
 PARSE_IN_THREAD = 64 * 1024  # bytes of HTML above which parsing leaves the event loop
+TREE_BUDGET = 8 * 1024 * 1024  # bytes of such HTML held as parsed trees at once (see budget)
 
 
 class RunState(enum.Enum):
@@ -134,6 +136,7 @@ class Crawler:
         self.config = config or CrawlConfig()
         self.metrics = Metrics(clock, wall_clock)
         self._watch = LoopWatch(clock)
+        self._trees = ByteBudget(TREE_BUDGET)
         self._store = store
         self._fresh = fresh
         self._grace = stop_grace
@@ -619,13 +622,20 @@ class Crawler:
             return Completion(lease.id, status)  # recorded with its status, not parsed
         policy = self._robots.policy(robots.origin(result.url))
         response = Response(result.url, status, result.headers, result.body, depth=lease.depth,
-                            robots_sitemaps=policy.sitemaps if policy is not None else ())
+                            robots_sitemaps=policy.sitemaps if policy is not None else (),
+                            max_links=self.config.max_links)
         if self._html_only(lease) and not response.is_html:
             return Completion(lease.id, status, counters={Skip.NON_HTML: 1})
         if response.is_html and len(response.body) > PARSE_IN_THREAD:
             # selectolax parses without the GIL: a big or pathological page (50,000 nested
-            # divs take seconds) must not stall every other request meanwhile.
-            await asyncio.to_thread(getattr, response, "tree")
+            # divs take seconds) must not stall every other request meanwhile. Its tree
+            # lives until the callback ends, and big trees share a memory budget.
+            held = await self._trees.acquire(len(response.body))
+            try:
+                await asyncio.to_thread(getattr, response, "tree")
+                return await self._call_back(lease, response)
+            finally:
+                self._trees.release(held)
         return await self._call_back(lease, response)
 
     def _redirect(self, lease: LeasedRequest, result: FetchResult, location: str) -> Outcome:
@@ -653,6 +663,7 @@ class Crawler:
                                      f"generator callback named {name!r}", response.status)
         kwargs = json.loads(lease.cb_kwargs) if lease.cb_kwargs else {}
         found: list[Request] = []
+        cap, over = self.config.max_links, 0  # requests past the cap: counted, not kept
         items: list[str] = []
         clock = self._clock
         step = clock()  # when the callback was last resumed: a long step may block the loop
@@ -663,7 +674,10 @@ class Crawler:
                     self._watch.callback_step(name, lease.url, step, now)
                 step = now
                 if isinstance(value, Request):
-                    found.append(value)
+                    if len(found) < cap:
+                        found.append(value)
+                    else:
+                        over += 1
                 elif value is not None:
                     items.append(encode_item(value))  # raises the SpiderError that explains
         except Exception as exc:
@@ -673,6 +687,8 @@ class Crawler:
             return self._fail(lease, f"callback: {describe(exc)}{where}", response.status)
         self._watch.callback_step(name, lease.url, step, clock())
         counters: Counter[str] = Counter()
+        if over or response.links_over:
+            counters[Skip.LINK_LIMIT] += over + response.links_over
         admitted = self._admission.admit(found, lease.depth + 1, lease.id, counters)
         self.metrics.items += len(items)
         self._admission.remember(admitted)
