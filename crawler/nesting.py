@@ -19,9 +19,7 @@ and raw-text elements are always kept. A page the cap does not touch is returned
 from __future__ import annotations
 
 import re
-from collections import Counter
 from dataclasses import dataclass, field
-from operator import itemgetter
 
 
 def _names(words: str) -> frozenset[str]:
@@ -29,6 +27,12 @@ def _names(words: str) -> frozenset[str]:
 
 
 MAX_DEPTH = 512
+# Pages of fewer tags are parsed as they are: at worst they cost lexbor milliseconds.
+FLATTEN_ABOVE = 1024
+MAX_UNIT = 4096  # characters of the longest text whose copies are passed over at once
+COPIES = 4  # copies it must be followed by, at least
+MAX_SEEN = 10_000  # distinct tokens remembered
+WAIT_AFTER_MISS = 16  # tokens read before copies are looked for again, after a miss
 MAX_FORMATTING = 32  # open formatting elements (<b>, <font>, ...) since the last table cell
 
 _WS = "\t\n\f\r "
@@ -41,10 +45,21 @@ _TAG = re.compile(rf"<(/?)([A-Za-z][^\t\n\f\r />]*+){_ATTRIBUTES}(/?)>")
 KEPT_AT_CAP = _names(  # start tags kept past the cap: they add no depth, or cannot nest
     "a area base basefont bgsound br col embed frame image img input keygen link meta param "
     "source track wbr style iframe noembed noframes textarea title script plaintext")
-# Start tags, back to back, that the cap leaves out (no text between: one cut for all).
-_DROPPABLE_RUN = re.compile(
-    rf"(?:<(?!(?i:{'|'.join(sorted(KEPT_AT_CAP))})[\t\n\f\r />])[A-Za-z][^\t\n\f\r />]*+"
-    rf"{_ATTRIBUTES}/?>)++")
+_END_NAMES = re.compile(r"</([A-Za-z][^\t\n\f\r />]*)")
+# Start tags read by `_fast`: no implied closes but a <p>'s, not raw text, not foreign, not
+# formatting, not table parts (which may add parents), not markers.
+PLAIN = _names(
+    "address article aside blockquote center details dialog dir div dl fieldset figcaption "
+    "figure footer header hgroup main menu nav ol p search section summary ul pre listing "
+    "span label abbr cite q sub sup var kbd samp dfn ins del mark time data output progress "
+    "meter bdi bdo ruby rb rt rp rtc picture video audio canvas map slot")
+# HTML start tags that end SVG/MathML content.
+BREAKOUT = _names(
+    "b big blockquote body br center code dd div dl dt em embed h1 h2 h3 h4 h5 h6 head hr i "
+    "img li listing menu meta nobr ol p pre ruby s small span strong strike sub sup table tt u "
+    "ul var")
+_ATTRIBUTE = re.compile(r"[\t\n\f\r /]([^\t\n\f\r />=][^\t\n\f\r />=]*)"
+                        r"(?:[\t\n\f\r ]*=[\t\n\f\r ]*(\"[^\"]*\"|'[^']*'|[^\t\n\f\r >]*))?")
 _NOT_POPPED_TO = frozenset({"html", "body", "br", "form"})
 _TOKEN = re.compile(rf"<(?:(/?)([A-Za-z][^\t\n\f\r />]*+){_ATTRIBUTES}(/?)>|([A-Za-z])|([!?/]))")
 _SCRIPT_MARK = re.compile(r"<!--|-->|<(/?)script[\t\n\f\r />]", re.IGNORECASE)
@@ -55,7 +70,7 @@ RAW = _names("style xmp iframe noembed noframes textarea title")
 FORMATTING = _names("a b big code em font i nobr s small strike strong tt u")
 MARKERS = _names("applet marquee object template td th caption")
 # Elements that end the "in scope" search, and those of table scope.
-BOUNDARY = _names("applet caption html table td th marquee object template mi mo mn ms "
+BOUNDARY = _names("applet caption html table td th marquee object template select mi mo mn ms "
                      "mtext annotation-xml foreignobject desc title")
 TABLE_BOUNDARY = frozenset({"html", "table", "template"})
 HEADINGS = _names("h1 h2 h3 h4 h5 h6")
@@ -79,7 +94,6 @@ SPECIAL = _names(
     "textarea tfoot th thead title tr track ul wbr xmp mi mo mn ms mtext annotation-xml "
     "foreignobject desc")
 FOREIGN_ROOTS = frozenset({"svg", "math"})
-INTEGRATION = _names("foreignobject desc title mi mo mn ms mtext")
 # Groups whose topmost open element the scope checks ask for, in O(1).
 _GROUPS = {"boundary": BOUNDARY, "table": TABLE_BOUNDARY, "special": SPECIAL,
            "heading": HEADINGS, "list": frozenset({"ol", "ul"}), "button": frozenset({"button"})}
@@ -89,7 +103,7 @@ _ALPHA = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _COMMENT_END = re.compile(r"--!?>")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # compared by identity: one per formatting element
 class _Entry:
     """A formatting element in the list of active formatting elements."""
 
@@ -100,8 +114,9 @@ class _Entry:
 @dataclass(slots=True)
 class _Element:
     name: str
-    foreign: bool  # SVG or MathML, whose <style>, <title> and <script> are not raw text
+    foreign: str  # "svg" or "math" ("" for HTML): there <style> and <script> are not raw text
     entry: _Entry | None = None
+    integration: bool = False  # foreign, but what it holds is read as HTML (<foreignObject>)
 
 
 @dataclass(slots=True)
@@ -112,6 +127,7 @@ class _Model:
     where: dict[str, list[int]] = field(default_factory=dict)
     groups: dict[str, list[int]] = field(default_factory=lambda: {g: [] for g in _GROUPS})
     frames: list[list[_Entry]] = field(default_factory=lambda: [[]])
+    html: list[int] = field(default_factory=list)  # positions of the HTML elements
 
     def top_is(self, name: str) -> bool:
         return bool(self.stack) and self.stack[-1].name == name
@@ -124,9 +140,14 @@ class _Model:
         found = self.groups[group]
         return found[-1] if found else -1
 
-    def push(self, name: str, foreign: bool, entry: _Entry | None = None) -> None:
+    def push(self, name: str, foreign: str = "", entry: _Entry | None = None,
+             integration: bool = False) -> None:
         position = len(self.stack)
         self.where.setdefault(name, []).append(position)
+        if foreign:
+            self.stack.append(_Element(name, foreign, entry, integration))
+            return  # foreign elements are in no group, and are no markers
+        self.html.append(position)
         for group in _GROUPS_OF.get(name, ()):
             self.groups[group].append(position)
         self.stack.append(_Element(name, foreign, entry))
@@ -136,6 +157,9 @@ class _Model:
     def pop(self) -> None:
         element = self.stack.pop()
         self.where[element.name].pop()
+        if element.foreign:
+            return
+        self.html.pop()
         for group in _GROUPS_OF.get(element.name, ()):
             self.groups[group].pop()
         if element.entry is not None:
@@ -148,9 +172,14 @@ class _Model:
             self.pop()
 
     def in_foreign(self) -> bool:
-        """Whether the next tag is read as SVG/MathML content (not an integration point)."""
-        return bool(self.stack) and self.stack[-1].foreign \
-            and self.stack[-1].name not in INTEGRATION
+        """Whether the next start tag is read as SVG/MathML content."""
+        return bool(self.stack) and bool(self.stack[-1].foreign) \
+            and not self.stack[-1].integration
+
+    def break_out(self) -> None:
+        """An HTML tag in SVG/MathML content: the parser closes the foreign elements."""
+        while self.in_foreign():
+            self.pop()
 
     def reconstruct(self) -> None:
         """Re-open the formatting elements a block's end closed (the parser does this before
@@ -161,7 +190,7 @@ class _Model:
             start -= 1
         for entry in frame[start:]:
             entry.on_stack = True
-            self.push(entry.name, False, entry)
+            self.push(entry.name, "", entry)
 
 
 class _Flattener:
@@ -170,87 +199,160 @@ class _Flattener:
         self.max_depth = max_depth
         self.model = _Model()
         self.dropped: dict[str, int] = {}  # start tags left out, by name: their end tags go too
-        self.cuts: list[tuple[int, int]] = []
+        self.edits: list[tuple[int, int, str]] = []  # (start, end, replacement), in order
+        self._barrier = 0  # a cut never joins one that started before this
 
     def run(self) -> str:
-        text, pos = self.text, 0
-        token = _TOKEN.search
-        model, stack, cap, dropped = self.model, self.model.stack, self.max_depth, self.dropped
-        while (found := token(text, pos)) is not None:
+        text, pos, search = self.text, 0, _TOKEN.search
+        # Where each token was last seen (and the depth then): text from there to the same
+        # token again, at the same depth, that is written several times more right after is
+        # a page of a million copies; it is read in a few steps (see `_copies`).
+        seen: dict[str, tuple[int, int]] = {}
+        stack, wait = self.model.stack, 0
+        while (found := search(text, pos)) is not None:
             start = found.start()
             if start > pos:
-                frame = model.frames[-1]
-                if frame and not frame[-1].on_stack:
-                    model.reconstruct()  # text: the parser re-opens formatting elements
-            end_tag, name, _, never_ends, _ = found.groups()
-            if name is None:
-                if never_ends:
-                    break  # a tag that never ends: the rest of the page is inside it
-                pos = self._skip_declaration(start)
+                self._text()
+            depth, token = len(stack), found.group()
+            last = seen.get(token)
+            seen[token] = (start, depth)
+            if last is not None and last[1] == depth and not wait \
+                    and start - last[0] <= MAX_UNIT and \
+                    text.startswith(text[last[0] : start] * COPIES, start):
+                pos, skipped = self._copies(last[0], start)
+                wait = 0 if skipped else WAIT_AFTER_MISS
+                seen.clear()
                 continue
-            pos = found.end()
-            name = name.lower()
-            if end_tag:
-                pos = self._end_tag(name, start, pos)
-            elif len(stack) >= cap and name not in KEPT_AT_CAP:
-                pos = self._drop(name, start, pos)  # the common case of a hostile page
-            else:
-                tag_end = pos
-                pos = self._start_tag(name, bool(found.group(3)), start, pos)
-                if pos == tag_end and (name == "a" or name in VOID):
-                    # Copies that follow change nothing more: an <a> closes the one before.
-                    pos += (pos - start) * _repeats(text, text[start:pos], pos)
-        if not self.cuts:
-            return text
-        parts, last = [], 0
-        for cut_start, cut_end in self.cuts:
-            parts.append(text[last:cut_start])
-            last = cut_end
-        parts.append(text[last:])
-        return "".join(parts)
+            if wait:
+                wait -= 1
+            if len(seen) > MAX_SEEN:
+                seen.clear()
+            # The two commonest tokens, read here without the general path's calls (a
+            # hostile page may hold millions of tokens): an end tag closing the current
+            # element, and a plain start tag below the cap.
+            end_tag, name, _, _, _ = found.groups()
+            if name is not None and self._fast(end_tag, name.lower(), start, found.end()):
+                pos = found.end()
+                continue
+            pos = self._step(found, start)
+            if pos < 0:
+                break  # a tag that never ends: the rest of the page is inside it
+        return self._output()
 
-    def _cut(self, start: int, end: int) -> None:
-        """Leave out text[start:end] (joined to the cut before it when they touch)."""
-        cuts = self.cuts
-        if cuts and cuts[-1][1] == start:
-            cuts[-1] = (cuts[-1][0], end)
+    def _fast(self, end_tag: str, name: str, start: int, end: int) -> bool:
+        """Read the token if it is a plain case; False leaves it to `_step`."""
+        model = self.model
+        stack = model.stack
+        if end_tag:
+            if not stack or stack[-1].name != name or stack[-1].entry is not None \
+                    or name in _NOT_POPPED_TO or self.dropped.get(name):
+                return False
+            model.pop()
+            return True
+        if name not in PLAIN or (stack and stack[-1].foreign):
+            return False
+        if len(stack) >= self.max_depth:
+            self.dropped[name] = self.dropped.get(name, 0) + 1  # past the cap: left out
+            self._edit(start, end)
+            return True
+        if name in CLOSES_P:
+            if model.where.get("p"):
+                self._close_p()
         else:
-            cuts.append((start, end))
+            frame = model.frames[-1]
+            if frame and not frame[-1].on_stack:
+                model.reconstruct()
+        model.push(name)
+        return True
 
-    def _drop(self, name: str, start: int, end: int) -> int:
-        """Leave out a start tag past the cap, and the copies of it (or of it and its end
-        tag) that follow, and any other start tags the cap refuses right after it, all at
-        once. Returns where the cut ends."""
-        text, dropped = self.text, self.dropped
-        unit = text[start:end]
-        copies = _repeats(text, unit, end)
-        dropped[name] = dropped.get(name, 0) + 1 + copies
-        end += len(unit) * copies
-        if text.startswith("</", end):
-            closing = _TAG.match(text, end)
-            if closing is not None and closing.group(1) and closing.group(2).lower() == name:
-                # <x></x>, <x></x>, ...: each pair leaves nothing behind
-                pair = text[end - len(unit) : closing.end()]
-                dropped[name] -= 1
-                end = closing.end() + len(pair) * _repeats(text, pair, closing.end())
-        elif text.startswith("<", end) and text[end + 1 : end + 2] in _ALPHA:
-            end = self._drop_run(end)
-        self._cut(start, end)
-        return end
+    def _step(self, found: re.Match[str], pos: int) -> int:
+        """Read the token `found` (text since `pos` before it); where to go on, -1 to stop."""
+        model, start = self.model, found.start()
+        if start > pos:
+            self._text()
+        end_tag, name, self_closing, never_ends, _ = found.groups()
+        if name is None:
+            return -1 if never_ends else self._skip_declaration(start)
+        end, name = found.end(), name.lower()
+        if end_tag:
+            return self._end_tag(name, start, end)
+        if len(model.stack) >= self.max_depth and name not in KEPT_AT_CAP:
+            self.dropped[name] = self.dropped.get(name, 0) + 1  # past the cap: left out
+            self._edit(start, end)
+            return end
+        return self._start_tag(name, bool(self_closing), start, end)
 
-    def _drop_run(self, start: int) -> int:
-        """Leave out the start tags from `start` on that the cap refuses, back to back, all
-        at once; their end tags go too. Returns where the run ends."""
-        text = self.text
-        run = _DROPPABLE_RUN.match(text, start)
-        if run is None:
-            return start
-        end = run.end()
-        names = map(str.lower, map(itemgetter(1), _TAG.findall(text, start, end)))
-        for name, count in Counter(names).items():
-            self.dropped[name] = self.dropped.get(name, 0) + count
-        self._cut(start, end)
-        return end
+    def _text(self) -> None:
+        """Text: the parser re-opens the formatting elements a block's end closed."""
+        frame = self.model.frames[-1]
+        if frame and not frame[-1].on_stack and not self.model.in_foreign():
+            self.model.reconstruct()
+
+    def _copies(self, unit_start: int, pos: int) -> tuple[int, bool]:
+        """text[unit_start:pos] comes again at `pos`. Read that copy; if the model is then
+        as before it (start tags left out past the cap aside), every further copy does the
+        same (reading is deterministic), and they are passed over at once, with the copy's
+        edits repeated. Returns where to go on, and whether copies were passed over."""
+        text, size = self.text, pos - unit_start
+        before, dropped = self._snapshot(), dict(self.dropped)
+        edits, self._barrier = len(self.edits), pos
+        copy_end, at = pos + size, pos
+        while at < copy_end and (found := _TOKEN.search(text, at)) is not None \
+                and found.start() < copy_end:
+            at = self._step(found, at)
+            if at < 0:
+                return len(text), False
+        if at < copy_end and _TOKEN.search(text, at, copy_end) is None:
+            self._text()  # the copy ends in text
+            at = copy_end
+        if at != copy_end or self._snapshot() != before:
+            return max(at, copy_end), False
+        grown = {k: v - dropped.get(k, 0) for k, v in self.dropped.items()
+                 if v != dropped.get(k, 0)}
+        # A count that grows must not be one an end tag in the copy reads.
+        if grown and grown.keys() & {n.lower() for n in _END_NAMES.findall(text, pos, at)}:
+            return at, False
+        more = _repeats(text, text[pos:copy_end], copy_end)
+        for name, step in grown.items():
+            self.dropped[name] += step * more
+        out, last = [], pos
+        for start, end, replacement in self.edits[edits:]:
+            out.append(text[last:start])
+            out.append(replacement)
+            last = end
+        out.append(text[last:copy_end])
+        copy = "".join(out)
+        if more and copy != text[pos:copy_end]:
+            self.edits.append((copy_end, copy_end + size * more, copy * more))
+        return copy_end + size * more, True
+
+    def _snapshot(self) -> tuple[object, ...]:
+        """The model's state, all that reading the next tokens depends on."""
+        model = self.model
+        index = {id(entry): (f, i) for f, frame in enumerate(model.frames)
+                 for i, entry in enumerate(frame)}
+        return (tuple((e.name, e.foreign, index.get(id(e.entry))) for e in model.stack),
+                tuple(tuple((e.name, e.on_stack) for e in f) for f in model.frames))
+
+    def _edit(self, start: int, end: int, replacement: str = "") -> None:
+        """Replace text[start:end] (a cut joins the cut before it when they touch)."""
+        edits = self.edits
+        if not replacement and edits and edits[-1][1] == start and not edits[-1][2] \
+                and edits[-1][0] >= self._barrier:
+            edits[-1] = (edits[-1][0], end, "")
+        else:
+            edits.append((start, end, replacement))
+
+    def _output(self) -> str:
+        if not self.edits:
+            return self.text
+        parts, last = [], 0
+        for start, end, replacement in self.edits:
+            parts.append(self.text[last:start])
+            parts.append(replacement)
+            last = end
+        parts.append(self.text[last:])
+        return "".join(parts)
 
     def _skip_declaration(self, start: int) -> int:
         """Past a comment, doctype, CDATA section or bogus comment starting at `start`."""
@@ -271,11 +373,20 @@ class _Flattener:
 
     def _start_tag(self, name: str, self_closing: bool, start: int, end: int) -> int:
         model = self.model
-        foreign = model.in_foreign()
-        if foreign:
-            if not self_closing:
-                self._push_or_drop(name, True, start, end)
+        if name in FORMATTING and name != "a" and len(model.frames[-1]) >= MAX_FORMATTING:
+            # Decided before anything else: a tag left out must change nothing in the model.
+            self.dropped[name] = self.dropped.get(name, 0) + 1
+            self._edit(start, end)
             return end
+        if model.in_foreign():
+            if name not in BREAKOUT and (name != "font" or not self._attributes(
+                    start, end).keys() & {"color", "face", "size"}):
+                if not self_closing:
+                    namespace = model.stack[-1].foreign
+                    model.push(name, namespace, None,
+                               self._integration(namespace, name, start, end))
+                return end
+            model.break_out()
         if name in VOID:
             model.reconstruct()
             return end
@@ -284,18 +395,33 @@ class _Flattener:
         self._implied_closes(name)
         if name in FOREIGN_ROOTS:
             if not self_closing:
-                self._push_or_drop(name, True, start, end)
+                model.push(name, name)
             return end
         if name in FORMATTING:
-            self._formatting(name, start, end)
+            self._formatting(name)
             return end
         if name not in CLOSES_P and name not in TABLE_PARTS:
             model.reconstruct()
-        self._push_or_drop(name, False, start, end)
+        self._push(name)
         return end
 
-    def _push_or_drop(self, name: str, foreign: bool, start: int, end: int,
-                      entry: _Entry | None = None) -> bool:
+    def _attributes(self, start: int, end: int) -> dict[str, str]:
+        """The attributes of the tag text[start:end], names lower-cased."""
+        return {m.group(1).lower(): (m.group(2) or "").strip("\"'")
+                for m in _ATTRIBUTE.finditer(self.text, start, end)}
+
+    def _integration(self, namespace: str, name: str, start: int, end: int) -> bool:
+        if namespace == "svg":
+            return name in ("foreignobject", "desc", "title")
+        if name == "annotation-xml":
+            encoding = self._attributes(start, end).get("encoding", "").lower()
+            return encoding in ("text/html", "application/xhtml+xml")
+        return name in ("mi", "mo", "mn", "ms", "mtext")
+
+    def _push(self, name: str, entry: _Entry | None = None) -> None:
+        """Push an HTML element, with the table parents the parser adds. Past the cap only
+        by what the tag's own effects added (re-opened formatting elements): a tag is left
+        out before it changes anything, in `_step`."""
         model = self.model
         implied: tuple[str, ...] = ()
         if name in ("td", "th", "tr") and model.stack:
@@ -304,36 +430,25 @@ class _Flattener:
                 implied = ("tbody",) if name == "tr" else ("tbody", "tr")
             elif parent in ("tbody", "thead", "tfoot") and name != "tr":
                 implied = ("tr",)
-        if len(model.stack) + len(implied) >= self.max_depth:
-            self.dropped[name] = self.dropped.get(name, 0) + 1
-            self._cut(start, end)
-            return False
         for parent in implied:
-            model.push(parent, False)
-        model.push(name, foreign, entry)
-        return True
+            model.push(parent)
+        model.push(name, "", entry)
 
-    def _formatting(self, name: str, start: int, end: int) -> None:
+    def _formatting(self, name: str) -> None:
         model = self.model
         frame = model.frames[-1]
         if name == "a":
-            # An open <a> is closed by the next: links never nest, so one is always kept.
+            # An open <a> is closed by the next: links never nest, so one is kept even past
+            # the cap (see KEPT_AT_CAP).
             old = next((e for e in reversed(frame) if e.name == "a"), None)
             if old is not None:
                 frame.remove(old)
                 if model.top_is("a") and model.stack[-1].entry is old:
                     model.pop()
-        elif len(frame) >= MAX_FORMATTING:
-            self.dropped[name] = self.dropped.get(name, 0) + 1
-            self._cut(start, end)
-            return
         model.reconstruct()
         entry = _Entry(name)
-        if name == "a" and len(model.stack) >= self.max_depth:
-            model.push(name, False, entry)  # kept past the cap: <a> cannot nest in <a>
-            frame.append(entry)
-        elif self._push_or_drop(name, False, start, end, entry):
-            frame.append(entry)
+        self._push(name, entry)
+        frame.append(entry)
 
     def _implied_closes(self, name: str) -> None:
         """What a start tag surely closes first (only the sure cases: the model must never
@@ -372,13 +487,23 @@ class _Flattener:
     def _end_tag(self, name: str, start: int, end: int) -> int:
         """Returns where to go on from (past copies of this end tag treated at once)."""
         model, text = self.model, self.text
+        depth = len(model.stack)
         pending = self.dropped.get(name)
         if pending:  # the end of a start tag left out: left out too, and its copies
             taken = 1 + min(pending - 1, _repeats(text, text[start:end], end))
             self.dropped[name] = pending - taken
             end = start + (end - start) * taken
-            self._cut(start, end)
+            self._edit(start, end)
             return end
+        if model.stack and model.stack[-1].foreign:
+            if name in ("br", "p"):
+                model.break_out()
+            else:  # the parser looks down the foreign elements for it, then reads it as HTML
+                found = model.last(name)
+                if found >= 0 and model.stack[found].foreign and \
+                        found > (model.html[-1] if model.html else -1):
+                    model.pop_to(found)
+                    return end
         if model.top_is(name) and name not in {"html", "body"}:
             element = model.stack[-1]
             if element.entry is not None and element.entry in model.frames[-1]:
@@ -389,11 +514,11 @@ class _Flattener:
         target = -1 if name in _NOT_POPPED_TO else self._pop_target(name)
         if target >= 0:
             model.pop_to(target)
-        elif len(model.stack) >= self.max_depth // 2:
+        elif len(model.stack) == depth >= self.max_depth // 2:
             # Unmatched: the parser would search the deep stack for it, then ignore it (or add
             # an empty <p> or <br>). Left out, that search is not paid for; copies too.
             end += (end - start) * _repeats(text, text[start:end], end)
-            self._cut(start, end)
+            self._edit(start, end)
         return end
 
     def _pop_target(self, name: str) -> int:
@@ -477,9 +602,9 @@ def _repeats(text: str, unit: str, pos: int) -> int:
     return count
 
 
-def flatten(text: str, max_depth: int = MAX_DEPTH) -> str:
+def flatten(text: str, max_depth: int = MAX_DEPTH, *, above: int = FLATTEN_ABOVE) -> str:
     """The markup with start tags past `max_depth` left out (see the module's docstring);
-    the text itself when nothing was. A page of fewer tags than that is never read."""
-    if text.count("<") <= max_depth:
+    the text itself when nothing was. A page of `above` tags or fewer is not read."""
+    if text.count("<") <= max(max_depth, above):
         return text
     return _Flattener(text, max_depth).run()

@@ -11,7 +11,7 @@ from typing import Any
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 from yarl import URL
 
-from crawler import encoding, sitemaps, urls
+from crawler import encoding, nesting, sitemaps, urls
 from crawler.config import MAX_LINKS
 from crawler.request import Callback, Request, callback_name, encode_kwargs
 from crawler.sitemaps import Sitemap
@@ -80,7 +80,9 @@ class Response:
     @cached_property
     def tree(self) -> LexborHTMLParser | None:
         """The parsed HTML document, or None for a non-HTML response."""
-        return LexborHTMLParser(self.text) if self.is_html else None
+        # Nesting past a browser's depth cap is flattened first: lexbor's cost grows with
+        # the square of the depth (a page of 200,000 nested <div>s took 90 s).
+        return LexborHTMLParser(nesting.flatten(self.text)) if self.is_html else None
 
     def css(self, selector: str) -> list[LexborNode]:
         tree = self.tree
