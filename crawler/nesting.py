@@ -42,9 +42,9 @@ _ATTRIBUTES = (r"(?:[\t\n\f\r ]++|/(?!>)|[^\t\n\f\r />][^\t\n\f\r />=]*+"
                r"(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+(?:\"[^\"]*+\"|'[^']*+'|(?=>)"
                r"|[^\t\n\f\r >\"'][^\t\n\f\r >]*+))?)*+")
 _TAG = re.compile(rf"<(/?)([A-Za-z][^\t\n\f\r />]*+){_ATTRIBUTES}(/?)>")
-KEPT_AT_CAP = _names(  # start tags kept past the cap: they add no depth, or cannot nest
+KEPT_AT_CAP = _names(  # HTML start tags kept past the cap: no depth added, or cannot nest
     "a area base basefont bgsound br col embed frame image img input keygen link meta param "
-    "source track wbr style iframe noembed noframes textarea title script plaintext")
+    "source track wbr style xmp iframe noembed noframes textarea title script plaintext")
 _END_NAMES = re.compile(r"</([A-Za-z][^\t\n\f\r />]*)")
 # Start tags read by `_fast`: no implied closes but a <p>'s, not raw text, not foreign, not
 # formatting, not table parts (which may add parents), not markers.
@@ -276,7 +276,8 @@ class _Flattener:
         end, name = found.end(), name.lower()
         if end_tag:
             return self._end_tag(name, start, end)
-        if len(model.stack) >= self.max_depth and name not in KEPT_AT_CAP:
+        if len(model.stack) >= self.max_depth and (name not in KEPT_AT_CAP
+                                                   or model.in_foreign()):
             self.dropped[name] = self.dropped.get(name, 0) + 1  # past the cap: left out
             self._edit(start, end)
             return end

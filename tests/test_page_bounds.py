@@ -14,11 +14,13 @@ from pathlib import Path
 
 from aiohttp import web
 
-from crawler import admission, urls
+from crawler import CrawlConfig, admission, urls
 from crawler.admission import RecentKeys
 from crawler.budget import ByteBudget
+from spiders.site import SiteSpider
+from tests.crawling import crawl
 from tests.helpers import CLI
-from tests.sites.serve import serve_in_thread
+from tests.sites.serve import serve, serve_in_thread
 
 ROOT = Path(__file__).resolve().parent.parent
 MANY = 300_000  # links on /many (distinct) and on /same (all to one URL)
@@ -127,3 +129,28 @@ async def test_the_tree_budget_lets_big_pages_wait_in_order_and_one_oversize_alo
     budget.release(2)
     budget.release(2)
     assert budget.used == 0
+
+
+async def test_a_page_of_200000_nested_divs_is_crawled_with_the_rest(tmp_path: Path) -> None:
+    # 2.2 MB whose tree lexbor builds in time growing with the square of its depth: 90 s of
+    # CPU before the nesting cap (crawler/nesting.py), well under a second after it.
+    depth = 200_000
+    deep = (b"<html><head><title>deep</title></head><body>" + b"<div>" * depth
+            + b'<a href="/below">below</a>' + b"</div>" * depth + b"</body></html>")
+    pages = {"/": b'<title>root</title><a href="/deep">d</a><a href="/p/1">1</a>',
+             "/deep": deep}
+
+    async def handle(request: web.Request) -> web.Response:
+        body = pages.get(request.path, f"<title>{request.path}</title>".encode())
+        return web.Response(body=body, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handle)
+    config = CrawlConfig(delay=0, obey_robots=False, max_retries=0)
+    async with serve(app) as base:
+        out = await asyncio.wait_for(crawl(SiteSpider([base + "/"]), tmp_path / "deep.db",
+                                           config), 60)
+    titles = {item["url"]: item["title"] for item in out.items}
+    assert titles == {base + "/": "root", base + "/deep": "deep", base + "/p/1": "/p/1",
+                      base + "/below": "/below"}
+    assert out.result.counts.failed == 0
