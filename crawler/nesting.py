@@ -60,6 +60,13 @@ BREAKOUT = _names(
     "ul var")
 _ATTRIBUTE = re.compile(r"[\t\n\f\r /]([^\t\n\f\r />=][^\t\n\f\r />=]*)"
                         r"(?:[\t\n\f\r ]*=[\t\n\f\r ]*(\"[^\"]*\"|'[^']*'|[^\t\n\f\r >]*))?")
+DEEP_TOKENS = 100_000  # tags read past half the cap before the rest of a page is stripped
+_KEPT_WHEN_STRIPPED = (
+    "a|area|base|basefont|bgsound|br|col|embed|frame|image|img|input|keygen|link|meta|param|"
+    "source|track|wbr|style|xmp|iframe|noembed|noframes|textarea|title|script|plaintext")
+_STRIPPED = re.compile(
+    rf"</?(?!(?i:{_KEPT_WHEN_STRIPPED})[\t\n\f\r />])[A-Za-z][^\t\n\f\r />]*+"
+    rf"{_ATTRIBUTES}/?>")
 _NOT_POPPED_TO = frozenset({"html", "body", "br", "form"})
 _TOKEN = re.compile(rf"<(?:(/?)([A-Za-z][^\t\n\f\r />]*+){_ATTRIBUTES}(/?)>|([A-Za-z])|([!?/]))")
 _SCRIPT_MARK = re.compile(r"<!--|-->|<(/?)script[\t\n\f\r />]", re.IGNORECASE)
@@ -208,25 +215,31 @@ class _Flattener:
         # token again, at the same depth, that is written several times more right after is
         # a page of a million copies; it is read in a few steps (see `_copies`).
         seen: dict[str, tuple[int, int]] = {}
-        stack, wait = self.model.stack, 0
+        stack, wait, deep, half = self.model.stack, 0, 0, self.max_depth // 2
         while (found := search(text, pos)) is not None:
             start = found.start()
             if start > pos:
                 self._text()
-            depth, token = len(stack), found.group()
-            last = seen.get(token)
-            seen[token] = (start, depth)
-            if last is not None and last[1] == depth and not wait \
-                    and start - last[0] <= MAX_UNIT and \
-                    text.startswith(text[last[0] : start] * COPIES, start):
-                pos, skipped = self._copies(last[0], start)
-                wait = 0 if skipped else WAIT_AFTER_MISS
-                seen.clear()
-                continue
-            if wait:
-                wait -= 1
-            if len(seen) > MAX_SEEN:
-                seen.clear()
+            depth = len(stack)
+            if depth >= half:  # deep down, where a hostile page spends its length
+                deep += 1
+                if deep > DEEP_TOKENS:  # a hostile page, no doubt: the rest goes at once
+                    self._strip_rest(start)
+                    break
+                token = found.group()
+                last = seen.get(token)
+                seen[token] = (start, depth)
+                if last is not None and last[1] == depth and not wait \
+                        and start - last[0] <= MAX_UNIT and \
+                        text.startswith(text[last[0] : start] * COPIES, start):
+                    pos, skipped = self._copies(last[0], start)
+                    wait = 0 if skipped else WAIT_AFTER_MISS
+                    seen.clear()
+                    continue
+                if wait:
+                    wait -= 1
+                if len(seen) > MAX_SEEN:
+                    seen.clear()
             # The two commonest tokens, read here without the general path's calls (a
             # hostile page may hold millions of tokens): an end tag closing the current
             # element, and a plain start tag below the cap.
@@ -238,6 +251,14 @@ class _Flattener:
             if pos < 0:
                 break  # a tag that never ends: the rest of the page is inside it
         return self._output()
+
+    def _strip_rest(self, start: int) -> None:
+        """Replace every tag from `start` on by a space, but links, voids and raw-text
+        elements: none of those can deepen the tree, and no tag goes (a space cannot join
+        "<" to a letter, so no new tag appears either). For a page that spent its first
+        DEEP_TOKENS tags deep down, the rest of it is not worth the model's time."""
+        text = self.text
+        self.edits.append((start, len(text), _STRIPPED.sub(" ", text[start:])))
 
     def _fast(self, end_tag: str, name: str, start: int, end: int) -> bool:
         """Read the token if it is a plain case; False leaves it to `_step`."""
