@@ -61,11 +61,11 @@ BREAKOUT = _names(
 _ATTRIBUTE = re.compile(r"[\t\n\f\r /]([^\t\n\f\r />=][^\t\n\f\r />=]*)"
                         r"(?:[\t\n\f\r ]*=[\t\n\f\r ]*(\"[^\"]*\"|'[^']*'|[^\t\n\f\r >]*))?")
 DEEP_TOKENS = 100_000  # tags read past half the cap before the rest of a page is stripped
-_KEPT_WHEN_STRIPPED = (
+_KEPT_WHEN_STRIPPED = (  # start tags that cannot make the parser search its stack
     "a|area|base|basefont|bgsound|br|col|embed|frame|image|img|input|keygen|link|meta|param|"
-    "source|track|wbr|style|xmp|iframe|noembed|noframes|textarea|title|script|plaintext")
-_STRIPPED = re.compile(
-    rf"</?(?!(?i:{_KEPT_WHEN_STRIPPED})[\t\n\f\r />])[A-Za-z][^\t\n\f\r />]*+"
+    "source|track|wbr")
+_STRIPPED = re.compile(  # every end tag, and the other start tags
+    rf"<(?:/|(?!(?i:{_KEPT_WHEN_STRIPPED})[\t\n\f\r />]))[A-Za-z][^\t\n\f\r />]*+"
     rf"{_ATTRIBUTES}/?>")
 _NOT_POPPED_TO = frozenset({"html", "body", "br", "form"})
 _TOKEN = re.compile(rf"<(?:(/?)([A-Za-z][^\t\n\f\r />]*+){_ATTRIBUTES}(/?)>|([A-Za-z])|([!?/]))")
@@ -253,12 +253,15 @@ class _Flattener:
         return self._output()
 
     def _strip_rest(self, start: int) -> None:
-        """Replace every tag from `start` on by a space, but links, voids and raw-text
-        elements: none of those can deepen the tree, and no tag goes (a space cannot join
-        "<" to a letter, so no new tag appears either). For a page that spent its first
+        """Replace every tag from `start` on by a space, but the start tags of links and
+        void elements: those neither deepen the tree nor make the parser search it (a space
+        cannot join "<" to a letter: no new tag appears). For a page that spent its first
         DEEP_TOKENS tags deep down, the rest of it is not worth the model's time."""
         text = self.text
-        self.edits.append((start, len(text), _STRIPPED.sub(" ", text[start:])))
+        rest = _STRIPPED.sub(" ", text[start:])
+        if self.model.in_foreign():
+            rest = "<br>" + rest  # ends SVG or MathML content, where an <a> may nest
+        self.edits.append((start, len(text), rest))
 
     def _fast(self, end_tag: str, name: str, start: int, end: int) -> bool:
         """Read the token if it is a plain case; False leaves it to `_step`."""

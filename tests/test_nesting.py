@@ -140,12 +140,26 @@ def _soup(rng: random.Random, tokens: int) -> str:
     return "".join(out)
 
 
-def test_random_tag_soup_never_builds_much_past_the_cap() -> None:
+@pytest.mark.parametrize("deep_tokens", [nesting.DEEP_TOKENS, 50])
+def test_random_tag_soup_never_builds_much_past_the_cap(
+        monkeypatch: pytest.MonkeyPatch, deep_tokens: int) -> None:
     # The model of the parser's stack must never be shallower than lexbor's: if it were,
-    # some soup would go deep. 600 seeded pages, against lexbor itself.
+    # some soup would go deep. 600 seeded pages, against lexbor itself; and again with the
+    # rest of a page stripped early (what a page of 100,000 deep tags gets).
+    monkeypatch.setattr(nesting, "DEEP_TOKENS", deep_tokens)
     cap, deepest = 24, 0
     for seed in range(600):
         rng = random.Random(seed)
         page = _soup(rng, rng.choice([300, 1500, 3000]))
         deepest = max(deepest, _depth(flatten(page, cap, above=0)))
     assert deepest <= 2 * cap + 8, deepest
+
+
+def test_a_page_deep_down_for_long_has_the_rest_of_its_tags_stripped() -> None:
+    spans = "".join(f"<span a={n}></span><i b={n}>" for n in range(nesting.DEEP_TOKENS))
+    page = ("<html><head><title>t</title></head><body>" + "<div>" * 600 + spans
+            + "<svg>" + "<a href=/end>e</a><g>" * 1000 + "<br>x" * 10)
+    flat = flatten(page)
+    assert flat.count("<") < 30_000, "what comes after the first 100,000 deep tags is stripped"
+    assert _depth(flat) <= nesting.MAX_DEPTH + nesting.MAX_FORMATTING + 4
+    assert _links(flat)[-1] == "/end" and len(_links(flat)) == 1000
