@@ -32,6 +32,7 @@ FLATTEN_ABOVE = 1024
 MAX_UNIT = 4096  # characters of the longest text whose copies are passed over at once
 COPIES = 4  # copies it must be followed by, at least
 MAX_SEEN = 10_000  # distinct tokens remembered
+SHORT_TOKEN = 12  # characters
 WAIT_AFTER_MISS = 16  # tokens read before copies are looked for again, after a miss
 MAX_FORMATTING = 32  # open formatting elements (<b>, <font>, ...) since the last table cell
 
@@ -108,6 +109,12 @@ _GROUPS_OF = {name: tuple(g for g, names in _GROUPS.items() if name in names)
               for names in _GROUPS.values() for name in names}
 _ALPHA = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _COMMENT_END = re.compile(r"--!?>")
+
+
+_LINK_RUN = re.compile(rf"(?:[^<]*+<[aA](?=[\t\n\f\r />]){_ATTRIBUTES}/?>)++")
+_VOID_RUN = re.compile(
+    rf"(?:[^<]*+<(?i:{'|'.join(sorted(VOID))})(?=[\t\n\f\r />]){_ATTRIBUTES}/?>)++")
+_PAIR_RUNS: dict[str, re.Pattern[str]] = {}  # by name: <x ...>text</x>, over and over
 
 
 @dataclass(slots=True, eq=False)  # compared by identity: one per formatting element
@@ -216,16 +223,19 @@ class _Flattener:
         # a page of a million copies; it is read in a few steps (see `_copies`).
         seen: dict[str, tuple[int, int]] = {}
         stack, wait, deep, half = self.model.stack, 0, 0, self.max_depth // 2
+        opened = ""  # the element the token before pushed, if any
         while (found := search(text, pos)) is not None:
             start = found.start()
             if start > pos:
                 self._text()
             depth = len(stack)
-            if depth >= half:  # deep down, where a hostile page spends its length
-                deep += 1
-                if deep > DEEP_TOKENS:  # a hostile page, no doubt: the rest goes at once
-                    self._strip_rest(start)
-                    break
+            if depth >= half and (deep := deep + 1) > DEEP_TOKENS:
+                # A page that spent so many tags deep down is hostile, no doubt.
+                self._strip_rest(start)
+                break
+            # Copies are looked for deep down, where a hostile page spends its length, and
+            # for short tags (a flood of "<br>" or "<a>" is millions of them).
+            if depth >= half or found.end() - start <= SHORT_TOKEN:
                 token = found.group()
                 last = seen.get(token)
                 seen[token] = (start, depth)
@@ -244,9 +254,12 @@ class _Flattener:
             # hostile page may hold millions of tokens): an end tag closing the current
             # element, and a plain start tag below the cap.
             end_tag, name, _, _, _ = found.groups()
-            if name is not None and self._fast(end_tag, name.lower(), start, found.end()):
-                pos = found.end()
+            if name is not None and self._fast(end_tag, (name := name.lower()), start,
+                                               found.end()):
+                pos = self._same_after(name, end_tag, opened, found.end())
+                opened = "" if end_tag else name
                 continue
+            opened = ""
             pos = self._step(found, start)
             if pos < 0:
                 break  # a tag that never ends: the rest of the page is inside it
@@ -264,16 +277,24 @@ class _Flattener:
         self.edits.append((start, len(text), rest))
 
     def _fast(self, end_tag: str, name: str, start: int, end: int) -> bool:
-        """Read the token if it is a plain case; False leaves it to `_step`."""
+        """Read the token if it is a plain case; False leaves it to `_step`, which reads
+        every case the same way (this only saves calls)."""
         model = self.model
         stack = model.stack
         if end_tag:
-            if not stack or stack[-1].name != name or stack[-1].entry is not None \
-                    or name in _NOT_POPPED_TO or self.dropped.get(name):
+            if not stack or stack[-1].name != name or name in _NOT_POPPED_TO \
+                    or self.dropped.get(name):
                 return False
+            entry, frame = stack[-1].entry, model.frames[-1]
+            if entry is not None and entry in frame:
+                frame.remove(entry)  # a formatting element closed by its own end tag
             model.pop()
             return True
-        if name not in PLAIN or (stack and stack[-1].foreign):
+        if stack and stack[-1].foreign:
+            return False
+        if name in VOID or name in FORMATTING:
+            return self._fast_inline(name)
+        if name not in PLAIN:
             return False
         if len(stack) >= self.max_depth:
             self.dropped[name] = self.dropped.get(name, 0) + 1  # past the cap: left out
@@ -287,6 +308,47 @@ class _Flattener:
             if frame and not frame[-1].on_stack:
                 model.reconstruct()
         model.push(name)
+        return True
+
+    def _same_after(self, name: str, end_tag: str, opened: str, pos: int) -> int:
+        """Past the tokens after `pos` that would leave the model as it is now: more links
+        after a link (each closes the one before), more void elements after one, more
+        <x>text</x> after one just closed. A flood of them is read at once. (Text between
+        them changes nothing either: formatting elements are all open again by now.)"""
+        if end_tag:
+            if name != opened:
+                return pos
+            runs = _PAIR_RUNS.get(name)
+            if runs is None:
+                if len(_PAIR_RUNS) >= MAX_SEEN:
+                    return pos
+                runs = _PAIR_RUNS[name] = re.compile(
+                    rf"(?:[^<]*+<{re.escape(name)}(?:[\t\n\f\r /]{_ATTRIBUTES})?>[^<]*+"
+                    rf"</{re.escape(name)}[\t\n\f\r ]*+>)++", re.IGNORECASE)
+        elif name == "a":
+            runs = _LINK_RUN
+        elif name in VOID:
+            runs = _VOID_RUN
+        else:
+            return pos
+        frame = self.model.frames[-1]
+        if frame and not frame[-1].on_stack:
+            return pos
+        found = runs.match(self.text, pos)
+        return pos if found is None else found.end()
+
+    def _fast_inline(self, name: str) -> bool:
+        """A void element, or a formatting one below the cap and its frame's limit."""
+        model = self.model
+        frame = model.frames[-1]
+        if name in VOID:
+            if frame and not frame[-1].on_stack:
+                model.reconstruct()
+            return True
+        if name != "a" and (len(model.stack) >= self.max_depth
+                            or len(frame) >= MAX_FORMATTING):
+            return False
+        self._formatting(name)
         return True
 
     def _step(self, found: re.Match[str], pos: int) -> int:

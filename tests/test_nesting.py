@@ -163,3 +163,18 @@ def test_a_page_deep_down_for_long_has_the_rest_of_its_tags_stripped() -> None:
     assert flat.count("<") < 30_000, "what comes after the first 100,000 deep tags is stripped"
     assert _depth(flat) <= nesting.MAX_DEPTH + nesting.MAX_FORMATTING + 4
     assert _links(flat)[-1] == "/end" and len(_links(flat)) == 1000
+
+
+def test_floods_of_links_voids_and_pairs_are_read_as_one_by_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    floods = [lambda n: f"<a href=/{n}>{n}", lambda n: f"<br>{n}", lambda n: f"<b>{n}</b>",
+              lambda n: f"<div id={n}>{n}</div>", lambda n: f"<i>{n}</i><b>",
+              lambda n: f"<p>{n}<span>{n}</span>"]
+    pages = ["<html><body><p><b>x</div>y" + "".join(map(flood, range(3000)))
+             + "<div>" * 600 + "<a href=/end>e</a>" + "".join(map(flood, range(50)))
+             for flood in floods]
+    fast = [flatten(page, above=0) for page in pages]
+    monkeypatch.setattr(nesting._Flattener, "_same_after",
+                        lambda self, name, end_tag, opened, pos: pos)
+    monkeypatch.setattr(nesting, "MAX_UNIT", 0)
+    assert fast == [flatten(page, above=0) for page in pages]
