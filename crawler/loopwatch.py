@@ -34,6 +34,7 @@ class LoopWatch:
         self._warned: set[str] = set()
 
     async def beat(self) -> None:
+        self._last = self._clock()  # not from when this watch was made (seeding may be long)
         while True:
             await asyncio.sleep(TICK)
             now = self._clock()

@@ -131,7 +131,8 @@ class Response:
         nodes: Iterable[LexborNode]
         if selector != LINKS:
             nodes = tree.css(selector)
-        elif self.text.count("<a") + self.text.count("<A") <= cap:  # no more <a> than that
+        elif len(self.text) < 3 * cap or \
+                self.text.count("<a") + self.text.count("<A") <= cap:  # no more <a> than that
             nodes = tree.tags("a")  # a tag walk (see `_first`): same elements, less work
         else:  # a walk that lists none: a million links must not become a million nodes
             nodes = (node for node in tree.root.traverse() if node.tag == "a") \
