@@ -14,6 +14,11 @@ only ever pops what the parser surely pops, so it is never shallower than the re
 A start tag that would take the model past `max_depth` is left out (and its end tag too),
 so its content joins the element at the cap, as Chromium does; links (<a>), void elements
 and raw-text elements are always kept. A page the cap does not touch is returned as it is.
+
+The model is Python, about a microsecond a tag, so a 16 MiB page of millions of tags must
+not be read tag by tag: copies of what was just read that leave the model as it was are
+passed over at once (`_copies`, `_same_after`), and a page that spends 100,000 tags deep
+down has the rest of its tags but links and void elements replaced by spaces.
 """
 
 from __future__ import annotations
@@ -207,6 +212,107 @@ class _Model:
             self.push(entry.name, "", entry)
 
 
+    def push_html(self, name: str, entry: _Entry | None = None) -> None:
+        """Push an HTML element, with the table parents the parser adds. Past the cap only
+        by what the tag's own effects added (re-opened formatting elements): a tag is left
+        out before it changes anything, by the reader (`_Flattener._step`)."""
+        implied: tuple[str, ...] = ()
+        if name in ("td", "th", "tr") and self.stack:
+            parent = self.stack[-1].name  # cells and rows get the parents they lack
+            if parent == "table":
+                implied = ("tbody",) if name == "tr" else ("tbody", "tr")
+            elif parent in ("tbody", "thead", "tfoot") and name != "tr":
+                implied = ("tr",)
+        for parent in implied:
+            self.push(parent)
+        self.push(name, "", entry)
+
+    def open_formatting(self, name: str) -> None:
+        frame = self.frames[-1]
+        if name == "a":
+            # An open <a> is closed by the next: links never nest, so one is kept even past
+            # the cap (see KEPT_AT_CAP).
+            old = next((e for e in reversed(frame) if e.name == "a"), None)
+            if old is not None:
+                frame.remove(old)
+                if self.top_is("a") and self.stack[-1].entry is old:
+                    self.pop()
+        self.reconstruct()
+        entry = _Entry(name)
+        self.push_html(name, entry)
+        frame.append(entry)
+
+    def implied_closes(self, name: str) -> None:
+        """What a start tag surely closes first (only the sure cases: the model must never
+        be shallower than the parser's stack)."""
+        if name in CLOSES_P:
+            self.close_p()
+        if name in {"li", "dd", "dt"}:
+            if self.stack and self.stack[-1].name in ("li", "dd", "dt") and \
+                    (name == "li") == (self.stack[-1].name == "li"):
+                self.pop()
+        elif name in HEADINGS:
+            if self.stack and self.stack[-1].name in HEADINGS:
+                self.pop()
+        elif name in {"option", "optgroup"}:
+            if self.top_is("option"):
+                self.pop()
+            if name == "optgroup" and self.top_is("optgroup"):
+                self.pop()
+        elif name in ("td", "th", "tr", "tbody", "thead", "tfoot"):
+            if self.stack and self.stack[-1].name in ("td", "th"):
+                self.pop()
+            if name not in {"td", "th"}:
+                if self.top_is("tr"):
+                    self.pop()
+                if name != "tr" and self.stack and \
+                        self.stack[-1].name in ("tbody", "thead", "tfoot"):
+                    self.pop()
+
+    def close_p(self) -> None:
+        p = self.last("p")
+        if p >= 0 and p > max(self.last_of("boundary"), self.last("button")):
+            self.pop_to(p)
+
+    def pop_target(self, name: str) -> int:
+        """Where the parser surely pops to for this end tag (not the top), or -1."""
+        if name in FORMATTING:
+            return -1  # the adoption agency: it may keep what is above; popping nothing is sure
+        # The topmost element of a group may be the target itself: only those above it
+        # block (positions grow up the stack).
+        if name in HEADINGS:
+            found = self.last_of("heading")
+            return found if found >= 0 and self.last_of("boundary") <= found else -1
+        found = self.last(name)
+        if found < 0:
+            return -1
+        blocking: tuple[str, ...]
+        if name in TABLE_PARTS:
+            blocking = ("table",)
+        elif name == "p":
+            blocking = ("boundary", "button")
+        elif name == "li":
+            blocking = ("boundary", "list")
+        elif name in POPS_TO:
+            blocking = ("boundary",)
+        else:  # any other end tag: not through a special element
+            blocking = ("boundary", "special")
+        return -1 if any(self.last_of(g) > found for g in blocking) else found
+
+    def snapshot(self) -> tuple[object, ...]:
+        """The model's state, all that reading the next tokens depends on."""
+        index = {id(entry): (f, i) for f, frame in enumerate(self.frames)
+                 for i, entry in enumerate(frame)}
+        return (tuple((e.name, e.foreign, index.get(id(e.entry))) for e in self.stack),
+                tuple(tuple((e.name, e.on_stack) for e in f) for f in self.frames))
+
+    def text(self) -> None:
+        """Text: the parser re-opens the formatting elements a block's end closed."""
+        frame = self.frames[-1]
+        if frame and not frame[-1].on_stack and not self.in_foreign():
+            self.reconstruct()
+
+
 class _Flattener:
     def __init__(self, text: str, max_depth: int) -> None:
         self.text = text
@@ -227,11 +333,12 @@ class _Flattener:
         while (found := search(text, pos)) is not None:
             start = found.start()
             if start > pos:
-                self._text()
+                self.model.text()
             depth = len(stack)
             if depth >= half and (deep := deep + 1) > DEEP_TOKENS:
                 # A page that spent so many tags deep down is hostile, no doubt.
-                self._strip_rest(start)
+                rest = _stripped(text, start, self.model.in_foreign())
+                self.edits.append((start, len(text), rest))
                 break
             # Copies are looked for deep down, where a hostile page spends its length, and
             # for short tags (a flood of "<br>" or "<a>" is millions of them).
@@ -256,25 +363,15 @@ class _Flattener:
             end_tag, name, _, _, _ = found.groups()
             if name is not None and self._fast(end_tag, (name := name.lower()), start,
                                                found.end()):
-                pos = self._same_after(name, end_tag, opened, found.end())
+                pos = _same_after(text, self.model, name, end_tag=end_tag, opened=opened,
+                                 pos=found.end())
                 opened = "" if end_tag else name
                 continue
             opened = ""
             pos = self._step(found, start)
             if pos < 0:
                 break  # a tag that never ends: the rest of the page is inside it
-        return self._output()
-
-    def _strip_rest(self, start: int) -> None:
-        """Replace every tag from `start` on by a space, but the start tags of links and
-        void elements: those neither deepen the tree nor make the parser search it (a space
-        cannot join "<" to a letter: no new tag appears). For a page that spent its first
-        DEEP_TOKENS tags deep down, the rest of it is not worth the model's time."""
-        text = self.text
-        rest = _STRIPPED.sub(" ", text[start:])
-        if self.model.in_foreign():
-            rest = "<br>" + rest  # ends SVG or MathML content, where an <a> may nest
-        self.edits.append((start, len(text), rest))
+        return _apply(self.text, self.edits, 0, len(self.text)) if self.edits else self.text
 
     def _fast(self, end_tag: str, name: str, start: int, end: int) -> bool:
         """Read the token if it is a plain case; False leaves it to `_step`, which reads
@@ -302,40 +399,13 @@ class _Flattener:
             return True
         if name in CLOSES_P:
             if model.where.get("p"):
-                self._close_p()
+                self.model.close_p()
         else:
             frame = model.frames[-1]
             if frame and not frame[-1].on_stack:
                 model.reconstruct()
         model.push(name)
         return True
-
-    def _same_after(self, name: str, end_tag: str, opened: str, pos: int) -> int:
-        """Past the tokens after `pos` that would leave the model as it is now: more links
-        after a link (each closes the one before), more void elements after one, more
-        <x>text</x> after one just closed. A flood of them is read at once. (Text between
-        them changes nothing either: formatting elements are all open again by now.)"""
-        if end_tag:
-            if name != opened:
-                return pos
-            runs = _PAIR_RUNS.get(name)
-            if runs is None:
-                if len(_PAIR_RUNS) >= MAX_SEEN:
-                    return pos
-                runs = _PAIR_RUNS[name] = re.compile(
-                    rf"(?:[^<]*+<{re.escape(name)}(?:[\t\n\f\r /]{_ATTRIBUTES})?>[^<]*+"
-                    rf"</{re.escape(name)}[\t\n\f\r ]*+>)++", re.IGNORECASE)
-        elif name == "a":
-            runs = _LINK_RUN
-        elif name in VOID:
-            runs = _VOID_RUN
-        else:
-            return pos
-        frame = self.model.frames[-1]
-        if frame and not frame[-1].on_stack:
-            return pos
-        found = runs.match(self.text, pos)
-        return pos if found is None else found.end()
 
     def _fast_inline(self, name: str) -> bool:
         """A void element, or a formatting one below the cap and its frame's limit."""
@@ -348,17 +418,19 @@ class _Flattener:
         if name != "a" and (len(model.stack) >= self.max_depth
                             or len(frame) >= MAX_FORMATTING):
             return False
-        self._formatting(name)
+        self.model.open_formatting(name)
         return True
 
     def _step(self, found: re.Match[str], pos: int) -> int:
         """Read the token `found` (text since `pos` before it); where to go on, -1 to stop."""
         model, start = self.model, found.start()
         if start > pos:
-            self._text()
+            self.model.text()
         end_tag, name, self_closing, never_ends, _ = found.groups()
         if name is None:
-            return -1 if never_ends else self._skip_declaration(start)
+            if never_ends:
+                return -1
+            return _skip_declaration(self.text, start, self.model.in_foreign())
         end, name = found.end(), name.lower()
         if end_tag:
             return self._end_tag(name, start, end)
@@ -369,19 +441,13 @@ class _Flattener:
             return end
         return self._start_tag(name, bool(self_closing), start, end)
 
-    def _text(self) -> None:
-        """Text: the parser re-opens the formatting elements a block's end closed."""
-        frame = self.model.frames[-1]
-        if frame and not frame[-1].on_stack and not self.model.in_foreign():
-            self.model.reconstruct()
-
     def _copies(self, unit_start: int, pos: int) -> tuple[int, bool]:
         """text[unit_start:pos] comes again at `pos`. Read that copy; if the model is then
         as before it (start tags left out past the cap aside), every further copy does the
         same (reading is deterministic), and they are passed over at once, with the copy's
         edits repeated. Returns where to go on, and whether copies were passed over."""
         text, size = self.text, pos - unit_start
-        before, dropped = self._snapshot(), dict(self.dropped)
+        before, dropped = self.model.snapshot(), dict(self.dropped)
         edits, self._barrier = len(self.edits), pos
         copy_end, at = pos + size, pos
         while at < copy_end and (found := _TOKEN.search(text, at)) is not None \
@@ -390,9 +456,9 @@ class _Flattener:
             if at < 0:
                 return len(text), False
         if at < copy_end and _TOKEN.search(text, at, copy_end) is None:
-            self._text()  # the copy ends in text
+            self.model.text()  # the copy ends in text
             at = copy_end
-        if at != copy_end or self._snapshot() != before:
+        if at != copy_end or self.model.snapshot() != before:
             return max(at, copy_end), False
         grown = {k: v - dropped.get(k, 0) for k, v in self.dropped.items()
                  if v != dropped.get(k, 0)}
@@ -402,24 +468,10 @@ class _Flattener:
         more = _repeats(text, text[pos:copy_end], copy_end)
         for name, step in grown.items():
             self.dropped[name] += step * more
-        out, last = [], pos
-        for start, end, replacement in self.edits[edits:]:
-            out.append(text[last:start])
-            out.append(replacement)
-            last = end
-        out.append(text[last:copy_end])
-        copy = "".join(out)
+        copy = _apply(text, self.edits[edits:], pos, copy_end)
         if more and copy != text[pos:copy_end]:
             self.edits.append((copy_end, copy_end + size * more, copy * more))
         return copy_end + size * more, True
-
-    def _snapshot(self) -> tuple[object, ...]:
-        """The model's state, all that reading the next tokens depends on."""
-        model = self.model
-        index = {id(entry): (f, i) for f, frame in enumerate(model.frames)
-                 for i, entry in enumerate(frame)}
-        return (tuple((e.name, e.foreign, index.get(id(e.entry))) for e in model.stack),
-                tuple(tuple((e.name, e.on_stack) for e in f) for f in model.frames))
 
     def _edit(self, start: int, end: int, replacement: str = "") -> None:
         """Replace text[start:end] (a cut joins the cut before it when they touch)."""
@@ -430,34 +482,6 @@ class _Flattener:
         else:
             edits.append((start, end, replacement))
 
-    def _output(self) -> str:
-        if not self.edits:
-            return self.text
-        parts, last = [], 0
-        for start, end, replacement in self.edits:
-            parts.append(self.text[last:start])
-            parts.append(replacement)
-            last = end
-        parts.append(self.text[last:])
-        return "".join(parts)
-
-    def _skip_declaration(self, start: int) -> int:
-        """Past a comment, doctype, CDATA section or bogus comment starting at `start`."""
-        text = self.text
-        if text.startswith("</", start):  # "</>" is nothing, "</1...>" a bogus comment
-            end = text.find(">", start)
-            return len(text) if end < 0 else end + 1
-        if text.startswith("<!--", start):
-            if text.startswith(">", start + 4) or text.startswith("->", start + 4):
-                return start + (5 if text[start + 4] == ">" else 6)  # <!--> and <!--->
-            found = _COMMENT_END.search(text, start + 4)
-            return len(text) if found is None else found.end()
-        if text.startswith("<![CDATA[", start) and self.model.in_foreign():
-            end = text.find("]]>", start + 9)
-            return len(text) if end < 0 else end + 3
-        end = text.find(">", start + 2)
-        return len(text) if end < 0 else end + 1
-
     def _start_tag(self, name: str, self_closing: bool, start: int, end: int) -> int:
         model = self.model
         if name in FORMATTING and name != "a" and len(model.frames[-1]) >= MAX_FORMATTING:
@@ -466,110 +490,32 @@ class _Flattener:
             self._edit(start, end)
             return end
         if model.in_foreign():
-            if name not in BREAKOUT and (name != "font" or not self._attributes(
-                    start, end).keys() & {"color", "face", "size"}):
+            if name not in BREAKOUT and (name != "font" or not _attributes(
+                    self.text, start, end).keys() & {"color", "face", "size"}):
                 if not self_closing:
                     namespace = model.stack[-1].foreign
                     model.push(name, namespace, None,
-                               self._integration(namespace, name, start, end))
+                               _integration(self.text, namespace, name, start, end))
                 return end
             model.break_out()
         if name in VOID:
             model.reconstruct()
             return end
         if name in RAW or name in {"script", "plaintext"}:
-            return self._raw_text(name, end)
-        self._implied_closes(name)
+            model.reconstruct()  # pushed and popped at once: it holds no elements
+            return _raw_text_end(self.text, name, end)
+        model.implied_closes(name)
         if name in FOREIGN_ROOTS:
             if not self_closing:
                 model.push(name, name)
             return end
         if name in FORMATTING:
-            self._formatting(name)
+            self.model.open_formatting(name)
             return end
         if name not in CLOSES_P and name not in TABLE_PARTS:
             model.reconstruct()
-        self._push(name)
+        self.model.push_html(name)
         return end
-
-    def _attributes(self, start: int, end: int) -> dict[str, str]:
-        """The attributes of the tag text[start:end], names lower-cased."""
-        return {m.group(1).lower(): (m.group(2) or "").strip("\"'")
-                for m in _ATTRIBUTE.finditer(self.text, start, end)}
-
-    def _integration(self, namespace: str, name: str, start: int, end: int) -> bool:
-        if namespace == "svg":
-            return name in ("foreignobject", "desc", "title")
-        if name == "annotation-xml":
-            encoding = self._attributes(start, end).get("encoding", "").lower()
-            return encoding in ("text/html", "application/xhtml+xml")
-        return name in ("mi", "mo", "mn", "ms", "mtext")
-
-    def _push(self, name: str, entry: _Entry | None = None) -> None:
-        """Push an HTML element, with the table parents the parser adds. Past the cap only
-        by what the tag's own effects added (re-opened formatting elements): a tag is left
-        out before it changes anything, in `_step`."""
-        model = self.model
-        implied: tuple[str, ...] = ()
-        if name in ("td", "th", "tr") and model.stack:
-            parent = model.stack[-1].name  # cells and rows get the parents they lack
-            if parent == "table":
-                implied = ("tbody",) if name == "tr" else ("tbody", "tr")
-            elif parent in ("tbody", "thead", "tfoot") and name != "tr":
-                implied = ("tr",)
-        for parent in implied:
-            model.push(parent)
-        model.push(name, "", entry)
-
-    def _formatting(self, name: str) -> None:
-        model = self.model
-        frame = model.frames[-1]
-        if name == "a":
-            # An open <a> is closed by the next: links never nest, so one is kept even past
-            # the cap (see KEPT_AT_CAP).
-            old = next((e for e in reversed(frame) if e.name == "a"), None)
-            if old is not None:
-                frame.remove(old)
-                if model.top_is("a") and model.stack[-1].entry is old:
-                    model.pop()
-        model.reconstruct()
-        entry = _Entry(name)
-        self._push(name, entry)
-        frame.append(entry)
-
-    def _implied_closes(self, name: str) -> None:
-        """What a start tag surely closes first (only the sure cases: the model must never
-        be shallower than the parser's stack)."""
-        model = self.model
-        if name in CLOSES_P:
-            self._close_p()
-        if name in {"li", "dd", "dt"}:
-            if model.stack and model.stack[-1].name in ("li", "dd", "dt") and \
-                    (name == "li") == (model.stack[-1].name == "li"):
-                model.pop()
-        elif name in HEADINGS:
-            if model.stack and model.stack[-1].name in HEADINGS:
-                model.pop()
-        elif name in {"option", "optgroup"}:
-            if model.top_is("option"):
-                model.pop()
-            if name == "optgroup" and model.top_is("optgroup"):
-                model.pop()
-        elif name in ("td", "th", "tr", "tbody", "thead", "tfoot"):
-            if model.stack and model.stack[-1].name in ("td", "th"):
-                model.pop()
-            if name not in {"td", "th"}:
-                if model.top_is("tr"):
-                    model.pop()
-                if name != "tr" and model.stack and \
-                        model.stack[-1].name in ("tbody", "thead", "tfoot"):
-                    model.pop()
-
-    def _close_p(self) -> None:
-        model = self.model
-        p = model.last("p")
-        if p >= 0 and p > max(model.last_of("boundary"), model.last("button")):
-            model.pop_to(p)
 
     def _end_tag(self, name: str, start: int, end: int) -> int:
         """Returns where to go on from (past copies of this end tag treated at once)."""
@@ -598,7 +544,7 @@ class _Flattener:
             model.pop()
             return end
         # The parser does not pop html, body or br, and a </form> may take one from the middle.
-        target = -1 if name in _NOT_POPPED_TO else self._pop_target(name)
+        target = -1 if name in _NOT_POPPED_TO else self.model.pop_target(name)
         if target >= 0:
             model.pop_to(target)
         elif len(model.stack) == depth >= self.max_depth // 2:
@@ -608,71 +554,129 @@ class _Flattener:
             self._edit(start, end)
         return end
 
-    def _pop_target(self, name: str) -> int:
-        """Where the parser surely pops to for this end tag (not the top), or -1."""
-        model = self.model
-        if name in FORMATTING:
-            return -1  # the adoption agency: it may keep what is above; popping nothing is sure
-        # The topmost element of a group may be the target itself: only those above it
-        # block (positions grow up the stack).
-        if name in HEADINGS:
-            found = model.last_of("heading")
-            return found if found >= 0 and model.last_of("boundary") <= found else -1
-        found = model.last(name)
-        if found < 0:
-            return -1
-        blocking: tuple[str, ...]
-        if name in TABLE_PARTS:
-            blocking = ("table",)
-        elif name == "p":
-            blocking = ("boundary", "button")
-        elif name == "li":
-            blocking = ("boundary", "list")
-        elif name in POPS_TO:
-            blocking = ("boundary",)
-        else:  # any other end tag: not through a special element
-            blocking = ("boundary", "special")
-        return -1 if any(model.last_of(g) > found for g in blocking) else found
 
-    def _raw_text(self, name: str, end: int) -> int:
-        """Past the content of <script>, <style>, <title>, ... and their end tag. The element
-        is pushed and popped at once: it cannot hold other elements."""
-        text = self.text
-        self.model.reconstruct()
-        if name == "plaintext":
-            return len(text)
-        if name == "script":
-            return self._script_end(end)
-        closing = re.compile(rf"</{name}[\t\n\f\r />]", re.IGNORECASE).search(text, end)
-        if closing is None:
-            return len(text)
-        tag = _TAG.match(text, closing.start())
-        return len(text) if tag is None else tag.end()
 
-    def _script_end(self, pos: int) -> int:
-        """The end of a script's content, through its escape states (a "<!--" with a nested
-        "<script>" keeps the first "</script>" from ending it)."""
-        text = self.text
-        escaped = double = False
-        while (mark := _SCRIPT_MARK.search(text, pos)) is not None:
-            pos = mark.end()
-            token = mark.group(0)
-            if token == "<!--":
-                if not escaped:
-                    escaped = True
-                    pos -= 2  # its dashes may end it: "<!-->" and "<!--->" open and close
-            elif token == "-->":
-                escaped = double = False
-            elif mark.group(1):  # </script
-                if not double:
-                    tag = _TAG.match(text, mark.start())
-                    return len(text) if tag is None else tag.end()
-                double = False
-                pos = mark.start() + 8
-            elif escaped:  # <script inside "<!--": its "</script>" does not end this one
-                double = True
-                pos = mark.start() + 7
+def _skip_declaration(text: str, start: int, foreign: bool) -> int:
+    """Past a comment, doctype, CDATA section or bogus comment starting at `start`."""
+    if text.startswith("</", start):  # "</>" is nothing, "</1...>" a bogus comment
+        end = text.find(">", start)
+        return len(text) if end < 0 else end + 1
+    if text.startswith("<!--", start):
+        if text.startswith(">", start + 4) or text.startswith("->", start + 4):
+            return start + (5 if text[start + 4] == ">" else 6)  # <!--> and <!--->
+        found = _COMMENT_END.search(text, start + 4)
+        return len(text) if found is None else found.end()
+    if text.startswith("<![CDATA[", start) and foreign:
+        end = text.find("]]>", start + 9)
+        return len(text) if end < 0 else end + 3
+    end = text.find(">", start + 2)
+    return len(text) if end < 0 else end + 1
+
+
+def _raw_text_end(text: str, name: str, end: int) -> int:
+    """Past the content of <script>, <style>, <title>, ... and their end tag. The element
+    is pushed and popped at once: it cannot hold other elements."""
+    if name == "plaintext":
         return len(text)
+    if name == "script":
+        return _script_end(text, end)
+    closing = re.compile(rf"</{name}[\t\n\f\r />]", re.IGNORECASE).search(text, end)
+    if closing is None:
+        return len(text)
+    tag = _TAG.match(text, closing.start())
+    return len(text) if tag is None else tag.end()
+
+
+def _script_end(text: str, pos: int) -> int:
+    """The end of a script's content, through its escape states (a "<!--" with a nested
+    "<script>" keeps the first "</script>" from ending it)."""
+    escaped = double = False
+    while (mark := _SCRIPT_MARK.search(text, pos)) is not None:
+        pos = mark.end()
+        token = mark.group(0)
+        if token == "<!--":
+            if not escaped:
+                escaped = True
+                pos -= 2  # its dashes may end it: "<!-->" and "<!--->" open and close
+        elif token == "-->":
+            escaped = double = False
+        elif mark.group(1):  # </script
+            if not double:
+                tag = _TAG.match(text, mark.start())
+                return len(text) if tag is None else tag.end()
+            double = False
+            pos = mark.start() + 8
+        elif escaped:  # <script inside "<!--": its "</script>" does not end this one
+            double = True
+            pos = mark.start() + 7
+    return len(text)
+
+
+def _attributes(text: str, start: int, end: int) -> dict[str, str]:
+    """The attributes of the tag text[start:end], names lower-cased."""
+    return {m.group(1).lower(): (m.group(2) or "").strip("\"'")
+            for m in _ATTRIBUTE.finditer(text, start, end)}
+
+
+def _integration(text: str, namespace: str, name: str, start: int, end: int) -> bool:
+    """Whether a foreign element's content is read as HTML (<foreignObject>, <mi>, ...)."""
+    if namespace == "svg":
+        return name in ("foreignobject", "desc", "title")
+    if name == "annotation-xml":
+        encoding = _attributes(text, start, end).get("encoding", "").lower()
+        return encoding in ("text/html", "application/xhtml+xml")
+    return name in ("mi", "mo", "mn", "ms", "mtext")
+
+
+def _same_after(text: str, model: _Model, name: str, *, end_tag: str, opened: str,
+                pos: int) -> int:
+    """Past the tokens after `pos` that would leave the model as it is now: more links
+    after a link (each closes the one before), more void elements after one, more
+    <x>text</x> after one just closed. A flood of them is read at once. (Text between
+    them changes nothing either: formatting elements are all open again by now.)"""
+    if end_tag:
+        if name != opened:
+            return pos
+        runs = _PAIR_RUNS.get(name)
+        if runs is None:
+            if len(_PAIR_RUNS) >= MAX_SEEN:
+                return pos
+            runs = _PAIR_RUNS[name] = re.compile(
+                rf"(?:[^<]*+<{re.escape(name)}(?:[\t\n\f\r /]{_ATTRIBUTES})?>[^<]*+"
+                rf"</{re.escape(name)}[\t\n\f\r ]*+>)++", re.IGNORECASE)
+    elif name == "a":
+        runs = _LINK_RUN
+    elif name in VOID:
+        runs = _VOID_RUN
+    else:
+        return pos
+    frame = model.frames[-1]
+    if frame and not frame[-1].on_stack:
+        return pos
+    found = runs.match(text, pos)
+    return pos if found is None else found.end()
+
+
+def _stripped(text: str, start: int, foreign: bool) -> str:
+    """Replace every tag from `start` on by a space, but the start tags of links and
+    void elements: those neither deepen the tree nor make the parser search it (a space
+    cannot join "<" to a letter: no new tag appears). For a page that spent its first
+    DEEP_TOKENS tags deep down, the rest of it is not worth the model's time."""
+    rest = _STRIPPED.sub(" ", text[start:])
+    if foreign:
+        rest = "<br>" + rest  # ends SVG or MathML content, where an <a> may nest
+    return rest
+
+
+def _apply(text: str, edits: list[tuple[int, int, str]], start: int, end: int) -> str:
+    """text[start:end] with the edits (all within it, in order) made."""
+    parts, last = [], start
+    for cut_start, cut_end, replacement in edits:
+        parts.append(text[last:cut_start])
+        parts.append(replacement)
+        last = cut_end
+    parts.append(text[last:end])
+    return "".join(parts)
 
 
 def _repeats(text: str, unit: str, pos: int) -> int:

@@ -174,7 +174,7 @@ def test_floods_of_links_voids_and_pairs_are_read_as_one_by_one(
              + "<div>" * 600 + "<a href=/end>e</a>" + "".join(map(flood, range(50)))
              for flood in floods]
     fast = [flatten(page, above=0) for page in pages]
-    monkeypatch.setattr(nesting._Flattener, "_same_after",
-                        lambda self, name, end_tag, opened, pos: pos)
+    monkeypatch.setattr(nesting, "_same_after",
+                        lambda text, model, name, *, end_tag, opened, pos: pos)
     monkeypatch.setattr(nesting, "MAX_UNIT", 0)
     assert fast == [flatten(page, above=0) for page in pages]
