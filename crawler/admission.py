@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 
 from yarl import URL
@@ -31,34 +31,44 @@ class Skip(enum.StrEnum):
     NON_HTML = "skipped_non_html"
     ROBOTS = "skipped_robots"
     EXCLUDED = "skipped_excluded"
+    LINK_LIMIT = "skipped_link_limit"  # over what one page may add (`max_links`)
+
+
+LINK_COST_CHARS = 256  # a URL counts as one more link per this many characters
 
 
 STRIPPED_CREDENTIALS = "stripped_credentials"
 """Links that named a user or password: admitted without them (never sent, never stored)."""
 
 RECENT_KEYS = 50_000
+RECENT_CHARS = 4_000_000  # and at most about this much URL text a generation
 
 
 class RecentKeys:
-    """Keys admitted lately, kept in two generations of about `size` each (a page's keys
-    go in together, so a generation may end a little over).
+    """Keys admitted lately, kept in two generations of about `size` keys and `chars`
+    characters each (a page's keys go in together, so a generation may end a little over):
+    bounded in memory however long the URLs.
 
     The store's dedup is the authority (a row per URL, ever); this spares it, and the checks
     before it (robots.txt rules especially), the links a site repeats on every page.
     """
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, chars: int = RECENT_CHARS) -> None:
         self._size = size
+        self._chars = chars
+        self._new_chars = 0
         self._new: set[str] = set()
         self._old: set[str] = set()
 
     def __contains__(self, key: str) -> bool:
         return key in self._new or key in self._old
 
-    def update(self, keys: Iterable[str]) -> None:
+    def update(self, keys: Collection[str]) -> None:
         self._new.update(keys)
-        if len(self._new) >= self._size:
+        self._new_chars += sum(map(len, keys))
+        if len(self._new) >= self._size or self._new_chars >= self._chars:
             self._old, self._new = self._new, set()
+            self._new_chars = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,11 +103,13 @@ class Admission:
         """The requests found (on one page, or by one redirect) that may be queued at
         `depth`, by key, each key once; the others counted in `skipped` by reason. Beyond
         `max_depth` (see `too_deep`), they are to be parked, and robots.txt is not asked yet.
+        What one page adds is bounded: `max_links` links, a long URL counting as several.
 
         The crawl's hottest loop (fifty links a page or more), hence one loop with the
         checks inline; they run cheapest first and in the order their reasons are counted."""
         admitted: dict[str, NewRequest] = {}
         recent = self._recent
+        room = self._config.max_links
         max_depth = self._config.max_depth
         too_deep = max_depth is not None and depth > max_depth
         for req in found:
@@ -124,6 +136,8 @@ class Admission:
             elif not too_deep and self._robots_forbid is not None \
                     and self._robots_forbid(origin.robots, key):
                 skipped[Skip.ROBOTS] += 1
+            elif (room := room - 1 - len(key) // LINK_COST_CHARS) < 0:
+                skipped[Skip.LINK_LIMIT] += 1
             else:
                 admitted[key] = NewRequest(key, req.callback, req.cb_kwargs_json,
                                            req.priority, depth, redirects, parent)
@@ -139,7 +153,7 @@ class Admission:
         max_depth = self._config.max_depth
         return max_depth is not None and depth > max_depth
 
-    def remember(self, keys: Iterable[str]) -> None:
+    def remember(self, keys: Collection[str]) -> None:
         """Keys now on their way to the store (their completion is recorded): later links to
         them are duplicates. Not before: a callback that fails loses its requests."""
         self._recent.update(keys)

@@ -214,6 +214,9 @@ def _crawl_options(p: argparse.ArgumentParser, default_state: str) -> None:
     g.add_argument("--max-retries", type=int, metavar="N",
                    help=f"retries of a retryable failure (default: {d.max_retries})")
     g.add_argument("--user-agent", metavar="TEXT", help="the User-Agent header to send")
+    g.add_argument("--max-links", type=int, metavar="N",
+                   help=f"links one page may add (default: {d.max_links:,}; a URL counts once "
+                   "more per 256 characters); the rest are counted as skipped")
     g.add_argument("--include", action="append", metavar="REGEX",
                    help="follow only URLs matching a pattern; repeatable")
     g.add_argument("--exclude", action="append", metavar="REGEX",
@@ -270,7 +273,7 @@ def _command_line_settings(args: argparse.Namespace) -> dict[str, Any]:
         name: getattr(args, name)
         for name in ("workers", "per_host", "delay", "max_pages", "max_depth", "timeout",
                      "max_retries", "user_agent", "obey_robots", "strip_tracking",
-                     "sort_query", "max_crawl_delay", "allow_private")
+                     "sort_query", "max_crawl_delay", "allow_private", "max_links")
     }
     for name in ("include", "exclude"):
         if getattr(args, name):

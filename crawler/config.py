@@ -13,6 +13,7 @@ from typing import Any
 from crawler.errors import ConfigError
 
 DEFAULT_USER_AGENT = "crawler/0.1 (polite asyncio web crawler)"
+MAX_LINKS = 10_000  # links one page may add (Heritrix caps a page's outlinks too)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,9 @@ class CrawlConfig:
     max_body: int = 16 * 1024 * 1024
     """Bytes of (decompressed) body kept; a larger response fails as too large."""
     max_redirects: int = 10
+    max_links: int = MAX_LINKS
+    """Links one page may add to the crawl; a URL counts once more per 256 characters. The
+    rest are counted as `skipped_link_limit` (bounds what one hostile page costs)."""
     """Redirect hops followed from one request."""
     max_retries: int = 3
     """Times a retryable failure is retried before the request fails for good."""
@@ -131,6 +135,7 @@ class CrawlConfig:
 _RULES: dict[str, tuple[str, float]] = {
     "workers": ("int", 1), "per_host": ("int", 1), "max_redirects": ("int", 1),
     "max_retries": ("int", 0), "max_body": ("int", 1), "dead_after": ("int", 1),
+    "max_links": ("int", 0),
     "max_pages": ("optional int", 0), "max_depth": ("optional int", 0),
     "delay": ("float", 0), "timeout": ("float", 1e-3), "connect_timeout": ("float", 1e-3),
     "read_timeout": ("float", 1e-3), "retry_backoff": ("float", 0), "dns_ttl": ("float", 0),
@@ -179,7 +184,7 @@ def _check(name: str, value: Any, kind: str, lowest: float) -> None:
 SPIDER_SETTINGS = ("workers", "per_host", "delay", "max_pages", "max_depth", "timeout",
                    "user_agent", "max_retries", "max_body", "max_redirects", "obey_robots",
                    "host_policies", "include", "exclude", "strip_tracking", "sort_query",
-                   "max_crawl_delay", "allow_private")
+                   "max_crawl_delay", "allow_private", "max_links")
 """Settings a spider may set as class attributes of the same name."""
 
 

@@ -30,6 +30,7 @@ from yarl import URL
 
 from crawler import identity, logs, robots, urls
 from crawler.admission import Admission, Skip
+from crawler.budget import ByteBudget
 from crawler.config import CrawlConfig
 from crawler.errors import (
     RETRYABLE_STATUSES,
@@ -46,6 +47,7 @@ from crawler.errors import (
 from crawler.fetcher import Fetcher, FetchResult, WantBody
 from crawler.frontier import Frontier
 from crawler.items import encode_item
+from crawler.loopwatch import BLOCKING, LoopWatch
 from crawler.metrics import CrawlTotals, HostView, Metrics, PoolStats, Snapshot
 from crawler.request import Request
 from crawler.response import Response, is_html_type
@@ -75,6 +77,7 @@ STATS_EVERY = 5  # flushes between two saves of the run's stats
 STORED_HOSTS = 50  # hosts whose figures go into the stored stats (the most requested)
 FEW_HOSTS = 8  # up to this many hosts in play, keep-alive is never given up
 PARSE_IN_THREAD = 64 * 1024  # bytes of HTML above which parsing leaves the event loop
+TREE_BUDGET = 8 * 1024 * 1024  # bytes of such HTML held as parsed trees at once (see budget)
 
 
 class RunState(enum.Enum):
@@ -134,6 +137,8 @@ class Crawler:
         self.spider = spider
         self.config = config or CrawlConfig()
         self.metrics = Metrics(clock, wall_clock)
+        self._watch = LoopWatch(clock)
+        self._trees = ByteBudget(TREE_BUDGET)
         self._store = store
         self._fresh = fresh
         self._grace = stop_grace
@@ -281,6 +286,7 @@ class Crawler:
                    for i in range(self.config.workers)]
         flusher = asyncio.create_task(self._flush_periodically(), name="flusher")
         stop_wait = asyncio.create_task(self._stop_requested.wait())
+        watch = asyncio.create_task(self._watch.beat(), name="loop-watch")
         try:
             pending: set[asyncio.Task[Any]] = set(workers)
             while pending:
@@ -294,9 +300,9 @@ class Crawler:
                     await self._drain_workers(pending)
                     break
         finally:
-            for task in [*workers, flusher, stop_wait]:
+            for task in [*workers, flusher, stop_wait, watch]:
                 task.cancel()
-            await asyncio.gather(*workers, flusher, stop_wait, return_exceptions=True)
+            await asyncio.gather(*workers, flusher, stop_wait, watch, return_exceptions=True)
 
     async def _drain_workers(self, workers: set[asyncio.Task[Any]]) -> None:
         """Give requests in flight a moment to finish; the rest are released at finish_run."""
@@ -564,7 +570,9 @@ class Crawler:
 
     async def _fetch(self, url: URL, want: WantBody | None = None, *,
                      keep_alive: bool = True) -> FetchResult:
-        """One fetch, counted in the metrics (robots.txt included) whatever its end."""
+        """One fetch, counted in the metrics (robots.txt included) whatever its end. Its time
+        leaves out any stretch the event loop was blocked (by a callback) meanwhile: the
+        server's answer waited for us then, not we for it."""
         assert self._fetcher is not None
         host, started = urls.host_key(url), self._clock()
         try:
@@ -575,10 +583,14 @@ class Crawler:
                                  f"ports ({_ports(self._admission.scope.ports)})", url=str(url))
             result = await self._fetcher.fetch(url, want, keep_alive=keep_alive)
         except FetchError as exc:
-            self.metrics.fetch_failed(host, exc.kind, self._clock() - started)
+            self.metrics.fetch_failed(host, exc.kind, self._took(started))
             raise
-        self.metrics.answered(host, result.status, len(result.body), self._clock() - started)
+        self.metrics.answered(host, result.status, len(result.body), self._took(started))
         return result
+
+    def _took(self, started: float) -> float:
+        end = self._clock()
+        return max(0.0, end - started - self._watch.blocked(started, end))
 
     async def _on_fetch_error(self, job: _Job, exc: FetchError) -> Outcome:
         if not isinstance(exc, ConnectError):
@@ -628,13 +640,20 @@ class Crawler:
             return Completion(lease.id, status)  # recorded with its status, not parsed
         policy = self._robots.policy(robots.origin(result.url))
         response = Response(result.url, status, result.headers, result.body, depth=lease.depth,
-                            robots_sitemaps=policy.sitemaps if policy is not None else ())
+                            robots_sitemaps=policy.sitemaps if policy is not None else (),
+                            max_links=self.config.max_links)
         if self._html_only(lease) and not response.is_html:
             return Completion(lease.id, status, counters={Skip.NON_HTML: 1})
         if response.is_html and len(response.body) > PARSE_IN_THREAD:
             # selectolax parses without the GIL: a big or pathological page (50,000 nested
-            # divs take seconds) must not stall every other request meanwhile.
-            await asyncio.to_thread(getattr, response, "tree")
+            # divs take seconds) must not stall every other request meanwhile. Its tree
+            # lives until the callback ends, and big trees share a memory budget.
+            held = await self._trees.acquire(len(response.body))
+            try:
+                await asyncio.to_thread(getattr, response, "tree")
+                return await self._call_back(lease, response)
+            finally:
+                self._trees.release(held)
         return await self._call_back(lease, response)
 
     def _redirect(self, lease: LeasedRequest, result: FetchResult, location: str) -> Outcome:
@@ -663,11 +682,21 @@ class Crawler:
                                      f"generator callback named {name!r}", response.status)
         kwargs = json.loads(lease.cb_kwargs) if lease.cb_kwargs else {}
         found: list[Request] = []
+        cap, over = self.config.max_links, 0  # requests past the cap: counted, not kept
         items: list[str] = []
+        clock = self._clock
+        step = clock()  # when the callback was last resumed: a long step may block the loop
         try:
             async for value in method(response, **kwargs):
+                now = clock()
+                if now - step > BLOCKING:
+                    self._watch.callback_step(name, lease.url, step, now)
+                step = now
                 if isinstance(value, Request):
-                    found.append(value)
+                    if len(found) < cap:
+                        found.append(value)
+                    else:
+                        over += 1
                 elif value is not None:
                     items.append(encode_item(value))  # raises the SpiderError that explains
         except Exception as exc:
@@ -675,7 +704,10 @@ class Crawler:
             log.error("callback %s failed on %s: %s%s", name, lease.url, describe(exc), where,
                       extra={"url": lease.url, "reason": f"callback: {describe(exc)}{where}"})
             return self._fail(lease, f"callback: {describe(exc)}{where}", response.status)
+        self._watch.callback_step(name, lease.url, step, clock())
         counters: Counter[str] = Counter()
+        if over or response.links_over:
+            counters[Skip.LINK_LIMIT] += over + response.links_over
         admitted = self._admission.admit(found, lease.depth + 1, lease.id, counters)
         self.metrics.items += len(items)
         return self._completion(lease, response.status, items, admitted, counters,

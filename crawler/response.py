@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property
 from typing import Any
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 from yarl import URL
 
-from crawler import encoding, sitemaps, urls
+from crawler import encoding, nesting, sitemaps, urls
+from crawler.config import MAX_LINKS
 from crawler.request import Callback, Request, callback_name, encode_kwargs
 from crawler.sitemaps import Sitemap
 
@@ -33,7 +35,8 @@ class Response:
     CSS query, `title` or `links()` asks for it, and non-HTML bodies are never parsed."""
 
     def __init__(self, url: URL, status: int, headers: Mapping[str, str], body: bytes, *,
-                 depth: int = 0, robots_sitemaps: Sequence[str] = ()) -> None:
+                 depth: int = 0, robots_sitemaps: Sequence[str] = (),
+                 max_links: int = MAX_LINKS) -> None:
         self._url = url
         self.status = status
         self.headers = headers
@@ -41,6 +44,11 @@ class Response:
         self.depth = depth
         self.robots_sitemaps = list(robots_sitemaps)
         """Sitemaps listed in this host's robots.txt (empty if robots.txt is not obeyed)."""
+        self.max_links = max_links
+        """`links()` and `follow_all()` give at most this many (the crawl's `max_links`)."""
+        self.links_over = 0
+        """Links that `links()` or `follow_all()` left out for `max_links` (the most in any
+        one call): the crawler counts them as skipped."""
 
     @property
     def url(self) -> str:
@@ -72,7 +80,9 @@ class Response:
     @cached_property
     def tree(self) -> LexborHTMLParser | None:
         """The parsed HTML document, or None for a non-HTML response."""
-        return LexborHTMLParser(self.text) if self.is_html else None
+        # Nesting past a browser's depth cap is flattened first: lexbor's cost grows with
+        # the square of the depth (a page of 200,000 nested <div>s took 90 s).
+        return LexborHTMLParser(nesting.defused(self.text)) if self.is_html else None
 
     def css(self, selector: str) -> list[LexborNode]:
         tree = self.tree
@@ -111,13 +121,26 @@ class Response:
                     None)
 
     def _hrefs(self, selector: str) -> list[str]:
-        """The href of each element the selector matches that has one, in document order."""
+        """The href of each element the selector matches that has one, in document order,
+        from the first `max_links` elements: what one page costs stays in proportion to
+        the cap, not to the page (a million links would be a million requests)."""
         tree = self.tree
         if tree is None:
             return []
-        # The default selector as a tag walk (see `_first`): same elements, less work.
-        nodes = tree.tags("a") if selector == LINKS else tree.css(selector)
-        hrefs = [node.attrs.get("href") for node in nodes]
+        cap = self.max_links
+        nodes: Iterable[LexborNode]
+        if selector != LINKS:
+            nodes = tree.css(selector)
+        elif len(self.text) < 3 * cap or \
+                self.text.count("<a") + self.text.count("<A") <= cap:  # no more <a> than that
+            nodes = tree.tags("a")  # a tag walk (see `_first`): same elements, less work
+        else:  # a walk that lists none: a million links must not become a million nodes
+            nodes = (node for node in tree.root.traverse() if node.tag == "a") \
+                if tree.root is not None else ()
+        rest = iter(nodes)
+        hrefs = [node.attrs.get("href") for node in itertools.islice(rest, cap)]
+        over = sum(1 for node in rest if "href" in node.attrs)
+        self.links_over = max(self.links_over, over)
         return [href for href in hrefs if href is not None]
 
     def urljoin(self, href: str) -> str | None:

@@ -41,6 +41,7 @@ class Spider:
     max_retries: int | None = None
     max_body: int | None = None
     max_redirects: int | None = None
+    max_links: int | None = None
     obey_robots: bool | None = None
     max_crawl_delay: float | None = None
     allow_private: bool | None = None

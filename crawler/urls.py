@@ -132,6 +132,7 @@ def host_key(url: URL) -> str:
 
 
 JOIN_CACHE_SIZE = 20_000
+JOIN_CACHE_CHARS = 300  # longer hrefs (with the base they depend on) are joined uncached
 # An absolute URL or a scheme-relative one, with a host: little of the base matters.
 _WITH_HOST = re.compile(r"(?:[Hh][Tt][Tt][Pp][Ss]?:)?//[^/?#\\]")
 # An absolute path (and query) of unreserved characters only: its canonical form is itself.
@@ -191,6 +192,8 @@ class Resolver:
             pass
         url = join(self.base, href)
         text = None if url is None else str(url)
+        if len(depends) + len(href) > JOIN_CACHE_CHARS:
+            return text  # a cache of 2,000-character URLs would take 100 MB; they rarely repeat
         if len(_joined) >= JOIN_CACHE_SIZE:
             _joined.clear()
         _joined[key] = text

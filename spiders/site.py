@@ -31,7 +31,7 @@ class SiteSpider(Spider):
             "url": response.url,
             "status": response.status,
             "title": response.title or "",
-            "links": len(requests),
+            "links": len(requests) + response.links_over,  # those over max_links too
         }
         for request in requests:
             yield request

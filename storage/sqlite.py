@@ -68,6 +68,7 @@ from storage.files import (
 )
 
 T = TypeVar("T")
+MAX_PENDING_NEW = 32_768  # new requests held for the next commit, at most: 64 MB of long URLs
 log = logging.getLogger("storage")
 APPLICATION_ID = 0x43524157  # "CRAW": marks a file as ours before any table is read
 SCHEMA_VERSION = 3
@@ -234,6 +235,7 @@ class SQLiteStore(Store):
         self._lock_fd = lock_fd
         self._batch_size = batch_size
         self._pending: list[Outcome] = []
+        self._pending_new = 0  # requests found by the pending outcomes
         self._applying: list[Outcome] = []  # taken into the open transaction
         self._writes: set[asyncio.Future[Any]] = set()  # transactions started, not ended
         self._write_lock = asyncio.Lock()
@@ -313,6 +315,7 @@ class SQLiteStore(Store):
                 # (fencing makes a second attempt safe), and SQLite may have rolled back
                 # already (a full disk does that), so only roll back what is still open.
                 self._pending[:0] = self._applying
+                self._pending_new = sum(map(_found, self._pending))
                 if self._conn.in_transaction:
                     await self._conn.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error):
@@ -561,7 +564,9 @@ class SQLiteStore(Store):
     async def record(self, outcome: Outcome) -> None:
         self._require_run()
         self._pending.append(outcome)
-        if len(self._pending) >= self._batch_size:
+        self._pending_new += _found(outcome)
+        # Pages of many long links must not make a batch of 512 outcomes hold gigabytes.
+        if len(self._pending) >= self._batch_size or self._pending_new >= MAX_PENDING_NEW:
             await self.flush()
 
     async def flush(self) -> None:
@@ -579,6 +584,7 @@ class SQLiteStore(Store):
         if not self._pending:
             return
         batch, self._pending = self._pending, []
+        self._pending_new = 0
         self._applying.extend(batch)  # until COMMIT succeeds
         # A savepoint costs one statement a batch; without it, one outcome that cannot be
         # stored would fail the commit of all the others, again at every retry.
@@ -910,6 +916,12 @@ class _Tally:
         return CrawlCounts(self.queued, self.leased, self.done, self.failed, self.items,
                            {name: n for name, n in sorted(self.counters.items()) if n},
                            self.parked)
+
+
+def _found(outcome: Outcome) -> int:
+    if isinstance(outcome, Completion):
+        return len(outcome.requests) + len(outcome.parked)
+    return 0
 
 
 def _rows(requests: Sequence[NewRequest]) -> list[tuple[Any, ...]]:

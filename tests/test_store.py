@@ -18,6 +18,7 @@ from storage import (
     NewRequest,
     NotAStateFile,
     Release,
+    RequestState,
     Retry,
     SchemaMismatch,
     SpiderMismatch,
@@ -25,7 +26,7 @@ from storage import (
     StateLocked,
     StoreError,
 )
-from storage.sqlite import fingerprint
+from storage.sqlite import MAX_PENDING_NEW, fingerprint
 
 NOW = 1_000_000.0
 FAR = 1e12
@@ -225,6 +226,22 @@ async def test_completion_stores_items_requests_and_done_together(store: SQLiteS
     new = await store.claim(10, NOW)
     assert [(r.url, r.depth) for r in new] == [("http://h/new1", 1), ("http://h/new2", 1)]
     assert b.id not in {r.id for r in new}
+
+
+async def test_outcomes_that_found_many_requests_are_committed_early(store: SQLiteStore,
+                                                                     path: Path) -> None:
+    # The batch is bounded by the requests it holds, not only by its outcomes: 512 pages
+    # of a thousand long links each must not wait in memory for one commit.
+    await store.add(urls(3))
+    leases = await store.claim(3, NOW)
+    per_page = MAX_PENDING_NEW // 2
+    for n, lease in enumerate(leases[:2]):
+        await store.record(Completion(lease.id, 200, requests=urls(per_page, f"http://h/{n}/")))
+    assert rows(path, f"SELECT count(*) FROM requests WHERE state = {RequestState.DONE}") \
+        == [(2,)]
+    await store.record(Completion(leases[2].id, 200, requests=urls(10, "http://h/x/")))
+    assert rows(path, f"SELECT count(*) FROM requests WHERE state = {RequestState.DONE}") \
+        == [(2,)]  # a small outcome waits for the next commit, as before
 
 
 async def test_counters_add_up_over_completions(store: SQLiteStore) -> None:
