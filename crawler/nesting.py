@@ -24,7 +24,6 @@ down has the rest of its tags but links and void elements replaced by spaces.
 from __future__ import annotations
 
 import re
-from collections import Counter
 from dataclasses import dataclass, field
 
 
@@ -694,38 +693,45 @@ def _repeats(text: str, unit: str, pos: int) -> int:
     return count
 
 
-DEEP_ABOVE = 30_000
-"""Tags a page must have before its nesting alone can cost lexbor much: 30,000 nested
-elements take it about 1.5 s. Fewer tags are read by `flatten` only for formatting."""
-# Tags whose names start as a formatting element's may (names are checked after): a letter
-# class instead of the names' alternation scans twice as fast.
-_FORMATTING_TAG = re.compile(r"<(/?)([bcefinstuBCEFINSTU][A-Za-z]*)[\t\n\f\r />]")
+DEEP_ABOVE = 50_000
+"""Tags a page must have before its nesting alone can cost lexbor much: 50,000 nested
+elements, the worst shape, take it about 2 s (2 to 5 s on this VM, by its load). Fewer
+tags are read by `flatten` only for their formatting elements (see `defused`)."""
+# A formatting start tag, attributes and all (quoted values may hold ">"). The letter class
+# is every formatting element's first letter; names are checked after.
+_FORMATTING_START = re.compile(r"<[bcefinstuBCEFINSTU][^\t\n\f\r />]*+" + _ATTRIBUTES + r"/?>")
+_TAG_NAME = re.compile(r"<([^\t\n\f\r />]+)")
 _COUNTED = FORMATTING - {"a"}
+RECREATED = 500_000
+"""Elements the re-opening of formatting elements may make, at most, before a page is read
+by `flatten` (about 200 MB of lexbor's tree, at the 390 bytes an element it takes)."""
 
 
 def defused(text: str) -> str:
     """The markup to give lexbor: `text` itself when its shape cannot cost much, else
     `flatten(text)`. Reading a page as `flatten` does costs several times lexbor's own
-    parse, so ordinary pages must not pay it: a page of up to DEEP_ABOVE tags is flattened
-    only when it leaves more than MAX_FORMATTING formatting elements open (the re-opening
-    bomb needs thousands); one with more tags always is."""
+    parse, so ordinary pages must not pay it. Two bounds decide, both counted, not parsed:
+
+    - depth: no more elements can be open than there are tags, so a page of DEEP_ABOVE
+      tags or fewer cannot nest deeply enough to cost much;
+    - re-opening: the formatting elements the parser re-opens after a block closed them
+      are its list of active ones, which holds at most three alike ("Noah's Ark") of each
+      distinct start tag, and each tag can make it re-open them all once. Ordinary pages
+      have a handful of distinct ones (<code>, <em>, <b class=x>); the bomb has thousands.
+    """
     tags = text.count("<")
     if tags <= max(MAX_DEPTH, FLATTEN_ABOVE):
         return text
-    if tags <= DEEP_ABOVE and _open_formatting(text) <= MAX_FORMATTING:
+    if tags <= DEEP_ABOVE and 3 * _formatting_kinds(text) * tags <= RECREATED:
         return text
     return flatten(text)
 
 
-def _open_formatting(text: str) -> int:
-    """Formatting start tags beyond their end tags, by name (<a> left out: a new <a> closes
-    the open one). Counted, not parsed: an upper bound of what stays open, at the cost of
-    one regular expression scan."""
-    opened: Counter[str] = Counter()
-    for (slash, name), n in Counter(_FORMATTING_TAG.findall(text)).items():
-        if name.lower() in _COUNTED:
-            opened[name.lower()] += -n if slash else n
-    return sum(n for n in opened.values() if n > 0)
+def _formatting_kinds(text: str) -> int:
+    """Distinct formatting start tags (<a> left out: a new <a> closes the open one). Tags in
+    comments, scripts or attribute values only add to the count: it stays an upper bound."""
+    return sum(1 for tag in set(_FORMATTING_START.findall(text))
+               if (name := _TAG_NAME.match(tag)) and name.group(1).lower() in _COUNTED)
 
 
 def flatten(text: str, max_depth: int = MAX_DEPTH, *, above: int = FLATTEN_ABOVE) -> str:
