@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
+
 from crawler import CrawlConfig, Crawler, CrawlResult, Spider
 from storage import SQLiteStore
 
@@ -41,3 +43,13 @@ def read_rows(path: Path) -> dict[str, tuple[int, int | None, str | None, int]]:
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
         return {url: (state, status, error, attempts) for url, state, status, error, attempts
                 in conn.execute("SELECT url, state, status, error, attempts FROM requests")}
+
+
+def titled_pages_app() -> web.Application:
+    """A site where every path is a page titled with its path, and links nowhere."""
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text=f"<title>{request.path}</title>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", page)
+    return app

@@ -397,3 +397,8 @@ def unthrottled(site: Site) -> Iterator[None]:
     yield
     site.throttle.delay = 0.0
     site.throttle.wait_idle()
+
+
+def site_command(site: Site, state: Path, *extra: str) -> list[str]:
+    """`crawl site` arguments for a whole generated site, no delay, quiet."""
+    return ["site", site.start, "--state", str(state), "--delay", "0", "--quiet", *extra]

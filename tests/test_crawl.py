@@ -15,7 +15,7 @@ from crawler import CrawlConfig, Crawler, CrawlStatus, Response, Spider
 from spiders.books import BooksSpider
 from spiders.site import SiteSpider
 from storage import RequestState, SQLiteStore
-from tests.crawling import FAST, crawl
+from tests.crawling import FAST, crawl, titled_pages_app
 from tests.sites import books, generated
 from tests.sites.serve import serve
 
@@ -78,17 +78,8 @@ class Raising(Spider):
         yield {"i": i, "first": False}
 
 
-def _pages_app() -> web.Application:
-    async def page(request: web.Request) -> web.Response:
-        return web.Response(text=f"<title>{request.path}</title>", content_type="text/html")
-
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", page)
-    return app
-
-
 async def test_a_raising_callback_fails_its_request_and_the_crawl_goes_on(tmp_path: Path) -> None:
-    async with serve(_pages_app()) as base:
+    async with serve(titled_pages_app()) as base:
         out = await crawl(Raising([base + "/"]), tmp_path / "r.db")
     assert out.result.status is CrawlStatus.FINISHED
     # Items of a failed callback are not stored, not even those yielded before the error.
@@ -129,7 +120,7 @@ async def test_a_link_from_a_failed_callback_is_still_followed_from_elsewhere(
     # The failed callback's requests are dropped with it; /target must not be taken for a
     # duplicate of a request that was never stored.
     config = CrawlConfig(delay=0.0, per_host=1, workers=1, retry_backoff=0.05)
-    async with serve(_pages_app()) as base:
+    async with serve(titled_pages_app()) as base:
         out = await crawl(LinksThenRaises([base + "/"]), tmp_path / "l.db", config)
     assert out.rows[f"{base}/bad"][0] == FAILED
     assert out.rows[f"{base}/target"][0] == DONE
@@ -241,7 +232,7 @@ async def test_redirects_retries_and_failures_are_recorded(tmp_path: Path) -> No
 
 async def test_dead_host_fails_with_a_connect_error(tmp_path: Path) -> None:
     # A port that was just free: nothing listens there.
-    async with serve(_pages_app()) as base:
+    async with serve(titled_pages_app()) as base:
         pass
     config = CrawlConfig(delay=0, max_retries=1, retry_backoff=0.01, obey_robots=False)
     out = await crawl(SiteSpider([base + "/"]), tmp_path / "d.db", config)
@@ -301,7 +292,7 @@ class BadYield(Spider):
 
 
 async def test_yielding_something_that_is_not_an_item_fails_clearly(tmp_path: Path) -> None:
-    async with serve(_pages_app()) as base:
+    async with serve(titled_pages_app()) as base:
         out = await crawl(BadYield([base + "/"]), tmp_path / "y.db")
     state, _, error, _ = out.rows[base + "/"]
     assert state == FAILED
@@ -340,7 +331,7 @@ class FailThenChain(Spider):
 async def test_page_limit_is_exact_when_callbacks_fail(tmp_path: Path) -> None:
     # A failed callback is one finished request, counted once against --max-pages.
     config = CrawlConfig(delay=0, per_host=8, workers=4, max_pages=15)
-    async with serve(_pages_app()) as base:
+    async with serve(titled_pages_app()) as base:
         out = await crawl(FailThenChain([base + "/"]), tmp_path / "m.db", config)
     assert out.result.status is CrawlStatus.PAGE_LIMIT
     assert out.result.counts.finished == 15
@@ -371,7 +362,7 @@ async def test_stop_is_prompt_while_only_a_delayed_retry_remains(tmp_path: Path)
 
 
 async def test_a_dead_host_is_given_up_then_retried_later(tmp_path: Path) -> None:
-    async with serve(_pages_app()) as dead:
+    async with serve(titled_pages_app()) as dead:
         pass  # now nothing listens on that port
     dead_port = URL(dead).port
 
@@ -398,7 +389,7 @@ async def test_a_dead_host_is_given_up_then_retried_later(tmp_path: Path) -> Non
     # Without giving up, 10 URLs x 3 retries; the host was given up after 3 failures.
     assert out.result.stats.retried <= 3
     # The host comes back: --retry-failed queues its requests again, and they succeed.
-    async with serve(_pages_app(), port=dead_port) as back, \
+    async with serve(titled_pages_app(), port=dead_port) as back, \
             serve(live_app, port=live_port):
         assert back == dead
         store = await SQLiteStore.open(tmp_path / "dead.db")

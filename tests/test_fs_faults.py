@@ -32,6 +32,7 @@ from tests.helpers import (
     item_set,
     sha256,
     side_files,
+    site_command,
     stats_json,
     throttled_site,
     unthrottled,
@@ -49,10 +50,6 @@ def site() -> Iterator[Site]:
 @pytest.fixture(autouse=True)
 def _fast_again(site: Site) -> Iterator[None]:
     yield from unthrottled(site)
-
-
-def site_command(site: Site, state: Path, *extra: str) -> list[str]:
-    return ["site", site.start, "--state", str(state), "--delay", "0", "--quiet", *extra]
 
 
 def in_namespace(setup: str, *args: str, timeout: float = 30.0

@@ -38,6 +38,7 @@ from tests.helpers import (
     items_by_url,
     sha256,
     side_files,
+    site_command,
     stats_json,
     throttled_site,
     unthrottled,
@@ -55,10 +56,6 @@ def site() -> Iterator[Site]:
 @pytest.fixture(autouse=True)
 def _fast_again(site: Site) -> Iterator[None]:
     yield from unthrottled(site)
-
-
-def site_command(site: Site, state: Path, *extra: str) -> list[str]:
-    return ["site", site.start, "--state", str(state), "--delay", "0", "--quiet", *extra]
 
 
 @pytest.fixture(scope="module")

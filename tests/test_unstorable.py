@@ -14,8 +14,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from crawler import CrawlStatus, Response, Spider
 from storage import (
     Completion,
@@ -27,20 +25,11 @@ from storage import (
     Retry,
     SQLiteStore,
 )
-from tests.crawling import crawl
+from tests.crawling import crawl, titled_pages_app
 from tests.sites.serve import serve
 
 DONE, FAILED, QUEUED = RequestState.DONE, RequestState.FAILED, RequestState.QUEUED
 LONE = "\ud800"
-
-
-def _pages_app() -> web.Application:
-    async def page(request: web.Request) -> web.Response:
-        return web.Response(text=f"<title>{request.path}</title>", content_type="text/html")
-
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", page)
-    return app
 
 
 class Unstorable(Spider):
@@ -71,7 +60,7 @@ class Unstorable(Spider):
 async def test_a_lone_surrogate_fails_its_request_alone_and_the_crawl_resumes(
         tmp_path: Path) -> None:
     state = tmp_path / "u.db"
-    async with serve(_pages_app()) as base:
+    async with serve(titled_pages_app()) as base:
         out = await crawl(Unstorable([base + "/"]), state)
         assert out.result.status is CrawlStatus.FINISHED
         assert sorted(i["page"] for i in out.items) == sorted(f"{base}/p/{n}" for n in range(20))
