@@ -147,6 +147,7 @@ class _Model:
     groups: dict[str, list[int]] = field(default_factory=lambda: {g: [] for g in _GROUPS})
     frames: list[list[_Entry]] = field(default_factory=lambda: [[]])
     html: list[int] = field(default_factory=list)  # positions of the HTML elements
+    recreated: int = 0  # formatting elements re-opened so far: the parser makes each anew
 
     def top_is(self, name: str) -> bool:
         return bool(self.stack) and self.stack[-1].name == name
@@ -207,6 +208,7 @@ class _Model:
         start = len(frame)
         while start > 0 and not frame[start - 1].on_stack:
             start -= 1
+        self.recreated += len(frame) - start
         for entry in frame[start:]:
             entry.on_stack = True
             self.push(entry.name, "", entry)
@@ -335,8 +337,11 @@ class _Flattener:
             if start > pos:
                 self.model.text()
             depth = len(stack)
-            if depth >= half and (deep := deep + 1) > DEEP_TOKENS:
-                # A page that spent so many tags deep down is hostile, no doubt.
+            if (depth >= half and (deep := deep + 1) > DEEP_TOKENS) \
+                    or self.model.recreated > RECREATED:
+                # A page that spent so many tags deep down, or that made the parser re-open
+                # so many formatting elements (a few open ones, then "<p>t" a million
+                # times), is hostile, no doubt.
                 rest = _stripped(text, start, self.model.in_foreign())
                 self.edits.append((start, len(text), rest))
                 break
@@ -448,6 +453,7 @@ class _Flattener:
         edits repeated. Returns where to go on, and whether copies were passed over."""
         text, size = self.text, pos - unit_start
         before, dropped = self.model.snapshot(), dict(self.dropped)
+        recreated = self.model.recreated
         edits, self._barrier = len(self.edits), pos
         copy_end, at = pos + size, pos
         while at < copy_end and (found := _TOKEN.search(text, at)) is not None \
@@ -466,6 +472,10 @@ class _Flattener:
         if grown and grown.keys() & {n.lower() for n in _END_NAMES.findall(text, pos, at)}:
             return at, False
         more = _repeats(text, text[pos:copy_end], copy_end)
+        per_copy = self.model.recreated - recreated
+        if per_copy:  # copies that re-open elements are passed over to the limit, no further
+            more = min(more, max(0, RECREATED - self.model.recreated) // per_copy + 1)
+            self.model.recreated += per_copy * more
         for name, step in grown.items():
             self.dropped[name] += step * more
         copy = _apply(text, self.edits[edits:], pos, copy_end)
@@ -662,7 +672,9 @@ def _stripped(text: str, start: int, foreign: bool) -> str:
     void elements: those neither deepen the tree nor make the parser search it (a space
     cannot join "<" to a letter: no new tag appears). For a page that spent its first
     DEEP_TOKENS tags deep down, the rest of it is not worth the model's time."""
-    rest = _STRIPPED.sub(" ", text[start:])
+    # An <object> is a marker in the list of active formatting elements: the parser re-opens
+    # none of those before it, so the links kept cannot make it re-open them again and again.
+    rest = "<object>" + _STRIPPED.sub(" ", text[start:])
     if foreign:
         rest = "<br>" + rest  # ends SVG or MathML content, where an <a> may nest
     return rest
@@ -722,13 +734,14 @@ def defused(text: str) -> str:
     tags = text.count("<")
     if tags <= max(MAX_DEPTH, FLATTEN_ABOVE):
         return text
-    if tags <= DEEP_ABOVE and 3 * _formatting_kinds(text) * tags <= RECREATED:
+    if tags <= DEEP_ABOVE and (3 * _formatting_kinds(text) + 1) * tags <= RECREATED:
         return text
     return flatten(text)
 
 
 def _formatting_kinds(text: str) -> int:
-    """Distinct formatting start tags (<a> left out: a new <a> closes the open one). Tags in
+    """Distinct formatting start tags (<a> left out: a new <a> closes the open one, so the
+    list holds one at most; `defused` counts it on its own). Tags in
     comments, scripts or attribute values only add to the count: it stays an upper bound."""
     return sum(1 for tag in set(_FORMATTING_START.findall(text))
                if (name := _TAG_NAME.match(tag)) and name.group(1).lower() in _COUNTED)
