@@ -603,6 +603,10 @@ async def _export_to_file(store: Store, fmt: str, path: Path) -> int:
         except BlockingIOError:
             raise ConfigError(f"another export is writing {path} (its partial file {tmp} is "
                               "in use); wait for it to finish") from None
+        if not _still_named(fd, tmp):
+            # Opened just before another export renamed it into place: that is its output.
+            raise ConfigError(f"another export has just written {path}; run this one again "
+                              "to write it anew")
         os.ftruncate(fd, 0)  # only now: truncating before the lock would cut another's file
         try:
             n = await exporter.export(store, fmt, out)
@@ -612,6 +616,16 @@ async def _export_to_file(store: Store, fmt: str, path: Path) -> int:
             tmp.unlink(missing_ok=True)
             raise
     return n
+
+
+def _still_named(fd: int, path: Path) -> bool:
+    """Whether the open file `fd` is still the one at `path`."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (mine.st_dev, mine.st_ino) == (named.st_dev, named.st_ino)
 
 
 def _cmd_stats(args: argparse.Namespace) -> int:

@@ -53,10 +53,10 @@ class CrawlConfig:
     max_body: int = 16 * 1024 * 1024
     """Bytes of (decompressed) body kept; a larger response fails as too large."""
     max_redirects: int = 10
+    """Redirect hops followed from one request."""
     max_links: int = MAX_LINKS
     """Links one page may add to the crawl; a URL counts once more per 256 characters. The
     rest are counted as `skipped_link_limit` (bounds what one hostile page costs)."""
-    """Redirect hops followed from one request."""
     max_retries: int = 3
     """Times a retryable failure is retried before the request fails for good."""
     retry_backoff: float = 2.0

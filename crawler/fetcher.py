@@ -345,6 +345,11 @@ class Fetcher:
             return FetchResult(url, resp.status, headers, body)
 
 
+# Parse errors that are this response's own, whatever connection it came on: its headers or
+# its body's encoding (aiohttp's C parser reports them in these words only).
+_OWN_FAULTS = ("Too many headers", "Can not decode content-encoding")
+
+
 def _unparsable(exc: aiohttp.ClientResponseError, url: URL, trace: _RequestTrace) -> FetchError:
     """A response aiohttp could not parse (it reports it as a client-made "400", which is not
     the server's status). On a fresh connection it is the server's answer, the same every
@@ -353,7 +358,7 @@ def _unparsable(exc: aiohttp.ClientResponseError, url: URL, trace: _RequestTrace
     connection may well succeed."""
     if _oversized(exc.__cause__):
         return BadResponse(f"response headers too large: {exc.message}", url=str(url))
-    if not trace.reused:
+    if not trace.reused or any(words in str(exc.message) for words in _OWN_FAULTS):
         return BadResponse(f"unusable response: {exc.message}", url=str(url))
     return ProtocolError(f"unparsable response: {exc.message}", url=str(url))
 

@@ -29,11 +29,12 @@ SPIDER_ATTRIBUTES = ("allowed_hosts", "allow_subdomains", "allowed_ports", "html
 
 CRAWL_SETTINGS = ("max_depth", "include", "exclude", "strip_tracking", "sort_query",
                   "obey_robots", "allow_private")
+"""The `CrawlConfig` fields that change which pages are crawled (the others change how fast
+or how politely, and `max_pages` and `max_links` are budgets); a name that is not a field of
+this version's CrawlConfig is left out."""
 SAFE_TO_CHANGE = ("allow_private",)
 """Recorded, but a resume may change them: they decide where the crawler may connect, not
 which links it keeps (requests refused before can be retried with --retry-failed)."""
-"""The `CrawlConfig` fields that change which pages are crawled (the others change how fast
-or how politely); a name that is not a field of this version's CrawlConfig is left out."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,7 +41,7 @@ class Request:
             self.credentials = has_credentials(url)
         self.callback = callback_name(callback)
         self.cb_kwargs_json = encode_kwargs(cb_kwargs, self._text)
-        self.priority = int(priority)
+        self.priority = check_priority(priority)
 
     @classmethod
     def prepared(cls, url: str, callback: str | None, cb_kwargs_json: str | None,
@@ -113,6 +113,17 @@ def callback_name(callback: Callback | None) -> str | None:
             " that yields items and requests"
         )
     return None if name == "parse" else name
+
+
+def check_priority(priority: object) -> int:
+    """A priority the state file can hold (a signed 64-bit integer), or SpiderError: the
+    request fails where it is made, not in the store, after its links were counted."""
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise SpiderError(f"priority must be a whole number, not {priority!r}")
+    if not -(2**63) <= priority < 2**63:
+        raise SpiderError(f"priority {priority} is outside the range a state file holds "
+                          "(a signed 64-bit integer)")
+    return priority
 
 
 def encode_kwargs(cb_kwargs: Mapping[str, Any] | None, url: str) -> str | None:

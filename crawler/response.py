@@ -13,7 +13,7 @@ from yarl import URL
 
 from crawler import encoding, nesting, sitemaps, urls
 from crawler.config import MAX_LINKS
-from crawler.request import Callback, Request, callback_name, encode_kwargs
+from crawler.request import Callback, Request, callback_name, check_priority, encode_kwargs
 from crawler.sitemaps import Sitemap
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
@@ -172,7 +172,7 @@ class Response:
         name = callback_name(callback)
         kwargs = encode_kwargs(cb_kwargs, self.url)
         join = urls.Resolver(self.base_url).join
-        prepared = Request.prepared
+        prepared, priority = Request.prepared, check_priority(priority)
         return [prepared(href, name, kwargs, priority, key=join(href),
                          credentials="@" in href and urls.has_credentials(href))
                 for href in self._hrefs(selector)]

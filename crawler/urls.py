@@ -57,10 +57,11 @@ def has_credentials(text: str) -> bool:
     return authority is not None and "@" in authority.group()
 
 
-def _parse(text: str) -> tuple[URL, bool]:
-    """yarl's URL for text, and whether lone "%" signs were masked (see `_unmask`)."""
+def _parse(text: str, base: str = "") -> tuple[URL, bool]:
+    """yarl's URL for text, and whether lone "%" signs were masked (see `_unmask`): never
+    when the text, or the base it will be joined to, holds the mark's escape already."""
     if "%" in text and _LONE_PERCENT.search(text) and _MARK not in text \
-            and _MARK_ESCAPED not in text.upper():
+            and _MARK_ESCAPED not in text.upper() and _MARK_ESCAPED not in base.upper():
         return URL(_LONE_PERCENT.sub(_MARK, text)), True
     return URL(text), False
 
@@ -95,7 +96,7 @@ def join(base: URL, href: str) -> URL | None:
     if len(href) > MAX_URL_LENGTH:
         return None
     try:
-        parsed, masked = _parse(href)
+        parsed, masked = _parse(href, str(base))
         url = canonical(base.join(parsed))
         if masked:
             url = _unmask(url)

@@ -161,18 +161,21 @@ async def test_an_answer_that_cannot_be_used_is_final_not_retried(
         response.force_close()  # the next request has a fresh connection: nothing left over
         return response
 
+    # On a fresh connection, and on the keep-alive connection the page before it used.
     app, hits, _ = _site({
-        "/": lambda r: closing(f'<a href="{path}">x</a>'),
+        "/": lambda r: _html(f'<a href="{path}">x</a><a href="/fresh">f</a>'),
+        "/fresh": lambda r: closing(f'<a href="{path}?fresh">x</a>'),
         path: lambda r: web.Response(body=body, headers=headers),
     })
     async with serve(app) as base:
         out = await crawl(SiteSpider([base + "/"]), tmp_path / "c.db",
                           CrawlConfig(delay=0, retry_backoff=0.01, max_retries=3, per_host=1,
                                       workers=1))
-    state, _, error, attempts = out.rows[base + path]
-    assert (state, attempts) == (FAILED, 1), error
-    assert error is not None and error.startswith("bad_response: ")
-    assert hits[path] == 1
+    for url in (base + path, base + path + "?fresh"):
+        state, _, error, attempts = out.rows[url]
+        assert (state, attempts) == (FAILED, 1), (url, error)
+        assert error is not None and error.startswith("bad_response: ")
+    assert hits[path] == hits[path + "?fresh"] == 1  # each sent once
 
 
 @pytest.mark.parametrize("agent", ["a\r\nX-Injected: 1", "a\nb", "a\x00b", " padded"])

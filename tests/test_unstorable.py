@@ -14,7 +14,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from crawler import CrawlStatus, Response, Spider
+import pytest
+
+from crawler import CrawlStatus, Request, Response, Spider, SpiderError
 from storage import (
     Completion,
     Failure,
@@ -132,3 +134,14 @@ async def test_the_store_fails_an_unstorable_outcome_and_commits_the_rest(
     assert {"http://127.0.0.1/k", "http://127.0.0.1/p"}.isdisjoint(rows)
     # The counts kept in memory agree with the rows.
     assert (counts.done, counts.failed, counts.items) == (2, 5, 3)
+
+
+def test_a_priority_the_state_file_cannot_hold_fails_where_the_request_is_made() -> None:
+    # In the store it would fail the page after its links were counted as seen, and links
+    # other pages make to the same URLs would be lost as duplicates.
+    for priority in (2**63, -(2**63) - 1, 2**70):
+        with pytest.raises(SpiderError, match="signed 64-bit"):
+            Request("http://a.test/", priority=priority)
+    with pytest.raises(SpiderError, match="whole number"):
+        Request("http://a.test/", priority=1.5)  # type: ignore[arg-type]
+    assert Request("http://a.test/", priority=2**63 - 1).priority == 2**63 - 1

@@ -310,6 +310,11 @@ def test_a_percent_sign_not_followed_by_two_hex_digits_is_kept(href: str, expect
     assert str(parse_absolute("http://h" + href)) == expected
 
 
+def test_an_escape_in_the_base_like_the_mask_is_left_as_it_is() -> None:
+    base = URL("http://h/a%EE%80%80/", encoded=True)
+    assert str(join(base, "x%zz")) == "http://h/a%EE%80%80/x%25zz"  # masked never: kept
+
+
 def test_a_base_with_a_lone_percent_sign_resolves_relative_links_under_it() -> None:
     base = join(URL("http://h/"), "/a%zz/page")
     assert base is not None
