@@ -67,6 +67,7 @@ BREAKOUT = _names(
 _ATTRIBUTE = re.compile(r"[\t\n\f\r /]([^\t\n\f\r />=][^\t\n\f\r />=]*)"
                         r"(?:[\t\n\f\r ]*=[\t\n\f\r ]*(\"[^\"]*\"|'[^']*'|[^\t\n\f\r >]*))?")
 DEEP_TOKENS = 100_000  # tags read past half the cap before the rest of a page is stripped
+READ_TOKENS = 500_000  # tags read at all (about a second) before the rest is stripped
 _KEPT_WHEN_STRIPPED = (  # start tags that cannot make the parser search its stack
     "a|area|base|basefont|bgsound|br|col|embed|frame|image|img|input|keygen|link|meta|param|"
     "source|track|wbr")
@@ -330,7 +331,7 @@ class _Flattener:
         # token again, at the same depth, that is written several times more right after is
         # a page of a million copies; it is read in a few steps (see `_copies`).
         seen: dict[str, tuple[int, int]] = {}
-        stack, wait, deep, half = self.model.stack, 0, 0, self.max_depth // 2
+        stack, wait, deep, read, half = self.model.stack, 0, 0, 0, self.max_depth // 2
         opened = ""  # the element the token before pushed, if any
         while (found := search(text, pos)) is not None:
             start = found.start()
@@ -338,10 +339,11 @@ class _Flattener:
                 self.model.text()
             depth = len(stack)
             if (depth >= half and (deep := deep + 1) > DEEP_TOKENS) \
-                    or self.model.recreated > RECREATED:
+                    or self.model.recreated > RECREATED or (read := read + 1) > READ_TOKENS:
                 # A page that spent so many tags deep down, or that made the parser re-open
                 # so many formatting elements (a few open ones, then "<p>t" a million
-                # times), is hostile, no doubt.
+                # times), is hostile, no doubt; one of over half a million tags is past
+                # what reading it may cost (its links and text are kept).
                 rest = _stripped(text, start, self.model.in_foreign())
                 self.edits.append((start, len(text), rest))
                 break

@@ -213,3 +213,15 @@ def test_formatting_elements_are_re_opened_a_bounded_number_of_times(opened: str
     tree = LexborHTMLParser(nesting.defused(page))
     assert len(tree.css("*")) < 2 * nesting.RECREATED + 1_000
     assert tree.css_first("a") is not None or "href" not in opened
+
+
+def test_reading_stops_after_so_many_tags_keeping_links_and_text(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Reading costs about 2 µs a tag: past READ_TOKENS the rest is stripped of every tag
+    # but links and void elements, so no page costs more than a second or two to read.
+    monkeypatch.setattr(nesting, "READ_TOKENS", 1_000)
+    page = "".join(f'<p class="c{n}"><a href="/p{n}">{n}</a>' for n in range(5_000))
+    flat = flatten(page, above=0)
+    assert _links(flat) == [f"/p{n}" for n in range(5_000)]
+    assert flat.count("<p") <= 1_000
+    assert "4999" in LexborHTMLParser(flat).text()
