@@ -805,8 +805,9 @@ def _check_identity(location: str, stored: dict[str, Any], current: dict[str, An
     if comparison.refused:
         raise StateFileError(identity.refusal(location, comparison))
     if comparison.widenings:
-        status_log.warning("widening the crawl in %s: %s; what was kept aside for it is "
-                           "queued now", location, "; ".join(comparison.widenings))
+        # max_depth raised: the links parked beyond the old one are queued by open_crawl.
+        status_log.warning("widening the crawl in %s: %s", location,
+                           "; ".join(comparison.widenings))
 
 
 def _totals(counts: CrawlCounts, in_flight: int) -> CrawlTotals:
