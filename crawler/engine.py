@@ -769,10 +769,11 @@ async def _start_requests(spider: Spider) -> list[NewRequest]:
 def _scope(spider: Spider, starts: list[URL]) -> Scope:
     """The start URLs' hosts (or the spider's allowed_hosts) on the start URLs' ports, 80,
     443 and the spider's allowed_ports."""
-    ports = {*spider.allowed_ports, *(url.port for url in starts if url.port)}
+    started = Scope.of_urls(starts, subdomains=spider.allow_subdomains,
+                            ports=spider.allowed_ports)
     if spider.allowed_hosts is None:
-        return Scope.of_urls(starts, subdomains=spider.allow_subdomains, ports=ports)
-    return Scope(spider.allowed_hosts, subdomains=spider.allow_subdomains, ports=ports)
+        return started
+    return Scope(spider.allowed_hosts, subdomains=spider.allow_subdomains, ports=started.ports)
 
 
 async def _open_crawl(store: Store, spider: Spider, config: CrawlConfig,

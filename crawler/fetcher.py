@@ -205,8 +205,9 @@ class Fetcher:
         if self._resolver is None:
             raise RuntimeError("Fetcher is not open")
         host = host.strip("[]")
-        if private_kind(host) != "not an IP address":
-            return private_kind(host)
+        kind = private_kind(host)
+        if kind != "not an IP address":
+            return kind
         try:
             answers = await self._resolver.resolve(host, 0, socket.AF_UNSPEC)
         except (OSError, ValueError):

@@ -738,7 +738,7 @@ def defused(text: str) -> str:
         return text
     if tags <= DEEP_ABOVE and (3 * _formatting_kinds(text) + 1) * tags <= RECREATED:
         return text
-    return flatten(text)
+    return _Flattener(text, MAX_DEPTH).run()  # `flatten` without counting the tags again
 
 
 def _formatting_kinds(text: str) -> int:

@@ -79,7 +79,7 @@ _PARKED_INDEX = (f"CREATE INDEX IF NOT EXISTS requests_parked ON requests (depth
 _MIGRATIONS = {1: ("ALTER TABLE runs ADD COLUMN stats TEXT",), 2: (_PARKED_INDEX,)}
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
-_SCHEMA = """
+_SCHEMA = f"""
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE runs (
     id INTEGER PRIMARY KEY,
@@ -109,7 +109,7 @@ CREATE TABLE requests (
     error TEXT
 );
 CREATE INDEX requests_queue ON requests (priority DESC, id, not_before) WHERE state = 0;
-CREATE INDEX requests_parked ON requests (depth) WHERE state = 4;
+{_PARKED_INDEX};
 CREATE TABLE items (id INTEGER PRIMARY KEY, request INTEGER NOT NULL, data TEXT NOT NULL);
 CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 """
@@ -489,15 +489,15 @@ class SQLiteStore(Store):
         how many were queued."""
         if not requests:
             return 0
-        unparked = 0
+        unparked, rows = 0, _rows(requests)
         if self._parking:  # only a crawl that parked requests pays for the extra lookups
-            cur = await self._conn.executemany(_UNPARK_FOUND, [
-                (r.priority, r.depth, r.callback, r.cb_kwargs, r.redirects, r.parent,
-                 fingerprint(r.url)) for r in requests])
+            # A row is (fp, url, priority, depth, callback, cb_kwargs, redirects, parent).
+            cur = await self._conn.executemany(_UNPARK_FOUND, [(*row[2:], row[0])
+                                                               for row in rows])
             unparked = max(cur.rowcount, 0)
             counters[PARKED_COUNTER] -= unparked
             self._tally_delta.parked -= unparked
-        cur = await self._conn.executemany(_INSERT_REQUEST, _rows(requests))
+        cur = await self._conn.executemany(_INSERT_REQUEST, rows)
         added = max(cur.rowcount, 0) + unparked
         self._tally_delta.queued += added
         return added
