@@ -14,9 +14,8 @@
             yield {"title": response.css_first("h1").text()}
 """
 
-from crawler.admission import Skip
 from crawler.config import CrawlConfig, HostPolicy, layered
-from crawler.engine import Crawler, CrawlResult, CrawlStatus, RunState
+from crawler.engine.crawler import Crawler, CrawlResult, CrawlStatus, RunState
 from crawler.errors import (
     BadResponse,
     BodyTooLarge,
@@ -32,12 +31,13 @@ from crawler.errors import (
     TLSError,
     TooManyRedirects,
 )
-from crawler.loader import load_spider_class
-from crawler.metrics import CrawlTotals, HostRow, Metrics, PoolStats, Snapshot, Timings
-from crawler.request import Request
-from crawler.response import Response
-from crawler.sitemaps import Sitemap
-from crawler.spider import Spider
+from crawler.model.loader import load_spider_class
+from crawler.model.request import Request
+from crawler.model.response import Response
+from crawler.model.sitemaps import Sitemap
+from crawler.model.spider import Spider
+from crawler.observe.metrics import CrawlTotals, HostRow, Metrics, PoolStats, Snapshot, Timings
+from crawler.policy.admission import Skip
 
 __all__ = [
     "BadResponse",

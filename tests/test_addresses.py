@@ -1,10 +1,10 @@
-"""Unit tests of `crawler.addresses`: which addresses a crawl of public sites may not reach."""
+"""Unit tests of `crawler.urls.addresses`: which addresses a crawl of public sites may not reach."""
 
 from __future__ import annotations
 
 import pytest
 
-from crawler.addresses import private_kind
+from crawler.urls.addresses import private_kind
 
 
 @pytest.mark.parametrize(("address", "kind"), [

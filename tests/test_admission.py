@@ -1,4 +1,4 @@
-"""Unit tests of `crawler.admission`: which found links become requests, and why not. No I/O."""
+"""Unit tests of `crawler.policy.admission`: which found links become requests, and why not."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import pytest
 from yarl import URL
 
 from crawler import CrawlConfig
-from crawler import admission as admission_module
-from crawler.admission import Admission, RecentKeys, Skip
-from crawler.request import Request
-from crawler.response import Response
-from crawler.scope import Scope
+from crawler.model.request import Request
+from crawler.model.response import Response
+from crawler.policy import admission as admission_module
+from crawler.policy.admission import Admission, RecentKeys, Skip
+from crawler.urls.scope import Scope
 
 PAGE = "http://a.test/dir/page.html"
 

@@ -35,11 +35,11 @@ from crawler.errors import (
     StateFileError,
     TooManyRedirects,
 )
-from crawler.items import encode_item
-from crawler.loader import load_spider_class
-from crawler.request import Request
-from crawler.scope import Scope
-from crawler.spider import Spider
+from crawler.model.items import encode_item
+from crawler.model.loader import load_spider_class
+from crawler.model.request import Request
+from crawler.model.spider import Spider
+from crawler.urls.scope import Scope
 
 # -- Request callbacks ------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ PACKAGES = ("crawler", "spiders", "storage")
 
 @dataclass(frozen=True)
 class Import:
-    file: str  # path relative to ROOT, e.g. "crawler/engine.py"
+    file: str  # path relative to ROOT, e.g. "crawler/engine/crawler.py"
     line: int
     module: str  # absolute dotted module imported from, e.g. "storage.sqlite"
     names: tuple[str, ...]  # names taken with `from module import ...` ("" for `import x`)
@@ -65,7 +65,7 @@ def top(module: str) -> str:
 
 def test_the_layout_is_found() -> None:
     files = {str(m) for m in ALL_MODULES}
-    assert {"crawler/fetcher.py", "storage/sqlite.py", "spiders/site.py",
+    assert {"crawler/http/fetcher.py", "storage/sqlite.py", "spiders/site.py",
             "crawler/__init__.py"} <= files
     assert any(imp.module == "aiohttp" for imp in ALL_IMPORTS)  # the walker sees imports
 
@@ -74,13 +74,14 @@ def test_import_walker_resolves_relative_and_nested_imports() -> None:
     source = (
         "from . import urls\n"
         "from .frontier import Frontier\n"
-        "from ..storage.sqlite import SQLiteStore\n"
+        "from ...storage.sqlite import SQLiteStore\n"
         "def f():\n    import aiohttp.web\n"
         "if True:\n    from storage import Store\n"
     )
-    got = [(imp.module, imp.names) for imp in collect_imports(Path("crawler/engine.py"), source)]
+    engine = Path("crawler/engine/crawler.py")
+    got = [(imp.module, imp.names) for imp in collect_imports(engine, source)]
     assert sorted(got) == sorted([
-        ("crawler", ("urls",)), ("crawler.frontier", ("Frontier",)),
+        ("crawler.engine", ("urls",)), ("crawler.engine.frontier", ("Frontier",)),
         ("storage.sqlite", ("SQLiteStore",)), ("aiohttp.web", ("",)), ("storage", ("Store",)),
     ])
     pkg = [imp.module for imp in collect_imports(Path("storage/__init__.py"), "from . import base")]
@@ -93,8 +94,8 @@ def offenders(rule: str, bad: list[Import]) -> str:
 
 def test_only_the_fetcher_imports_aiohttp() -> None:
     bad = [imp for imp in ALL_IMPORTS
-           if top(imp.module) == "aiohttp" and imp.file != "crawler/fetcher.py"]
-    assert not bad, offenders("only crawler/fetcher.py may import aiohttp", bad)
+           if top(imp.module) == "aiohttp" and imp.file != "crawler/http/fetcher.py"]
+    assert not bad, offenders("only crawler/http/fetcher.py may import aiohttp", bad)
 
 
 def test_only_the_sqlite_store_imports_aiosqlite() -> None:
@@ -105,20 +106,20 @@ def test_only_the_sqlite_store_imports_aiosqlite() -> None:
 
 def test_only_the_user_facing_modules_draw_with_rich() -> None:
     # The engine stays a library: what it knows leaves it as a Snapshot, drawn elsewhere.
-    allowed = {"crawler/display.py", "crawler/stats.py", "crawler/cli.py"}
+    allowed = {"crawler/observe/display.py", "crawler/cli/stats.py", "crawler/cli/main.py"}
     bad = [imp for imp in ALL_IMPORTS if top(imp.module) == "rich" and imp.file not in allowed]
     assert not bad, offenders(f"only {sorted(allowed)} may import rich", bad)
     assert any(top(imp.module) == "rich" for imp in ALL_IMPORTS)
 
 
 def test_only_the_cli_reads_argv_and_the_environment() -> None:
-    bad = [imp for imp in ALL_IMPORTS if imp.file != "crawler/cli.py"
+    bad = [imp for imp in ALL_IMPORTS if imp.file != "crawler/cli/main.py"
            and (imp.module == "argparse" or (imp.module == "os" and "environ" in imp.names)
                 or (imp.module == "sys" and "argv" in imp.names))]
-    uses = [f"{m}: {attr}" for m in ALL_MODULES if str(m) != "crawler/cli.py"
+    uses = [f"{m}: {attr}" for m in ALL_MODULES if str(m) != "crawler/cli/main.py"
             for attr in ("sys.argv", "os.environ", "os.getenv")
             if attr in (ROOT / m).read_text(encoding="utf-8")]
-    assert not bad and not uses, (offenders("only crawler/cli.py may read argv", bad), uses)
+    assert not bad and not uses, (offenders("only crawler/cli/main.py may read argv", bad), uses)
 
 
 def test_storage_never_imports_crawler_or_spiders() -> None:
@@ -145,8 +146,8 @@ def test_only_the_cli_knows_the_built_in_spiders() -> None:
     # The CLI is the composition root; the engine and the API never depend on spiders/.
     bad = [imp for imp in ALL_IMPORTS
            if imp.file.startswith("crawler/") and top(imp.module) == "spiders"
-           and imp.file != "crawler/cli.py"]
-    assert not bad, offenders("only crawler/cli.py may import spiders", bad)
+           and imp.file != "crawler/cli/main.py"]
+    assert not bad, offenders("only crawler/cli/main.py may import spiders", bad)
 
 
 def test_crawler_reaches_storage_only_through_the_package() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from crawler import ConfigError, HostPolicy, layered
-from crawler.cli import _command_line_settings, _parser
+from crawler.cli.main import _command_line_settings, _parser
 from spiders.books import BooksSpider
 
 

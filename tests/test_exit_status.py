@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from crawler.metrics import Metrics
+from crawler.observe.metrics import Metrics
 from tests.helpers import EXIT_OK, crawl, describe
 
 EXIT_NOTHING_FETCHED = 3

@@ -1,4 +1,4 @@
-"""Unit tests of `crawler.frontier.Frontier`: pure decisions over an injected fake clock."""
+"""Unit tests of `crawler.policy.frontier.Frontier`: pure decisions over an injected fake clock."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections import deque
 
 import pytest
 
-from crawler.frontier import Frontier
+from crawler.policy.frontier import Frontier
 
 
 class FakeClock:

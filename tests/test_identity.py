@@ -1,4 +1,4 @@
-"""Unit tests of `crawler.identity`: what a crawl is, what differs, what widens. No I/O."""
+"""Unit tests of `crawler.policy.identity`: what a crawl is, what differs, what widens. No I/O."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import dataclasses
 from pathlib import Path
 
 from crawler import CrawlConfig, Spider, load_spider_class
-from crawler import identity as ident
-from crawler.loader import class_path
+from crawler.model.loader import class_path
+from crawler.policy import identity as ident
 from spiders.site import SiteSpider
 
 

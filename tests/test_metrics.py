@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from crawler import metrics
-from crawler.metrics import CrawlTotals, HostView, Metrics, Snapshot
+from crawler.observe import metrics
+from crawler.observe.metrics import CrawlTotals, HostView, Metrics, Snapshot
 
 
 class Clock:

@@ -14,7 +14,7 @@ from typing import Any
 from yarl import URL
 
 from crawler import CrawlConfig, Crawler, CrawlStatus, Response, Snapshot
-from crawler.fetcher import Fetcher, _live_counts, process_sockets
+from crawler.http.fetcher import Fetcher, _live_counts, process_sockets
 from spiders.site import SiteSpider
 from storage import SQLiteStore
 from tests.sites import monitor

@@ -1,4 +1,4 @@
-"""The nesting cap (crawler/nesting.py): hostile nesting is flattened before lexbor builds
+"""The nesting cap (crawler/html/nesting.py): hostile nesting is flattened before lexbor builds
 its tree, and markup that needs no flattening comes back exactly as it was."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import random
 import pytest
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from crawler import nesting
-from crawler.nesting import flatten
+from crawler.html import nesting
+from crawler.html.nesting import flatten
 
 
 def _depth(html: str) -> int:

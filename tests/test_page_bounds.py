@@ -14,9 +14,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from crawler import CrawlConfig, admission, urls
-from crawler.admission import RecentKeys
-from crawler.budget import ByteBudget
+from crawler import CrawlConfig
+from crawler.engine.budget import ByteBudget
+from crawler.policy import admission
+from crawler.policy.admission import RecentKeys
+from crawler.urls import canon as urls
 from spiders.site import SiteSpider
 from tests.crawling import crawl
 from tests.helpers import CLI
@@ -135,7 +137,7 @@ async def test_the_tree_budget_lets_big_pages_wait_in_order_and_one_oversize_alo
 
 async def test_a_page_of_200000_nested_divs_is_crawled_with_the_rest(tmp_path: Path) -> None:
     # 2.2 MB whose tree lexbor builds in time growing with the square of its depth: 90 s of
-    # CPU before the nesting cap (crawler/nesting.py), well under a second after it.
+    # CPU before the nesting cap (crawler/html/nesting.py), well under a second after it.
     depth = 200_000
     deep = (b"<html><head><title>deep</title></head><body>" + b"<div>" * depth
             + b'<a href="/below">below</a>' + b"</div>" * depth + b"</body></html>")

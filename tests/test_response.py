@@ -1,4 +1,4 @@
-"""Unit tests of `crawler.response.Response`, built directly (no server, no fetcher)."""
+"""Unit tests of `crawler.model.response.Response`, built directly (no server, no fetcher)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 from multidict import CIMultiDict
 from yarl import URL
 
-from crawler import nesting
-from crawler.request import Request
-from crawler.response import Response
-from crawler.spider import Spider
+from crawler.html import nesting
+from crawler.model.request import Request
+from crawler.model.response import Response
+from crawler.model.spider import Spider
 
 PAGE_URL = "http://example.com/dir/page.html"
 

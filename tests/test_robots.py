@@ -12,9 +12,9 @@ from aiohttp import web
 from protego import Protego
 
 from crawler import CrawlConfig, CrawlStatus
-from crawler.robots import Robots as Policy
-from crawler.robots import RobotsGate, RobotsState, Verdict, from_response
-from crawler.urls import parse_absolute
+from crawler.policy.robots import Robots as Policy
+from crawler.policy.robots import RobotsGate, RobotsState, Verdict, from_response
+from crawler.urls.canon import parse_absolute
 from spiders.site import SiteSpider
 from storage import RequestState
 from tests.crawling import crawl

@@ -10,7 +10,7 @@ from aiohttp import web
 from yarl import URL
 
 from crawler import CrawlConfig, CrawlStatus
-from crawler.sitemaps import MAX_BYTES, decompress, parse
+from crawler.model.sitemaps import MAX_BYTES, decompress, parse
 from spiders.site import SiteSpider
 from storage import RequestState
 from tests.crawling import crawl

@@ -1,12 +1,12 @@
-"""Unit tests of `crawler.urls`: the one canonical form a URL is deduplicated under."""
+"""Unit tests of `crawler.urls.canon`: the one canonical form a URL is deduplicated under."""
 
 from __future__ import annotations
 
 import pytest
 from yarl import URL
 
-from crawler import urls as urls_module
-from crawler.urls import (
+from crawler.urls import canon as urls_module
+from crawler.urls.canon import (
     MAX_URL_LENGTH,
     Resolver,
     canonical,

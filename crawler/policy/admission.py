@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 from yarl import URL
 
-from crawler import robots, urls
 from crawler.config import CrawlConfig
-from crawler.request import Request
-from crawler.scope import Scope
+from crawler.model.request import Request
+from crawler.policy import robots
+from crawler.urls import canon as urls
+from crawler.urls.scope import Scope
 from storage import DUPLICATE_COUNTER, PARKED_COUNTER, NewRequest
 
 

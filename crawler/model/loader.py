@@ -10,7 +10,7 @@ from pathlib import Path
 from types import ModuleType
 
 from crawler.errors import SpiderError
-from crawler.spider import Spider
+from crawler.model.spider import Spider
 
 MODULE_PREFIX = "_crawl_spider_"
 """A spider file's module is named this plus the file's stem."""

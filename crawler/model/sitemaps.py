@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from selectolax.lexbor import LexborHTMLParser
 from yarl import URL
 
-from crawler import urls
+from crawler.urls import canon as urls
 
 MAX_BYTES = 50 * 1024 * 1024  # the protocol's limit, uncompressed: also caps a gzip bomb
 MAX_ENTRIES = 50_000  # the protocol's limit per file

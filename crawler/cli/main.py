@@ -28,15 +28,16 @@ try:
 except ImportError:  # optional: it is not built for Windows or PyPy
     uvloop = None  # type: ignore[assignment]
 
-from crawler import benchmark, display, logs, report
-from crawler import export as exporter
-from crawler import stats as stats_mod
+from crawler.cli import benchmark
+from crawler.cli import export as exporter
+from crawler.cli import stats as stats_mod
 from crawler.config import CrawlConfig, HostPolicy, layered
-from crawler.engine import Crawler, CrawlResult, CrawlStatus
+from crawler.engine.crawler import Crawler, CrawlResult, CrawlStatus
 from crawler.errors import ConfigError, CrawlError, SpiderError, StateFileError
-from crawler.loader import load_spider_class
-from crawler.spider import Spider
-from crawler.urls import parse_absolute
+from crawler.model.loader import load_spider_class
+from crawler.model.spider import Spider
+from crawler.observe import display, logs, report
+from crawler.urls.canon import parse_absolute
 from spiders.site import SiteSpider
 from storage import CrawlCounts, RunInfo, Store, StoreError, open_store
 

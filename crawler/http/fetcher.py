@@ -22,7 +22,6 @@ from aiohttp.resolver import AsyncResolver
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from crawler.addresses import private_kind
 from crawler.config import CrawlConfig
 from crawler.errors import (
     BadResponse,
@@ -34,7 +33,8 @@ from crawler.errors import (
     ProtocolError,
     TLSError,
 )
-from crawler.metrics import PoolStats
+from crawler.observe.metrics import PoolStats
+from crawler.urls.addresses import private_kind
 
 ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 # Small leftovers are read so the connection goes back to the pool; big ones are cut off.
@@ -196,7 +196,7 @@ class Fetcher:
         self._resolver: AbstractResolver | None = None
         self._counters = _PoolCounters()
         self.allow_private = config.allow_private
-        """Whether sockets may be opened to private addresses (see crawler.addresses)."""
+        """Whether sockets may be opened to private addresses (see crawler.urls.addresses)."""
 
     async def private_kind(self, host: str) -> str | None:
         """The kind of private address `host` resolves to ("loopback", ...), or None if it

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from crawler.config import HostPolicy
-from crawler.request import Request
-from crawler.response import Response
+from crawler.model.request import Request
+from crawler.model.response import Response
 
 
 class Spider:

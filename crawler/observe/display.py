@@ -14,8 +14,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from crawler import report
-from crawler.metrics import HostRow, Snapshot
+from crawler.observe import report
+from crawler.observe.metrics import HostRow, Snapshot
 
 REFRESH = 0.5  # seconds between two frames of the live display
 HOST_ROWS = 5

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from crawler.engine import CrawlResult
+from crawler.engine.crawler import CrawlResult
 from crawler.errors import ConfigError
 
 SITE_START_TIMEOUT = 30.0

@@ -11,10 +11,12 @@ from typing import Any
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 from yarl import URL
 
-from crawler import encoding, nesting, sitemaps, urls
 from crawler.config import MAX_LINKS
-from crawler.request import Callback, Request, callback_name, check_priority, encode_kwargs
-from crawler.sitemaps import Sitemap
+from crawler.html import encoding, nesting
+from crawler.model import sitemaps
+from crawler.model.request import Callback, Request, callback_name, check_priority, encode_kwargs
+from crawler.model.sitemaps import Sitemap
+from crawler.urls import canon as urls
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 LINKS = "a[href]"  # the default link selector

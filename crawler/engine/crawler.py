@@ -28,10 +28,9 @@ from typing import Any
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from crawler import identity, logs, robots, urls
-from crawler.admission import Admission, Skip
-from crawler.budget import ByteBudget
 from crawler.config import CrawlConfig
+from crawler.engine.budget import ByteBudget
+from crawler.engine.loopwatch import BLOCKING, LoopWatch
 from crawler.errors import (
     RETRYABLE_STATUSES,
     ConnectError,
@@ -44,15 +43,18 @@ from crawler.errors import (
     TooManyRedirects,
     describe,
 )
-from crawler.fetcher import Fetcher, FetchResult, WantBody
-from crawler.frontier import Frontier
-from crawler.items import encode_item
-from crawler.loopwatch import BLOCKING, LoopWatch
-from crawler.metrics import CrawlTotals, HostView, Metrics, PoolStats, Snapshot
-from crawler.request import Request
-from crawler.response import Response, is_html_type
-from crawler.scope import Scope
-from crawler.spider import Spider
+from crawler.http.fetcher import Fetcher, FetchResult, WantBody
+from crawler.model.items import encode_item
+from crawler.model.request import Request
+from crawler.model.response import Response, is_html_type
+from crawler.model.spider import Spider
+from crawler.observe import logs
+from crawler.observe.metrics import CrawlTotals, HostView, Metrics, PoolStats, Snapshot
+from crawler.policy import identity, robots
+from crawler.policy.admission import Admission, Skip
+from crawler.policy.frontier import Frontier
+from crawler.urls import canon as urls
+from crawler.urls.scope import Scope
 from storage import (
     Completion,
     CrawlCounts,
@@ -778,7 +780,7 @@ def _scope(spider: Spider, starts: list[URL]) -> Scope:
 
 async def _open_crawl(store: Store, spider: Spider, config: CrawlConfig,
                       seeds: list[NewRequest], *, fresh: bool) -> RunInfo:
-    """Open the crawl, unless the state file holds another one (`crawler.identity`)."""
+    """Open the crawl, unless the state file holds another one (`crawler.policy.identity`)."""
     current = identity.of(spider, config, (s.url for s in seeds))
     try:
         stored = await store.identity()

@@ -10,8 +10,8 @@ from typing import Any
 from yarl import URL
 
 from crawler.errors import SpiderError
-from crawler.items import not_unicode
-from crawler.urls import MAX_URL_LENGTH, canonical, has_credentials, parse_absolute
+from crawler.model.items import not_unicode
+from crawler.urls.canon import MAX_URL_LENGTH, canonical, has_credentials, parse_absolute
 
 Callback = Callable[..., Any]
 

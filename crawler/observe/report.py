@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from crawler.metrics import PoolStats, Snapshot
+from crawler.observe.metrics import PoolStats, Snapshot
 
 
 def duration(seconds: float | None) -> str:

@@ -14,7 +14,7 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.table import Table
 
-from crawler import report
+from crawler.observe import report
 from storage import RunRecord, Store
 
 HOST_ROWS = 15

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from crawler.config import CrawlConfig
-from crawler.loader import class_path
+from crawler.model.loader import class_path
 
 VERSION = 1
 START_URLS = "start_urls"

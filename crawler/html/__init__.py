@@ -1,0 +1,1 @@
+"""Reading hostile HTML safely: charset detection and the nesting cap."""

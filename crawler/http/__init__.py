@@ -1,0 +1,1 @@
+"""The HTTP fetcher: the one place that speaks aiohttp."""

@@ -1,0 +1,1 @@
+"""What a user writes and gets back: spiders, requests, responses, items."""

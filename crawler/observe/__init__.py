@@ -1,0 +1,1 @@
+"""Observation: metrics, the live display, logs and reports."""

@@ -1,0 +1,1 @@
+"""URLs: their canonical form, the crawl's scope, and which addresses are private."""
