@@ -2,6 +2,30 @@
 
 from __future__ import annotations
 
+import enum
+
+
+class FailureKind(enum.StrEnum):
+    """What made a request fail for good: stored in a column of its own, so the failures
+    can be grouped and filtered without parsing messages."""
+
+    FETCH = "fetch"
+    CONNECT = "connect"
+    TLS = "tls"
+    TIMEOUT = "timeout"
+    PROTOCOL = "protocol"
+    BAD_RESPONSE = "bad_response"
+    TOO_LARGE = "too_large"
+    OFFSITE = "offsite"
+    PRIVATE_ADDRESS = "private_address"
+    REDIRECTS = "redirects"
+    HTTP_STATUS = "http_status"
+    ROBOTS = "robots"  # robots.txt could not be had, and the crawl gave up on the origin
+    CALLBACK = "callback"  # the spider's callback raised
+    SPIDER = "spider"  # the spider has no such callback
+    INTERNAL = "internal"  # a bug of ours, confined to one request
+    STORE = "store"  # the store could not encode the outcome (the store names it so)
+
 
 class CrawlError(Exception):
     """Root of every error the crawler raises on purpose."""
@@ -24,7 +48,7 @@ class FetchError(CrawlError):
     """A request could not be fetched. `retryable` says whether trying again may help."""
 
     retryable: bool = False
-    kind: str = "fetch"
+    kind: FailureKind = FailureKind.FETCH
 
     def __init__(self, message: str, *, url: str | None = None) -> None:
         super().__init__(message)
@@ -35,64 +59,64 @@ class ConnectError(FetchError):
     """No connection could be made (refused, reset before a response, DNS failure)."""
 
     retryable = True
-    kind = "connect"
+    kind = FailureKind.CONNECT
 
 
 class TLSError(FetchError):
     """The TLS handshake failed (e.g. a bad certificate): retrying will not fix it."""
 
-    kind = "tls"
+    kind = FailureKind.TLS
 
 
 class FetchTimeout(FetchError):
     """The server did not answer, or not fast enough."""
 
     retryable = True
-    kind = "timeout"
+    kind = FailureKind.TIMEOUT
 
 
 class ProtocolError(FetchError):
     """The connection broke mid-response or the server spoke broken HTTP."""
 
     retryable = True
-    kind = "protocol"
+    kind = FailureKind.PROTOCOL
 
 
 class BadResponse(FetchError):
     """The response can never be used as it is (e.g. oversized headers); retrying won't help."""
 
-    kind = "bad_response"
+    kind = FailureKind.BAD_RESPONSE
 
 
 class BodyTooLarge(FetchError):
     """The body exceeds the size cap (declared or actually read, after decompression)."""
 
-    kind = "too_large"
+    kind = FailureKind.TOO_LARGE
 
 
 class OutOfScope(FetchError):
     """Not sent: the URL is outside the crawl's hosts and ports (e.g. an old state file's)."""
 
-    kind = "offsite"
+    kind = FailureKind.OFFSITE
 
 
 class PrivateAddress(FetchError):
     """Not sent: the host's address is in a private network, and the crawl's start URLs are
     public (`allow_private` allows it)."""
 
-    kind = "private_address"
+    kind = FailureKind.PRIVATE_ADDRESS
 
 
 class TooManyRedirects(FetchError):
     """A redirect chain is longer than the hop limit."""
 
-    kind = "redirects"
+    kind = FailureKind.REDIRECTS
 
 
 class HTTPStatusError(FetchError):
     """The server answered with a status worth retrying (429, 5xx) too many times."""
 
-    kind = "http_status"
+    kind = FailureKind.HTTP_STATUS
 
     def __init__(self, status: int, *, url: str | None = None) -> None:
         super().__init__(f"HTTP {status}", url=url)
@@ -107,8 +131,17 @@ RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 522, 524})
 
 
 def describe(exc: BaseException) -> str:
-    """`kind: message`, the form an error is stored in. A lone surrogate in the message (a
-    callback's exception may quote a page's broken text) is written as an escape: it is not
-    Unicode text, and the state file holds only that."""
-    text = f"{exc.kind}: {exc}" if isinstance(exc, FetchError) else f"{type(exc).__name__}: {exc}"
+    """`kind: message`, the form an error is logged in."""
+    return f"{exc.kind}: {message(exc)}" if isinstance(exc, FetchError) else message(exc)
+
+
+def message(exc: BaseException) -> str:
+    """What went wrong, without the kind (stored beside it): a fetch error's own message,
+    or any other exception's type and message."""
+    return safe_text(str(exc) if isinstance(exc, FetchError) else f"{type(exc).__name__}: {exc}")
+
+
+def safe_text(text: str) -> str:
+    """Text as the state file may hold it. A lone surrogate (a callback's exception may
+    quote a page's broken text) is written as an escape: it is not Unicode text."""
     return text if text.isascii() else text.encode("utf-8", "backslashreplace").decode("utf-8")

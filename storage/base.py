@@ -124,7 +124,8 @@ class Failure:
     """Mark a leased request failed for good, keeping the reason."""
 
     request_id: int
-    error: str
+    kind: str  # one word saying what failed ("timeout", "callback", ...): grouped by stats
+    error: str  # the details
     status: int | None = None
 
 

@@ -608,10 +608,10 @@ class SQLiteStore(Store):
             except _DATA_ERRORS as exc:
                 await self._conn.execute("ROLLBACK TO outcome")
                 self._tally_delta = counted
-                reason = _storable(f"store: this request's outcome cannot be stored: {exc}")
-                log.warning("request %d failed: %s", outcome.request_id, reason,
-                            extra={"reason": reason})
-                await self._apply([Failure(outcome.request_id, reason)])
+                reason = _storable(f"this request's outcome cannot be stored: {exc}")
+                log.warning("request %d failed: store: %s", outcome.request_id, reason,
+                            extra={"reason": f"store: {reason}"})
+                await self._apply([Failure(outcome.request_id, "store", reason)])
             await self._conn.execute("RELEASE outcome")
 
     async def _held(self, batch: list[Outcome], run: int) -> set[int]:
@@ -653,7 +653,7 @@ class SQLiteStore(Store):
             elif isinstance(o, Defer):
                 defers.append((o.not_before, o.reason, o.request_id, run))
             elif isinstance(o, Failure):
-                failures.append((o.error, o.status, o.request_id, run))
+                failures.append((f"{o.kind}: {o.error}", o.status, o.request_id, run))
             else:
                 assert isinstance(o, Release)
                 releases.append((o.request_id, run))

@@ -43,7 +43,7 @@ async def test_tally_follows_every_kind_of_write(tmp_path: Path) -> None:
                 outcome = rng.choice([
                     Completion(lease.id, 200, items=["{}"] * rng.randint(0, 2), requests=new,
                                counters={"skipped_x": rng.randint(0, 1)}),
-                    Failure(lease.id, "timeout: slow", 504),
+                    Failure(lease.id, "timeout", "slow", 504),
                     Retry(lease.id, NOW, "connect: refused"),
                     Defer(lease.id, NOW, "robots"),
                     Release(lease.id),
@@ -117,16 +117,16 @@ async def test_breakdown_by_status_and_kind_of_error(tmp_path: Path) -> None:
         await store.add([NewRequest(f"http://h/{i}") for i in range(7)])
         leases = await store.claim(7, NOW)
         outcomes = [Completion(leases[0].id, 200), Completion(leases[1].id, 200),
-                    Completion(leases[2].id, 404), Failure(leases[3].id, "timeout: slow"),
-                    Failure(leases[4].id, "timeout: again", None),
-                    Failure(leases[5].id, "callback: ValueError: x", 200),
-                    Failure(leases[6].id, "no colon here")]
+                    Completion(leases[2].id, 404), Failure(leases[3].id, "timeout", "slow"),
+                    Failure(leases[4].id, "timeout", "again", None),
+                    Failure(leases[5].id, "callback", "ValueError: x", 200),
+                    Failure(leases[6].id, "robots", "no colon here")]
         for outcome in outcomes:
             await store.record(outcome)
         await store.flush()
         b = await store.breakdown()
         assert dict(b.statuses) == {200: 2, 404: 1}
-        assert dict(b.errors) == {"timeout": 2, "callback": 1, "no colon here": 1}
+        assert dict(b.errors) == {"timeout": 2, "callback": 1, "robots": 1}
     finally:
         await store.close()
 

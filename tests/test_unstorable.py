@@ -106,7 +106,7 @@ async def test_the_store_fails_an_unstorable_outcome_and_commits_the_rest(
             Completion(ids[urls[3]], 200, (), [NewRequest("http://127.0.0.1/k", "cb",
                                                           '{"s":"' + LONE + '"}')]),
             Completion(ids[urls[4]], 200, (), [NewRequest("http://127.0.0.1/p", priority=2**70)]),
-            Failure(ids[urls[5]], f"callback: ValueError: {LONE}", 200),
+            Failure(ids[urls[5]], "callback", f"ValueError: {LONE}", 200),
             Retry(ids[urls[6]], 0.0, f"protocol: {LONE}"),
             Release(ids[urls[7]]),
         ]

@@ -35,6 +35,7 @@ from crawler.errors import (
     RETRYABLE_STATUSES,
     ConnectError,
     CrawlError,
+    FailureKind,
     FetchError,
     HTTPStatusError,
     OutOfScope,
@@ -42,6 +43,7 @@ from crawler.errors import (
     StateFileError,
     TooManyRedirects,
     describe,
+    message,
 )
 from crawler.http.fetcher import Fetcher, FetchResult, WantBody
 from crawler.model.items import encode_item
@@ -154,7 +156,7 @@ class Crawler:
             self.config.user_agent, self.config.max_retries + 1, clock)
         self._ruled: set[str] = set()  # hosts whose host_policies were looked up
         self._connect_failures: Counter[str] = Counter()  # in a row, by host
-        self._down: dict[str, str] = {}  # hosts given up for this run, and why
+        self._down: dict[str, tuple[FailureKind, str]] = {}  # hosts given up, and why
         self._window = max(8 * self.config.workers, 256)
         self._state = RunState.CREATED
         self._admission = Admission(self.config, Scope(()), self._robots_forbids())
@@ -417,7 +419,7 @@ class Crawler:
         url = URL(lease.url, encoded=True)
         job = _Job(lease, url, urls.host_key(url))
         if job.host in self._down:
-            return self._fail(lease, self._down[job.host], None)
+            return self._fail(lease, *self._down[job.host], None)
         if self.config.host_policies and job.host not in self._ruled:
             self._apply_host_policy(job)
         if not self.config.obey_robots:
@@ -447,7 +449,7 @@ class Crawler:
             self._frontier.push(job.host, job)
             return None
         if verdict is robots.Verdict.FAIL:
-            return self._fail(job.lease, self._robots.reason(robots.origin(job.url)), None)
+            return self._fail(job.lease, *self._robots.failure(robots.origin(job.url)), None)
         return Completion(job.lease.id, None, counters={Skip.ROBOTS: 1})
 
     # -- robots.txt ---------------------------------------------------------------------------
@@ -468,8 +470,8 @@ class Crawler:
                 result = await self._fetch(url)
             except FetchError as exc:
                 # A failure that is the same every time (refused, TLS) is not asked again.
-                return robots.unreachable(f"{describe(exc)} (fetching {url})", self._clock(),
-                                          final=not exc.retryable)
+                return robots.unreachable(f"{message(exc)} (fetching {url})", self._clock(),
+                                          final=not exc.retryable, kind=exc.kind)
             if result.location is None:
                 return robots.from_response(result.status, result.body, self._clock())
             target = urls.join(result.url, result.location)
@@ -491,13 +493,13 @@ class Crawler:
             # Disallowed for now: the requests go back to the queue for a while (no attempt
             # used), and the next one claimed asks for robots.txt again.
             wait = self._backoff(done.tries - 1)
-            log.info("%s: %s; trying again in %.0fs", job.origin, policy.reason, wait,
-                     extra={"host": job.host, "reason": policy.reason})
-            return [Defer(j.lease.id, self._wall() + wait, f"robots: {policy.reason}")
+            log.info("%s: %s; trying again in %.0fs", job.origin, policy.why, wait,
+                     extra={"host": job.host, "reason": policy.why})
+            return [Defer(j.lease.id, self._wall() + wait, f"robots: {policy.why}")
                     for j in done.jobs]
         if done.policy.state is robots.RobotsState.UNREACHABLE:
-            log.warning("%s: %s", job.origin, done.policy.reason,
-                        extra={"host": job.host, "reason": done.policy.reason})
+            log.warning("%s: %s", job.origin, done.policy.why,
+                        extra={"host": job.host, "reason": done.policy.why})
         delay = done.policy.crawl_delay(self.config.user_agent)
         if delay is not None:
             own = self._frontier.rule(job.host).delay
@@ -568,7 +570,7 @@ class Crawler:
             return await self._on_response(lease, result, retry_after)
         except Exception as exc:  # a bug of ours must cost one request, not the crawl
             log.exception("internal error on %s", lease.url, extra={"url": lease.url})
-            return self._fail(lease, f"internal: {describe(exc)}", result.status)
+            return self._fail(lease, FailureKind.INTERNAL, message(exc), result.status)
 
     async def _fetch(self, url: URL, want: WantBody | None = None, *,
                      keep_alive: bool = True) -> FetchResult:
@@ -602,20 +604,20 @@ class Crawler:
                 self._connect_failures[job.host] >= self.config.dead_after:
             await self._mark_down(job.host, exc)
         if job.host in self._down:
-            return self._fail(job.lease, self._down[job.host], None)
+            return self._fail(job.lease, *self._down[job.host], None)
         return self._retry_or_fail(job.lease, exc, None, None)
 
     async def _mark_down(self, host: str, exc: FetchError) -> None:
         """Fail the host's queued requests now instead of letting each burn its retries."""
-        reason = (f"{describe(exc)} (host down after {self._connect_failures[host]} "
+        reason = (f"{message(exc)} (host down after {self._connect_failures[host]} "
                   "connection failures in a row; --retry-failed queues it again)")
-        self._down[host] = reason
+        self._down[host] = (exc.kind, reason)
         log.warning("%s is down: %s", host, describe(exc),
                     extra={"host": host, "reason": reason})
         for item in self._frontier.remove(host):
             jobs = self._robots.release(item.origin) if isinstance(item, _RobotsJob) else [item]
             for job in jobs:
-                await self._record(self._fail(job.lease, reason, None))
+                await self._record(self._fail(job.lease, exc.kind, reason, None))
 
     def _html_only(self, lease: LeasedRequest) -> bool:
         return self.spider.html_only and lease.callback is None
@@ -663,7 +665,7 @@ class Crawler:
             error = TooManyRedirects(
                 f"more than {self.config.max_redirects} redirects (last to {location!r})"
             )
-            return self._fail(lease, describe(error), result.status)
+            return self._fail(lease, error.kind, message(error), result.status)
         self.metrics.page()
         target = urls.join(result.url, location)
         moved = Request.prepared(location, lease.callback, lease.cb_kwargs, lease.priority,
@@ -680,8 +682,8 @@ class Crawler:
         name = lease.callback or "parse"
         method = getattr(self.spider, name, None)
         if method is None or not inspect.isasyncgenfunction(method):
-            return self._fail(lease, f"spider: {type(self.spider).__name__} has no async "
-                                     f"generator callback named {name!r}", response.status)
+            return self._fail(lease, FailureKind.SPIDER, f"{type(self.spider).__name__} has "
+                              f"no async generator callback named {name!r}", response.status)
         kwargs = json.loads(lease.cb_kwargs) if lease.cb_kwargs else {}
         found: list[Request] = []
         cap, over = self.config.max_links, 0  # requests past the cap: counted, not kept
@@ -705,7 +707,8 @@ class Crawler:
             where = _where(exc)
             log.error("callback %s failed on %s: %s%s", name, lease.url, describe(exc), where,
                       extra={"url": lease.url, "reason": f"callback: {describe(exc)}{where}"})
-            return self._fail(lease, f"callback: {describe(exc)}{where}", response.status)
+            return self._fail(lease, FailureKind.CALLBACK, f"{message(exc)}{where}",
+                              response.status)
         self._watch.callback_step(name, lease.url, step, clock())
         counters: Counter[str] = Counter()
         if over or response.links_over:
@@ -734,20 +737,21 @@ class Crawler:
             log.debug("retrying %s in %.1fs: %s", lease.url, wait, describe(exc))
             return Retry(lease.id, self._wall() + wait, describe(exc), status)
         if exc.retryable:
-            message = f"{describe(exc)} (gave up after {lease.attempts + 1} attempts)"
+            text = f"{message(exc)} (gave up after {lease.attempts + 1} attempts)"
         else:
-            message = describe(exc)
-        log.warning("failed %s: %s", lease.url, message,
-                    extra={"url": lease.url, "reason": message, "status": status})
-        return self._fail(lease, message, status)
+            text = message(exc)
+        log.warning("failed %s: %s: %s", lease.url, exc.kind, text,
+                    extra={"url": lease.url, "reason": f"{exc.kind}: {text}", "status": status})
+        return self._fail(lease, exc.kind, text, status)
 
     def _backoff(self, attempt: int) -> float:
         """Jittered exponential backoff: spread out, so retries do not arrive together."""
         return float(self.config.retry_backoff * 2.0**attempt * random.uniform(0.5, 1.5))
 
-    def _fail(self, lease: LeasedRequest, error: str, status: int | None) -> Failure:
+    def _fail(self, lease: LeasedRequest, kind: FailureKind, error: str,
+              status: int | None) -> Failure:
         self.metrics.failed += 1
-        return Failure(lease.id, error, status)
+        return Failure(lease.id, kind, error, status)
 
 
 async def _start_requests(spider: Spider) -> list[NewRequest]:

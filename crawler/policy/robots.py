@@ -12,6 +12,8 @@ from typing import Generic, TypeVar
 from protego import Protego
 from yarl import URL
 
+from crawler.errors import FailureKind
+
 MAX_BYTES = 512 * 1024  # RFC 9309: parse at least the first 500 KiB
 MAX_AGE = 24 * 3600.0  # RFC 9309: do not use a cached copy for more than 24 hours
 MAX_REDIRECTS = 5  # RFC 9309: follow at least five consecutive redirects
@@ -33,6 +35,12 @@ class Robots:
     # default "", which every path starts with: protego decides everything.
     disallowing: tuple[str, ...] = ("",)
     final: bool = False  # unreachable for a reason that asking again will not change
+    kind: FailureKind = FailureKind.ROBOTS  # what made it unreachable
+
+    @property
+    def why(self) -> str:
+        """The reason, led by the kind of failure behind it, as logs show it."""
+        return self.reason if self.kind is FailureKind.ROBOTS else f"{self.kind}: {self.reason}"
 
     def allows(self, url: str, user_agent: str) -> bool:
         if self.state is RobotsState.RULES:
@@ -109,8 +117,9 @@ def disallow_prefixes(text: str) -> tuple[str, ...]:
     return tuple(sorted(prefixes))
 
 
-def unreachable(reason: str, now: float, *, final: bool = False) -> Robots:
-    return Robots(RobotsState.UNREACHABLE, now, reason=reason, final=final)
+def unreachable(reason: str, now: float, *, final: bool = False,
+                kind: FailureKind = FailureKind.ROBOTS) -> Robots:
+    return Robots(RobotsState.UNREACHABLE, now, reason=reason, final=final, kind=kind)
 
 
 class Verdict(enum.Enum):
@@ -195,10 +204,12 @@ class RobotsGate(Generic[J]):
         tries = self._failures[origin]
         if tries < self._max_tries and not policy.final:
             return Resolution(jobs, True, tries, policy)
-        policy = unreachable(f"{policy.reason}; gave up after {tries} tries", policy.fetched_at)
+        policy = unreachable(f"{policy.reason}; gave up after {tries} tries", policy.fetched_at,
+                             kind=policy.kind)
         self._policies[origin] = policy
         return Resolution(jobs, False, tries, policy)
 
-    def reason(self, origin: str) -> str:
+    def failure(self, origin: str) -> tuple[FailureKind, str]:
+        """Why an origin's requests fail: what made its robots.txt unreachable."""
         policy = self._policies.get(origin)
-        return "" if policy is None else policy.reason
+        return (FailureKind.ROBOTS, "") if policy is None else (policy.kind, policy.reason)
