@@ -4,108 +4,185 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from crawler import settings
 from crawler.errors import ConfigError
+from crawler.settings import Option, setting
 
 DEFAULT_USER_AGENT = "crawler/0.1 (polite asyncio web crawler)"
 MAX_LINKS = 10_000  # links one page may add (Heritrix caps a page's outlinks too)
+
+
+def _user_agent(name: str, value: str) -> None:
+    if not value.strip():
+        raise ConfigError(f"{name} must be a non-empty string")
+    check_header_value("User-Agent", value, setting=name)
+
+
+def _patterns(name: str, patterns: tuple[str, ...]) -> None:
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except (re.error, TypeError) as exc:
+            raise ConfigError(f"{name} pattern {pattern!r} is not a valid regular "
+                              f"expression: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)
 class HostPolicy:
     """Politeness for one host or domain (and its subdomains), overriding the crawl's."""
 
-    per_host: int | None = None
-    delay: float | None = None
+    per_host: int | None = setting(None, low=1, help="requests in flight to the host")
+    delay: float | None = setting(None, low=0,
+                                  help="seconds between request starts to the host")
 
     def __post_init__(self) -> None:
-        _check("per_host", self.per_host, "optional int", 1)
-        if self.delay is not None:
-            _check("delay", self.delay, "float", 0)
+        settings.validate(self)
+
+
+def host_policies_from_text(per_host: Sequence[str],
+                            delay: Sequence[str]) -> dict[str, HostPolicy]:
+    """Host policies from the command line's HOST=N and HOST=SECONDS texts."""
+    caps = {host: int(_number(value, f"--host-per-host {host}"))
+            for host, value in map(_host_value, per_host)}
+    delays = {host: _number(value, f"--host-delay {host}")
+              for host, value in map(_host_value, delay)}
+    return {host: HostPolicy(per_host=caps.get(host), delay=delays.get(host))
+            for host in {*caps, *delays}}
+
+
+def _host_value(item: str) -> tuple[str, str]:
+    host, sep, value = item.partition("=")
+    if not sep or not host or not value:
+        raise ConfigError(f"expected HOST=VALUE, not {item!r}")
+    return host.strip().lower(), value
+
+
+def _number(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{what}: {text!r} is not a number") from None
+    if what.startswith("--host-per-host") and not value.is_integer():
+        raise ConfigError(f"{what}: {text!r} is not a whole number")
+    return value
+
+
+def resolve_from_text(items: Sequence[str]) -> dict[str, str]:
+    """DNS answers from the command line's HOST:ADDRESS texts."""
+    return dict(map(_host_address, items))
+
+
+def _host_address(item: str) -> tuple[str, str]:
+    host, sep, addr = item.partition(":")  # an IPv6 address keeps its colons: h.test:::1
+    if not sep or not host or not addr:
+        raise ConfigError(f"--resolve takes HOST:ADDRESS, not {item!r}")
+    return host, addr
 
 
 @dataclass(frozen=True, slots=True)
 class CrawlConfig:
-    """How a crawl behaves. Defaults are polite to sites you do not own."""
+    """How a crawl behaves. Defaults are polite to sites you do not own.
 
-    workers: int = 16
-    """Requests in flight at once, over all hosts."""
-    per_host: int = 2
-    """Requests in flight at once to one host (host:port)."""
-    delay: float = 0.5
-    """Seconds between the starts of two requests to one host."""
-    max_pages: int | None = None
-    """Stop after this many requests have finished (over every run of the crawl)."""
-    max_depth: int | None = None
-    """Do not follow links deeper than this (start URLs are depth 0)."""
-    timeout: float = 30.0
-    """Seconds for a whole request, body included."""
-    connect_timeout: float = 10.0
-    """Seconds to open a connection."""
-    read_timeout: float = 20.0
-    """Seconds to wait for the next chunk of a response."""
-    user_agent: str = DEFAULT_USER_AGENT
-    max_body: int = 16 * 1024 * 1024
-    """Bytes of (decompressed) body kept; a larger response fails as too large."""
-    max_redirects: int = 10
-    """Redirect hops followed from one request."""
-    max_links: int = MAX_LINKS
-    """Links one page may add to the crawl; a URL counts once more per 256 characters. The
-    rest are counted as `skipped_link_limit` (bounds what one hostile page costs)."""
-    max_retries: int = 3
-    """Times a retryable failure is retried before the request fails for good."""
-    retry_backoff: float = 2.0
-    """Seconds before the first retry; doubles each time, with jitter."""
-    dns_ttl: float = 300.0
-    """Seconds a DNS answer is cached by the connection pool."""
-    keepalive_timeout: float = 30.0
-    """Seconds an idle keep-alive connection is kept."""
-    dead_after: int = 5
-    """Consecutive connection failures after which a host is down for the rest of the run:
-    its queued requests fail at once (`--retry-failed` queues them again later)."""
-    obey_robots: bool = True
-    """Fetch and obey each host's robots.txt (RFC 9309) before crawling it."""
-    max_crawl_delay: float = 30.0
-    """A robots.txt Crawl-delay is obeyed up to this many seconds."""
-    include: tuple[str, ...] = ()
-    """Regular expressions: when given, only URLs matching one of them are followed."""
-    exclude: tuple[str, ...] = ()
-    """Regular expressions: URLs matching any of them are not followed."""
-    strip_tracking: bool = False
-    """Drop tracking query parameters (utm_*, fbclid, gclid, ...) from discovered URLs."""
-    sort_query: bool = False
-    """Sort query parameters, so that ?a=1&b=2 and ?b=2&a=1 are one page."""
-    resolve: Mapping[str, str] = field(default_factory=dict)
-    """Static host -> address overrides, like curl's --resolve."""
-    host_policies: Mapping[str, HostPolicy] = field(default_factory=dict)
-    """Per-host or per-domain concurrency and delay, e.g. {"example.org": HostPolicy(1, 5)}."""
-    allow_private: bool = False
-    """Connect to private network addresses (loopback, RFC 1918, link-local, ...) even when
-    the start URLs are public. A crawl whose start URL is itself private allows them."""
+    Each field says in its `setting(...)` what it is, its bounds, whether a spider may set
+    it and its command-line option: validation, spider attributes, the command line and the
+    crawl's identity all follow from these declarations (crawler/settings.py)."""
+
+    workers: int = setting(16, low=1, spider=True, shown=True, cli=Option("--workers", "N"),
+                           help="requests in flight over all hosts")
+    per_host: int = setting(2, low=1, spider=True, shown=True, cli=Option("--per-host", "N"),
+                            help="requests in flight to one host")
+    delay: float = setting(0.5, low=0, spider=True, shown=True,
+                           cli=Option("--delay", "SECONDS"),
+                           help="seconds between request starts to one host")
+    max_pages: int | None = setting(
+        None, low=0, spider=True, shown=True, cli=Option("--max-pages", "N"),
+        help="stop after this many requests in total, over all runs (resumable: raise it "
+        "and rerun)")
+    max_depth: int | None = setting(
+        None, low=0, spider=True, shown=True, defines_crawl=True,
+        cli=Option("--max-depth", "N"),
+        help="follow links at most this many hops from the start URLs")
+    timeout: float = setting(30.0, low=1e-3, spider=True, shown=True,
+                             cli=Option("--timeout", "SECONDS"),
+                             help="seconds for a whole request, body included")
+    connect_timeout: float = setting(10.0, low=1e-3, help="seconds to open a connection")
+    read_timeout: float = setting(20.0, low=1e-3,
+                                  help="seconds to wait for the next chunk of a response")
+    max_retries: int = setting(3, low=0, spider=True, shown=True,
+                               cli=Option("--max-retries", "N"),
+                               help="retries of a retryable failure, with jittered "
+                               "exponential backoff")
+    retry_backoff: float = setting(
+        2.0, low=0, help="seconds before the first retry; doubles each time, with jitter")
+    user_agent: str = setting(DEFAULT_USER_AGENT, spider=True, shown=True, check=_user_agent,
+                              cli=Option("--user-agent", "TEXT"),
+                              help="the User-Agent header to send; robots.txt groups match it")
+    max_body: int = setting(16 * 1024 * 1024, low=1, spider=True,
+                            help="bytes of (decompressed) body kept; a larger response fails "
+                            "as too large")
+    max_redirects: int = setting(10, low=1, spider=True,
+                                 help="redirect hops followed from one request")
+    max_links: int = setting(
+        MAX_LINKS, low=0, spider=True, cli=Option("--max-links", "N"),
+        help="links one page may add (a URL counts once more per 256 characters); the rest "
+        "are counted as skipped_link_limit")
+    include: tuple[str, ...] = setting(
+        (), spider=True, defines_crawl=True, check=_patterns,
+        cli=Option("--include", "REGEX", repeat=True),
+        help="follow only URLs matching one of these regular expressions")
+    exclude: tuple[str, ...] = setting(
+        (), spider=True, defines_crawl=True, check=_patterns,
+        cli=Option("--exclude", "REGEX", repeat=True),
+        help="do not follow URLs matching any of these regular expressions")
+    strip_tracking: bool = setting(
+        False, spider=True, defines_crawl=True, cli=Option("--strip-tracking"),
+        help="drop tracking query parameters (utm_*, fbclid, gclid, ...) from URLs")
+    sort_query: bool = setting(
+        False, spider=True, defines_crawl=True, cli=Option("--sort-query"),
+        help="sort query parameters so reordered queries are one page")
+    host_policies: Mapping[str, HostPolicy] = setting(
+        {}, spider=True, parse=host_policies_from_text,
+        cli=(Option("--host-per-host", "HOST=N", repeat=True,
+                    help="requests in flight to HOST (and its subdomains)"),
+             Option("--host-delay", "HOST=SECONDS", repeat=True,
+                    help="delay for HOST (and its subdomains)")),
+        help="per-host or per-domain concurrency and delay (for the host and its "
+        'subdomains), e.g. {"example.org": HostPolicy(per_host=1, delay=5)}')
+    max_crawl_delay: float = setting(30.0, low=0, spider=True,
+                                     cli=Option("--max-crawl-delay", "SECONDS"),
+                                     help="obey a robots.txt Crawl-delay up to this many "
+                                     "seconds")
+    obey_robots: bool = setting(
+        True, spider=True, shown=True, defines_crawl=True,
+        cli=Option("--ignore-robots", value=False, help="do not fetch or obey robots.txt "
+                   "(only for sites you may crawl freely)"),
+        help="fetch and obey each host's robots.txt (RFC 9309) before crawling it")
+    allow_private: bool = setting(
+        False, spider=True, defines_crawl=True, cli=Option("--allow-private"),
+        help="let a crawl of public sites connect to private network addresses (loopback, "
+        "RFC 1918, link-local, ...); a crawl whose start URL is private allows them anyway")
+    resolve: Mapping[str, str] = setting(
+        {}, parse=resolve_from_text,
+        cli=Option("--resolve", "HOST:ADDRESS", repeat=True,
+                   help="answer DNS for HOST with ADDRESS (like curl --resolve; HOST may be "
+                   "*.domain for all its subdomains)"),
+        help="static host -> address answers, like curl's --resolve")
+    dns_ttl: float = setting(300.0, low=0,
+                             help="seconds a DNS answer is cached by the connection pool")
+    keepalive_timeout: float = setting(30.0, low=0,
+                                       help="seconds an idle keep-alive connection is kept")
+    dead_after: int = setting(
+        5, low=1, help="consecutive connection failures after which a host is down for the "
+        "rest of the run: its queued requests fail at once (--retry-failed queues them again "
+        "later)")
 
     def __post_init__(self) -> None:
-        for name, (kind, lowest) in _RULES.items():
-            _check(name, getattr(self, name), kind, lowest)
-        if not isinstance(self.user_agent, str) or not self.user_agent.strip():
-            raise ConfigError("user_agent must be a non-empty string")
-        check_header_value("User-Agent", self.user_agent, setting="user_agent")
-        for name in ("include", "exclude"):
-            for pattern in getattr(self, name):
-                try:
-                    re.compile(pattern)
-                except (re.error, TypeError) as exc:
-                    raise ConfigError(f"{name} pattern {pattern!r} is not a valid regular "
-                                      f"expression: {exc}") from None
-        if not isinstance(self.resolve, Mapping):
-            raise ConfigError("resolve must map host names to addresses")
-        if not isinstance(self.host_policies, Mapping) or not all(
-                isinstance(p, HostPolicy) for p in self.host_policies.values()):
-            raise ConfigError("host_policies must map host names to HostPolicy")
+        settings.validate(self)
 
     def policy_for(self, host: str) -> HostPolicy | None:
         """The policy for a host: its own, else its closest parent domain's."""
@@ -131,18 +208,8 @@ class CrawlConfig:
         return json.dumps(dataclasses.asdict(self), sort_keys=True, default=dict)
 
 
-# field -> (type, lowest allowed value); "optional" ints may also be None.
-_RULES: dict[str, tuple[str, float]] = {
-    "workers": ("int", 1), "per_host": ("int", 1), "max_redirects": ("int", 1),
-    "max_retries": ("int", 0), "max_body": ("int", 1), "dead_after": ("int", 1),
-    "max_links": ("int", 0),
-    "max_pages": ("optional int", 0), "max_depth": ("optional int", 0),
-    "delay": ("float", 0), "timeout": ("float", 1e-3), "connect_timeout": ("float", 1e-3),
-    "read_timeout": ("float", 1e-3), "retry_backoff": ("float", 0), "dns_ttl": ("float", 0),
-    "keepalive_timeout": ("float", 0), "max_crawl_delay": ("float", 0),
-    "obey_robots": ("bool", 0), "strip_tracking": ("bool", 0), "sort_query": ("bool", 0),
-    "allow_private": ("bool", 0),
-}
+CrawlConfig.__doc__ = f"{CrawlConfig.__doc__}\n\n{settings.describe(CrawlConfig)}\n"
+
 # Control characters end a header line (CR, LF) or the header block, or are refused by
 # servers: a value holding one would inject headers or break every request.
 _HEADER_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
@@ -161,36 +228,17 @@ def check_header_value(name: str, value: str, *, setting: str) -> None:
                           "white space, which HTTP does not keep")
 
 
-def _check(name: str, value: Any, kind: str, lowest: float) -> None:
-    if value is None and kind == "optional int":
-        return
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise ConfigError(f"{name} must be True or False, not {value!r}")
-        return
-    if isinstance(value, bool):
-        ok = False
-    elif kind.endswith("int"):
-        ok = isinstance(value, int)
-    else:
-        ok = isinstance(value, int | float) and math.isfinite(value)
-    if not ok:
-        expected = "a whole number" if kind.endswith("int") else "a finite number"
-        raise ConfigError(f"{name} must be {expected}, not {value!r}")
-    if value < lowest:
-        raise ConfigError(f"{name} must be at least {lowest:g}, not {value!r}")
-
-
-SPIDER_SETTINGS = ("workers", "per_host", "delay", "max_pages", "max_depth", "timeout",
-                   "user_agent", "max_retries", "max_body", "max_redirects", "obey_robots",
-                   "host_policies", "include", "exclude", "strip_tracking", "sort_query",
-                   "max_crawl_delay", "allow_private", "max_links")
+SPIDER_SETTINGS = settings.names(CrawlConfig, spider=True)
 """Settings a spider may set as class attributes of the same name."""
+_SPIDER_FIELDS = tuple(f for f in settings.fields(CrawlConfig) if f.about.spider)
 
 
 def layered(spider: object, command_line: Mapping[str, Any] | None = None,
             base: CrawlConfig | None = None) -> CrawlConfig:
     """Defaults < the spider's class attributes < the command line (None = not given)."""
+    mistake = settings.misspelt(type(spider), _SPIDER_FIELDS)
+    if mistake is not None:
+        raise ConfigError(mistake)
     config = base or CrawlConfig()
     config = config.with_overrides({k: getattr(spider, k, None) for k in SPIDER_SETTINGS})
     return config.with_overrides(command_line or {})

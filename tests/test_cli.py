@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from crawler import ConfigError, HostPolicy, layered
-from crawler.cli.main import _command_line_settings, _parser
+from crawler.cli.options import settings_from as _command_line_settings
+from crawler.cli.parser import build as _parser
 from spiders.books import BooksSpider
 
 

@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from crawler import CrawlConfig, StateFileError
-from crawler.cli.main import site_state_name
+from crawler.cli.crawl import site_state_name
 from spiders.site import SiteSpider
 from tests.crawling import crawl as crawl_in_process
 from tests.helpers import (

@@ -7,8 +7,11 @@ process's high-water mark.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import json
+import logging
 import resource
 import sys
 import tempfile
@@ -18,10 +21,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from crawler.cli import running
+from crawler.cli.crawl import check_urls
+from crawler.cli.exits import EXIT_OK
+from crawler.config import CrawlConfig
 from crawler.engine.crawler import CrawlResult
 from crawler.errors import ConfigError
+from crawler.observe import logs
+from spiders.site import SiteSpider
 
 SITE_START_TIMEOUT = 30.0
+
+report_log = logging.getLogger(logs.REPORT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,3 +119,42 @@ async def measure(crawl: Callable[[], Awaitable[CrawlResult]], state: Path,
     c = result.counts
     return BenchResult(c.done + c.failed, c.items, c.done + c.failed + c.queued, wall, cpu,
                        peak, size, event_loop), result
+
+
+def command(args: argparse.Namespace) -> int:
+    """`crawl bench`: a crawl of a local benchmark site, measured."""
+    if args.pages < 1 or args.links < 1 or args.site_pages < 0 or args.page_size < 0:
+        raise ConfigError("--pages and --links must be at least 1; --site-pages and "
+                          "--page-size at least 0")
+    config = CrawlConfig(workers=args.workers, per_host=args.per_host, delay=args.delay,
+                         max_pages=args.pages, obey_robots=args.obey_robots)
+    if args.state and Path(args.state).exists() and Path(args.state).stat().st_size:
+        raise ConfigError(f"--state {args.state}: the file exists; crawl bench starts a new "
+                          "crawl, so give it a file that does not")
+    args.fresh, args.retry_failed = True, False
+    with tempfile.TemporaryDirectory(prefix="crawl-bench-") as tmp:
+        state = Path(args.state or Path(tmp) / "bench.crawl.db")
+        figures = running.run(_bench(config, state, args), args.event_loop)
+    if args.json:
+        print(json.dumps(figures.to_dict(), indent=2))
+    else:
+        print(figures.report())
+    return EXIT_OK
+
+
+async def _bench(config: CrawlConfig, state: Path, args: argparse.Namespace) -> BenchResult:
+    _, loop_name = running.loop_factory(args.event_loop)
+    site_options = ["--pages", str(args.site_pages), "--links", str(args.links),
+                    "--size", str(args.page_size)]
+    async with contextlib.AsyncExitStack() as stack:
+        url = args.url or await stack.enter_async_context(benchmark_site(site_options))
+        check_urls([url])
+        what = (f"a finite site of {args.site_pages:,} pages" if args.site_pages
+                else "an endless site") if not args.url else url
+        report_log.info("bench: %s, %d links a page; %d workers, per-host %d, delay %g, "
+                        "robots.txt %s, state file on", what, args.links, config.workers,
+                        config.per_host, config.delay, "on" if config.obey_robots else "off")
+        spider = SiteSpider([url.rstrip("/") + "/"])
+        figures, _ = await measure(
+            lambda: running.run_crawl(spider, config, str(state), args), state, loop_name)
+        return figures

@@ -7,19 +7,45 @@ run stores every few seconds and when it ends.
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 import time
 from typing import Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
 
+from crawler import settings
+from crawler.cli import running
+from crawler.cli.exits import EXIT_OK
+from crawler.config import CrawlConfig
 from crawler.observe import report
 from storage import RunRecord, Store
 
 HOST_ROWS = 15
 # How a run whose process died ends up stored: marked by the next run, or still "running".
 GONE = ("running", "crashed")
+
+
+def command(args: argparse.Namespace) -> int:
+    """`crawl stats STATE`: what the state file says, as tables or JSON."""
+    return running.run(_stats(args), "asyncio")
+
+
+async def _stats(args: argparse.Namespace) -> int:
+    store = await running.open_state(args.state, readonly=True)
+    try:
+        data = await gather(store, failures=args.failures)
+    finally:
+        await store.close()
+    data["state_file"] = args.state
+    data["read_at"] = time.time()
+    if args.json:
+        print(render_json(data))
+    else:
+        render_text(data, sys.stdout)
+    return EXIT_OK
 
 
 async def gather(store: Store, failures: int = 10) -> dict[str, Any]:
@@ -183,8 +209,7 @@ def _latest(run: dict[str, Any] | None) -> Table | None:
     return grid
 
 
-_SHOWN_SETTINGS = ("workers", "per_host", "delay", "max_pages", "max_depth", "timeout",
-                   "max_retries", "obey_robots", "user_agent")
+_SHOWN_SETTINGS = settings.names(CrawlConfig, shown=True)
 
 
 def _hosts(hosts: list[dict[str, Any]]) -> Table | None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from crawler.config import HostPolicy
+from crawler import settings
+from crawler.config import SPIDER_SETTINGS, CrawlConfig
 from crawler.model.request import Request
 from crawler.model.response import Response
 
@@ -14,8 +15,9 @@ class Spider:
     """Subclass it: set `name` and `start_urls`, write `async def parse(self, response)` that
     yields items (dicts or dataclass instances) and requests (`response.follow(...)`).
 
-    Settings of the same name as `CrawlConfig` fields (`delay`, `per_host`, `max_depth`, ...)
-    may be set as class attributes; the command line still overrides them.
+    These crawl settings may be set as class attributes (`delay = 1.0`); the command line
+    still overrides them. A class attribute one typo away from one of them (`dealy = 1.0`)
+    is refused with the name meant:
     """
 
     name: str = ""
@@ -30,28 +32,6 @@ class Spider:
     """For the default `parse` callback, skip the body of non-HTML responses and do not call
     it (they are still recorded). Other callbacks get every 2xx response."""
 
-    # Crawl settings a spider may choose; None leaves the default.
-    workers: int | None = None
-    per_host: int | None = None
-    delay: float | None = None
-    max_pages: int | None = None
-    max_depth: int | None = None
-    timeout: float | None = None
-    user_agent: str | None = None
-    max_retries: int | None = None
-    max_body: int | None = None
-    max_redirects: int | None = None
-    max_links: int | None = None
-    obey_robots: bool | None = None
-    max_crawl_delay: float | None = None
-    allow_private: bool | None = None
-    include: tuple[str, ...] | None = None
-    exclude: tuple[str, ...] | None = None
-    strip_tracking: bool | None = None
-    sort_query: bool | None = None
-    host_policies: Mapping[str, HostPolicy] | None = None
-    """Per-host or per-domain politeness: {"slow.example.org": HostPolicy(per_host=1, delay=5)}"""
-
     def __init__(self, start_urls: Sequence[str] | None = None) -> None:
         if start_urls is not None:
             self.start_urls = list(start_urls)
@@ -65,3 +45,11 @@ class Spider:
         """The default callback."""
         raise NotImplementedError(f"{type(self).__name__}.parse() is not written")
         yield  # pragma: no cover  (makes this an async generator, like the overrides)
+
+
+# The settings a spider may set come from CrawlConfig's declarations, not from a second list
+# here: each is an attribute of None ("not set") and a line of the docstring.
+for _name in SPIDER_SETTINGS:
+    setattr(Spider, _name, None)
+Spider.__doc__ = (f"{(Spider.__doc__ or '').rstrip()}\n"
+                  f"{settings.describe(CrawlConfig, spider=True)}\n")

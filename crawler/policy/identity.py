@@ -9,13 +9,13 @@ only widens the crawl on purpose (a deeper or no `max_depth`): those links were 
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from crawler import settings
 from crawler.config import CrawlConfig
 from crawler.model.loader import class_path
 
@@ -27,11 +27,10 @@ LISTED_URLS = 100  # more start URLs than this are kept as their number and a di
 SPIDER_ATTRIBUTES = ("allowed_hosts", "allow_subdomains", "allowed_ports", "html_only")
 """Spider attributes that change which pages are crawled; missing ones are left out."""
 
-CRAWL_SETTINGS = ("max_depth", "include", "exclude", "strip_tracking", "sort_query",
-                  "obey_robots", "allow_private")
-"""The `CrawlConfig` fields that change which pages are crawled (the others change how fast
-or how politely, and `max_pages` and `max_links` are budgets); a name that is not a field of
-this version's CrawlConfig is left out."""
+CRAWL_SETTINGS = settings.names(CrawlConfig, defines_crawl=True)
+"""The `CrawlConfig` fields that change which pages are crawled (declared so with
+`defines_crawl=True`; the others change how fast or how politely, and `max_pages` and
+`max_links` are budgets)."""
 SAFE_TO_CHANGE = ("allow_private",)
 """Recorded, but a resume may change them: they decide where the crawler may connect, not
 which links it keeps (requests refused before can be retried with --retry-failed)."""
@@ -60,10 +59,8 @@ def of(spider: object, config: CrawlConfig, start_urls: Iterable[str]) -> dict[s
     for name in SPIDER_ATTRIBUTES:
         if hasattr(spider, name):
             identity[name] = _plain(getattr(spider, name))
-    fields = {f.name for f in dataclasses.fields(config)}
     for name in CRAWL_SETTINGS:
-        if name in fields:
-            identity[name] = _plain(getattr(config, name))
+        identity[name] = _plain(getattr(config, name))
     return identity
 
 
