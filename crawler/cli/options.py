@@ -16,9 +16,9 @@ from crawler.config import CrawlConfig
 from crawler.settings import Field, Option
 
 
-def setting_fields() -> tuple[Field, ...]:
+def setting_fields(config: type = CrawlConfig) -> tuple[Field, ...]:
     """The settings the command line can set, in declaration order."""
-    return tuple(f for f in settings.fields(CrawlConfig) if f.about.options)
+    return tuple(f for f in settings.fields(config) if f.about.options)
 
 
 def dest(option: Option) -> str:
@@ -26,9 +26,9 @@ def dest(option: Option) -> str:
     return option.flag.removeprefix("--").replace("-", "_")
 
 
-def add_settings(group: argparse._ActionsContainer) -> None:
+def add_settings(group: argparse._ActionsContainer, config: type = CrawlConfig) -> None:
     """Add an option for each command-line setting, unset (None) unless given."""
-    for f in setting_fields():
+    for f in setting_fields(config):
         for option in f.about.options:
             text = option.help or f.about.help
             if not option.metavar:
@@ -43,10 +43,10 @@ def add_settings(group: argparse._ActionsContainer) -> None:
                                    help=f"{text}{_default(f.default)}")
 
 
-def settings_from(args: argparse.Namespace) -> dict[str, Any]:
+def settings_from(args: argparse.Namespace, config: type = CrawlConfig) -> dict[str, Any]:
     """The settings given on the command line (a setting not given is left out)."""
     given: dict[str, Any] = {}
-    for f in setting_fields():
+    for f in setting_fields(config):
         values = [getattr(args, dest(option)) for option in f.about.options]
         if all(value is None for value in values):
             continue
