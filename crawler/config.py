@@ -47,7 +47,7 @@ class HostPolicy:
 def host_policies_from_text(per_host: Sequence[str],
                             delay: Sequence[str]) -> dict[str, HostPolicy]:
     """Host policies from the command line's HOST=N and HOST=SECONDS texts."""
-    caps = {host: int(_number(value, f"--host-per-host {host}"))
+    caps = {host: int(_number(value, f"--host-per-host {host}", whole=True))
             for host, value in map(_host_value, per_host)}
     delays = {host: _number(value, f"--host-delay {host}")
               for host, value in map(_host_value, delay)}
@@ -62,12 +62,12 @@ def _host_value(item: str) -> tuple[str, str]:
     return host.strip().lower(), value
 
 
-def _number(text: str, what: str) -> float:
+def _number(text: str, what: str, *, whole: bool = False) -> float:
     try:
         value = float(text)
     except ValueError:
         raise ConfigError(f"{what}: {text!r} is not a number") from None
-    if what.startswith("--host-per-host") and not value.is_integer():
+    if whole and not value.is_integer():
         raise ConfigError(f"{what}: {text!r} is not a whole number")
     return value
 

@@ -65,9 +65,9 @@ def setting(default: T, *, help: str, low: float | None = None, spider: bool = F
     spider may set it as a class attribute of the same name. `defines_crawl`: it changes
     which pages are crawled, so a resume must not change it (crawler/policy/identity.py).
     `shown`: `crawl stats` lists it with each run. `cli`: its command-line option(s).
-    `parse`: makes the value from the options' texts, one list of texts per option (for
-    options whose value is not one number or text). `check(name, value)`: a last check
-    beyond type and bounds, raising ConfigError."""
+    `parse`: makes the value from the options' texts, given one list of texts per option
+    (for a value that is not one number or text, or that several options make).
+    `check(name, value)`: a last check beyond type and bounds, raising ConfigError."""
     about = Setting(help, low, spider, defines_crawl, shown,
                     (cli,) if isinstance(cli, Option) else tuple(cli), parse, check)
     metadata = {_KEY: about}
@@ -85,7 +85,6 @@ class Kind:
     words: str  # as a message says it: "a whole number"
     accepts: Callable[[object], bool]
     text: type | None = None  # int, float or str: the type a command-line value converts to
-    optional: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +151,7 @@ def kind_of(hint: Any) -> Kind:
     if origin in (types.UnionType, typing.Union) and len(args) == 2 and type(None) in args:
         inner = kind_of(next(a for a in args if a is not type(None)))
         return Kind(f"{inner.name} | None", inner.words,
-                    lambda v: v is None or inner.accepts(v), inner.text, True)
+                    lambda v: v is None or inner.accepts(v), inner.text)
     if hint in _SCALARS:
         return _SCALARS[hint]
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:

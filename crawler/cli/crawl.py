@@ -30,8 +30,6 @@ status_log = logging.getLogger(logs.STATUS)
 report_log = logging.getLogger(logs.REPORT)
 
 
-
-
 def site(args: argparse.Namespace) -> int:
     """`crawl site URL...`: the built-in site spider."""
     check_urls(args.urls)
@@ -106,7 +104,6 @@ def _exit_status(result: CrawlResult) -> int:
         status_log.warning("nothing was fetched: %s", why)
         return EXIT_NOTHING_FETCHED
     return EXIT_OK
-
 
 
 def _summarise(result: CrawlResult, state: str) -> None:

@@ -37,6 +37,9 @@ def add_settings(group: argparse._ActionsContainer, config: type = CrawlConfig) 
             elif option.repeat:
                 group.add_argument(option.flag, dest=dest(option), action="append",
                                    metavar=option.metavar, help=f"{text}; repeatable")
+            elif f.about.parse is not None:  # its texts are read by `parse`, after argparse
+                group.add_argument(option.flag, dest=dest(option), metavar=option.metavar,
+                                   help=text)
             else:
                 group.add_argument(option.flag, dest=dest(option), type=_text_type(f),
                                    metavar=option.metavar,
@@ -51,12 +54,19 @@ def settings_from(args: argparse.Namespace, config: type = CrawlConfig) -> dict[
         if all(value is None for value in values):
             continue
         if f.about.parse is not None:  # e.g. HOST=N texts into host policies
-            given[f.name] = f.about.parse(*(value or [] for value in values))
+            given[f.name] = f.about.parse(*map(_texts, values))
         elif f.about.options[0].repeat:
             given[f.name] = tuple(values[0])
         else:
             given[f.name] = values[0]
     return given
+
+
+def _texts(value: list[str] | str | None) -> list[str]:
+    """What `parse` gets of one option: the texts given, in order."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else value
 
 
 def _text_type(f: Field) -> type:
