@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from crawler import ConfigError, HostPolicy, layered
 from crawler.cli.options import settings_from as _command_line_settings
 from crawler.cli.parser import build as _parser
 from spiders.books import BooksSpider
+from tests.helpers import EXIT_USAGE, crawl, describe
 
 
 @pytest.mark.parametrize(("argv", "level"), [
@@ -46,3 +49,18 @@ def test_host_policies_from_the_command_line() -> None:
                 ["--host-delay", "a.test"]):
         with pytest.raises(ConfigError):
             _command_line_settings(_parser().parse_args(["site", "http://a.test/", *bad]))
+
+
+def test_a_misspelt_spider_setting_is_a_usage_error_before_anything_is_written(
+        tmp_path: Path) -> None:
+    spider = tmp_path / "quotes.py"
+    spider.write_text("from crawler import Spider\n\n"
+                      "class Quotes(Spider):\n"
+                      "    name = 'quotes'\n"
+                      "    start_urls = ['http://127.0.0.1:9/']\n"
+                      "    dealy = 2.0\n")
+    state = tmp_path / "q.db"
+    proc = crawl("run", str(spider), "--state", str(state), "--quiet")
+    assert proc.returncode == EXIT_USAGE, describe(proc)
+    assert "Quotes.dealy looks like a misspelt setting: did you mean delay?" in proc.stderr
+    assert "Traceback" not in proc.stderr and not state.exists()
