@@ -655,6 +655,19 @@ def test_crawler_all_names_exist_and_import() -> None:
         exec(f"from crawler import {name}", {})
 
 
+def test_the_public_api_is_what_a_user_needs_and_no_more() -> None:
+    # Spiders, requests and responses; settings; running a crawl and reading how it ended;
+    # the errors a user may catch. Counters, loaders and plumbing stay in their modules.
+    assert set(crawler.__all__) == {
+        "Spider", "Request", "Response", "CrawlConfig", "HostPolicy", "Crawler",
+        "CrawlResult", "CrawlStatus", "CrawlError", "ConfigError", "SpiderError",
+        "StateFileError", "FetchError"}
+    for internal in ("Metrics", "Snapshot", "RunState", "Skip", "layered",
+                     "load_spider_class", "Sitemap", "ConnectError", "HTTPStatusError"):
+        assert not hasattr(crawler, internal), internal
+    assert crawler.__doc__ is not None and "internal" in crawler.__doc__
+
+
 def test_scope_without_subdomains() -> None:
     scope = Scope(["example.org"], subdomains=False)
     assert allows(scope, "http://example.org/")

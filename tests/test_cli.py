@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from crawler import ConfigError, HostPolicy, layered
+from crawler import ConfigError, HostPolicy
 from crawler.cli.main import _command_line_settings, _parser
+from crawler.config import layered
 from spiders.books import BooksSpider
 
 
