@@ -92,10 +92,10 @@ def offenders(rule: str, bad: list[Import]) -> str:
     return f"{rule}:\n" + "\n".join(f"  {imp}" for imp in bad)
 
 
-def test_only_the_fetcher_imports_aiohttp() -> None:
+def test_only_the_http_package_imports_aiohttp() -> None:
     bad = [imp for imp in ALL_IMPORTS
-           if top(imp.module) == "aiohttp" and imp.file != "crawler/http/fetcher.py"]
-    assert not bad, offenders("only crawler/http/fetcher.py may import aiohttp", bad)
+           if top(imp.module) == "aiohttp" and not imp.file.startswith("crawler/http/")]
+    assert not bad, offenders("only crawler/http/ may import aiohttp", bad)
 
 
 def test_only_the_sqlite_store_imports_aiosqlite() -> None:
@@ -106,20 +106,21 @@ def test_only_the_sqlite_store_imports_aiosqlite() -> None:
 
 def test_only_the_user_facing_modules_draw_with_rich() -> None:
     # The engine stays a library: what it knows leaves it as a Snapshot, drawn elsewhere.
-    allowed = {"crawler/observe/display.py", "crawler/cli/stats.py", "crawler/cli/main.py"}
-    bad = [imp for imp in ALL_IMPORTS if top(imp.module) == "rich" and imp.file not in allowed]
-    assert not bad, offenders(f"only {sorted(allowed)} may import rich", bad)
+    bad = [imp for imp in ALL_IMPORTS if top(imp.module) == "rich"
+           and imp.file != "crawler/observe/display.py" and not imp.file.startswith("crawler/cli/")]
+    assert not bad, offenders("only crawler/cli/ and crawler/observe/display.py may import rich",
+                              bad)
     assert any(top(imp.module) == "rich" for imp in ALL_IMPORTS)
 
 
 def test_only_the_cli_reads_argv_and_the_environment() -> None:
-    bad = [imp for imp in ALL_IMPORTS if imp.file != "crawler/cli/main.py"
+    bad = [imp for imp in ALL_IMPORTS if not imp.file.startswith("crawler/cli/")
            and (imp.module == "argparse" or (imp.module == "os" and "environ" in imp.names)
                 or (imp.module == "sys" and "argv" in imp.names))]
-    uses = [f"{m}: {attr}" for m in ALL_MODULES if str(m) != "crawler/cli/main.py"
+    uses = [f"{m}: {attr}" for m in ALL_MODULES if not str(m).startswith("crawler/cli/")
             for attr in ("sys.argv", "os.environ", "os.getenv")
             if attr in (ROOT / m).read_text(encoding="utf-8")]
-    assert not bad and not uses, (offenders("only crawler/cli/main.py may read argv", bad), uses)
+    assert not bad and not uses, (offenders("only crawler/cli/ may read argv", bad), uses)
 
 
 def test_storage_never_imports_crawler_or_spiders() -> None:
@@ -146,8 +147,8 @@ def test_only_the_cli_knows_the_built_in_spiders() -> None:
     # The CLI is the composition root; the engine and the API never depend on spiders/.
     bad = [imp for imp in ALL_IMPORTS
            if imp.file.startswith("crawler/") and top(imp.module) == "spiders"
-           and imp.file != "crawler/cli/main.py"]
-    assert not bad, offenders("only crawler/cli/main.py may import spiders", bad)
+           and not imp.file.startswith("crawler/cli/")]
+    assert not bad, offenders("only crawler/cli/ may import spiders", bad)
 
 
 def test_crawler_reaches_storage_only_through_the_package() -> None:
@@ -179,6 +180,129 @@ def test_every_name_in_crawler_all_is_defined() -> None:
         elif isinstance(node, ast.Assign):
             bound.update(t.id for t in node.targets if isinstance(t, ast.Name))
     assert not set(names) - bound
+
+
+# -- the layers of crawler/ -------------------------------------------------------------------
+
+# What each part of crawler/ may import, besides itself, the standard library and third-party
+# libraries (those have rules of their own, above and below). The data path points one way:
+# the user's model, URLs and HTML, and the pure decisions of policy know nothing of fetching,
+# of the engine that drives them, of what watches it or of the command line; only the engine
+# wires them together, and only the command line knows the built-in spiders.
+LAYERS: dict[str, frozenset[str]] = {
+    "errors": frozenset(),
+    "config": frozenset({"errors"}),
+    "urls": frozenset({"errors"}),
+    "html": frozenset({"errors"}),
+    "model": frozenset({"config", "errors", "html", "urls"}),
+    "policy": frozenset({"config", "errors", "model", "urls", "storage"}),
+    "observe": frozenset({"config", "errors"}),
+    "http": frozenset({"config", "errors", "observe", "urls"}),
+    "engine": frozenset({"config", "errors", "html", "http", "model", "observe", "policy",
+                         "urls", "storage"}),
+    "cli": frozenset({"config", "errors", "html", "http", "model", "observe", "policy", "urls",
+                      "engine", "storage", "spiders", "__init__"}),
+    "__init__": frozenset({"config", "engine", "errors", "model"}),  # the public API
+}
+# Packages that decide without doing I/O: what they do is tested without sockets or files.
+PURE = ("urls", "html", "policy")
+IO_MODULES = frozenset({"asyncio", "aiohttp", "aiosqlite", "sqlite3", "socket", "ssl",
+                        "selectors", "subprocess", "aiodns", "urllib", "http", "shutil"})
+
+
+def layer_of_file(file: str) -> str:
+    """"crawler/policy/robots.py" -> "policy", "crawler/config.py" -> "config"."""
+    parts = Path(file).parts
+    return Path(parts[1]).stem if len(parts) == 2 else parts[1]
+
+
+def layer_of_module(module: str) -> str | None:
+    """The part of crawler/ (or "storage", "spiders") a module is in; None for any other."""
+    parts = module.split(".")
+    if parts[0] in ("storage", "spiders"):
+        return parts[0]
+    if parts[0] != "crawler":
+        return None
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def layer_violations(imports: list[Import]) -> list[Import]:
+    bad = []
+    for imp in imports:
+        if not imp.file.startswith("crawler/"):
+            continue
+        here, there = layer_of_file(imp.file), layer_of_module(imp.module)
+        if there is not None and there != here and there not in LAYERS[here]:
+            bad.append(imp)
+    return bad
+
+
+def test_every_part_of_crawler_has_its_layer() -> None:
+    parts = {layer_of_file(str(m)) for m in ALL_MODULES if str(m).startswith("crawler/")}
+    assert parts == set(LAYERS), "a new part of crawler/ needs its row in LAYERS"
+
+
+def test_each_part_of_crawler_imports_only_the_layers_it_may() -> None:
+    bad = layer_violations(ALL_IMPORTS)
+    assert not bad, offenders("imports across crawler/'s layers that LAYERS does not allow", bad)
+
+
+def test_the_layer_rule_sees_a_wrong_import() -> None:
+    source = ("from crawler.engine.crawler import Crawler\nfrom crawler import cli\n"
+              "from crawler.urls.canon import join\nimport yarl\n")
+    bad = layer_violations(collect_imports(Path("crawler/policy/x.py"), source))
+    assert [imp.module for imp in bad] == ["crawler.engine.crawler", "crawler"]
+    assert layer_of_file("crawler/errors.py") == "errors"
+    assert layer_of_file("crawler/__init__.py") == "__init__"
+
+
+def test_the_pure_packages_do_no_io() -> None:
+    bad = [imp for imp in ALL_IMPORTS if layer_of_file(imp.file) in PURE
+           and imp.file.startswith("crawler/") and top(imp.module) in IO_MODULES]
+    assert not bad, offenders(f"crawler/{{{','.join(PURE)}}} must not import I/O modules", bad)
+    opens = [f"{m}:{node.lineno}" for m in ALL_MODULES
+             if str(m).startswith("crawler/") and layer_of_file(str(m)) in PURE
+             for node in ast.walk(ast.parse((ROOT / m).read_text(encoding="utf-8")))
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+             and node.func.id == "open"]
+    assert not opens, f"the pure packages must not open files: {opens}"
+
+
+# -- sizes ------------------------------------------------------------------------------------
+
+MAX_MODULE_LINES = 400
+MAX_CLASS_LINES = 250
+# Modules and classes being split on other branches while this rule came in (issue 11): the
+# engine, the command line and the SQLite store. Empty this when those splits are merged;
+# an entry that no longer offends fails the test, so the list cannot go stale.
+TOO_BIG_FOR_NOW = frozenset({
+    "crawler/engine/crawler.py", "crawler/engine/crawler.py:Crawler",
+    "crawler/cli/main.py",
+    "storage/sqlite.py", "storage/sqlite.py:SQLiteStore",
+})
+
+
+def sizes() -> dict[str, int]:
+    """Lines of every module, and of every class (as "file:Class", `end_lineno - lineno + 1`)."""
+    found: dict[str, int] = {}
+    for m in ALL_MODULES:
+        source = (ROOT / m).read_text(encoding="utf-8")
+        found[str(m)] = len(source.splitlines())
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.ClassDef) and node.end_lineno is not None:
+                found[f"{m}:{node.name}"] = node.end_lineno - node.lineno + 1
+    return found
+
+
+def test_no_module_is_over_400_lines_and_no_class_over_250() -> None:
+    def limit(name: str) -> int:
+        return MAX_CLASS_LINES if ":" in name else MAX_MODULE_LINES
+
+    found = sizes()
+    over = {name: lines for name, lines in found.items() if lines > limit(name)}
+    assert set(over) - TOO_BIG_FOR_NOW == set(), f"too big: {over}"
+    assert TOO_BIG_FOR_NOW - set(over) == set(), "split already: take them off TOO_BIG_FOR_NOW"
+    assert found["crawler/html/nesting.py"] > 20 and "crawler/urls/scope.py:Scope" in found
 
 
 @pytest.mark.parametrize("module", [str(m) for m in ALL_MODULES])
