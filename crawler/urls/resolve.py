@@ -47,6 +47,8 @@ class Resolver:
     whole base for "?query" or "#fragment".
     """
 
+    __slots__ = ("_add", "_fast", "_folder", "_full", "_joined", "_origin", "base")
+
     def __init__(self, base: URL, joins: JoinCache | None = None) -> None:
         self.base = base
         joins = JoinCache() if joins is None else joins  # None: this page's own, no more
