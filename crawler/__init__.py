@@ -12,64 +12,31 @@
 
         async def parse_book(self, response):
             yield {"title": response.css_first("h1").text()}
+
+The public API is `__all__` below: what a spider or a script running crawls needs.
+Everything else, in this package's modules (`crawler.engine`, `crawler.observe`, ...), is
+internal: it may change or move without notice.
 """
 
-from crawler.config import CrawlConfig, HostPolicy, layered
-from crawler.engine.crawler import Crawler, CrawlResult, CrawlStatus, RunState
-from crawler.errors import (
-    BadResponse,
-    BodyTooLarge,
-    ConfigError,
-    ConnectError,
-    CrawlError,
-    FetchError,
-    FetchTimeout,
-    HTTPStatusError,
-    ProtocolError,
-    SpiderError,
-    StateFileError,
-    TLSError,
-    TooManyRedirects,
-)
-from crawler.model.loader import load_spider_class
+from crawler.config import CrawlConfig, HostPolicy
+from crawler.engine.crawler import Crawler, CrawlResult, CrawlStatus
+from crawler.errors import ConfigError, CrawlError, FetchError, SpiderError, StateFileError
 from crawler.model.request import Request
 from crawler.model.response import Response
-from crawler.model.sitemaps import Sitemap
 from crawler.model.spider import Spider
-from crawler.observe.metrics import CrawlTotals, HostRow, Metrics, PoolStats, Snapshot, Timings
-from crawler.policy.admission import Skip
 
 __all__ = [
-    "BadResponse",
-    "BodyTooLarge",
     "ConfigError",
-    "ConnectError",
     "CrawlConfig",
     "CrawlError",
     "CrawlResult",
     "CrawlStatus",
-    "CrawlTotals",
     "Crawler",
     "FetchError",
-    "FetchTimeout",
-    "HTTPStatusError",
     "HostPolicy",
-    "HostRow",
-    "Metrics",
-    "PoolStats",
-    "ProtocolError",
     "Request",
     "Response",
-    "RunState",
-    "Sitemap",
-    "Skip",
-    "Snapshot",
     "Spider",
     "SpiderError",
     "StateFileError",
-    "TLSError",
-    "Timings",
-    "TooManyRedirects",
-    "layered",
-    "load_spider_class",
 ]

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from crawler import ConfigError, HostPolicy, layered
+from crawler import ConfigError, HostPolicy
 from crawler.cli.options import settings_from as _command_line_settings
 from crawler.cli.parser import build as _parser
+from crawler.config import layered
 from spiders.books import BooksSpider
 from tests.helpers import EXIT_USAGE, crawl, describe
 

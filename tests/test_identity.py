@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from crawler import CrawlConfig, Spider, load_spider_class
-from crawler.model.loader import class_path
+from crawler import CrawlConfig, Spider
+from crawler.model.loader import class_path, load_spider_class
 from crawler.policy import identity as ident
 from spiders.site import SiteSpider
 

@@ -13,8 +13,9 @@ from typing import Any
 
 from yarl import URL
 
-from crawler import CrawlConfig, Crawler, CrawlStatus, Response, Snapshot
+from crawler import CrawlConfig, Crawler, CrawlStatus, Response
 from crawler.http.fetcher import Fetcher, _live_counts, process_sockets
+from crawler.observe.metrics import Snapshot
 from spiders.site import SiteSpider
 from storage import SQLiteStore
 from tests.sites import monitor

@@ -8,8 +8,9 @@ import random
 import pytest
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from crawler.html import nesting
+from crawler.html import flattener, nesting
 from crawler.html.nesting import flatten
+from crawler.html.tags import MAX_FORMATTING
 
 
 def _depth(html: str) -> int:
@@ -103,7 +104,7 @@ def test_the_formatting_reconstruction_bomb_is_defused() -> None:
             + "".join(f"<b a={n}>" for n in range(rounds)) + "</div>x" * rounds)
     flat = flatten(page)
     elements = len(LexborHTMLParser(flat).css("*"))
-    assert elements < rounds * (nesting.MAX_FORMATTING + 2)
+    assert elements < rounds * (MAX_FORMATTING + 2)
 
 
 def test_copies_are_passed_over_exactly_as_if_read_one_by_one(
@@ -113,7 +114,7 @@ def test_copies_are_passed_over_exactly_as_if_read_one_by_one(
     pages = ["<html><body>" + "<div>" * 520 + unit * 3000 + "<a href=/end>e</a>"
              for unit in units]
     fast = [flatten(page, above=0) for page in pages]
-    monkeypatch.setattr(nesting, "MAX_UNIT", 0)  # no copies looked for: token by token
+    monkeypatch.setattr(flattener, "MAX_UNIT", 0)  # no copies looked for: token by token
     slow = [flatten(page, above=0) for page in pages]
     assert fast == slow
 
@@ -140,13 +141,13 @@ def _soup(rng: random.Random, tokens: int) -> str:
     return "".join(out)
 
 
-@pytest.mark.parametrize("deep_tokens", [nesting.DEEP_TOKENS, 50])
+@pytest.mark.parametrize("deep_tokens", [flattener.DEEP_TOKENS, 50])
 def test_random_tag_soup_never_builds_much_past_the_cap(
         monkeypatch: pytest.MonkeyPatch, deep_tokens: int) -> None:
     # The model of the parser's stack must never be shallower than lexbor's: if it were,
     # some soup would go deep. 600 seeded pages, against lexbor itself; and again with the
     # rest of a page stripped early (what a page of 100,000 deep tags gets).
-    monkeypatch.setattr(nesting, "DEEP_TOKENS", deep_tokens)
+    monkeypatch.setattr(flattener, "DEEP_TOKENS", deep_tokens)
     cap, deepest = 24, 0
     for seed in range(600):
         rng = random.Random(seed)
@@ -156,12 +157,12 @@ def test_random_tag_soup_never_builds_much_past_the_cap(
 
 
 def test_a_page_deep_down_for_long_has_the_rest_of_its_tags_stripped() -> None:
-    spans = "".join(f"<span a={n}></span><i b={n}>" for n in range(nesting.DEEP_TOKENS))
+    spans = "".join(f"<span a={n}></span><i b={n}>" for n in range(flattener.DEEP_TOKENS))
     page = ("<html><head><title>t</title></head><body>" + "<div>" * 600 + spans
             + "<svg>" + "<a href=/end>e</a><g>" * 1000 + "<br>x" * 10)
     flat = flatten(page)
     assert flat.count("<") < 30_000, "what comes after the first 100,000 deep tags is stripped"
-    assert _depth(flat) <= nesting.MAX_DEPTH + nesting.MAX_FORMATTING + 4
+    assert _depth(flat) <= nesting.MAX_DEPTH + MAX_FORMATTING + 4
     assert _links(flat)[-1] == "/end" and len(_links(flat)) == 1000
 
 
@@ -174,9 +175,9 @@ def test_floods_of_links_voids_and_pairs_are_read_as_one_by_one(
              + "<div>" * 600 + "<a href=/end>e</a>" + "".join(map(flood, range(50)))
              for flood in floods]
     fast = [flatten(page, above=0) for page in pages]
-    monkeypatch.setattr(nesting, "_same_after",
+    monkeypatch.setattr(flattener, "same_after",
                         lambda text, model, name, *, end_tag, opened, pos: pos)
-    monkeypatch.setattr(nesting, "MAX_UNIT", 0)
+    monkeypatch.setattr(flattener, "MAX_UNIT", 0)
     assert fast == [flatten(page, above=0) for page in pages]
 
 
@@ -196,7 +197,7 @@ def test_shapes_that_cost_lexbor_are_flattened_before_it_parses_them() -> None:
             + "".join(f"<b a={n}>" for n in range(rounds)) + "</div>x" * rounds)
     assert bomb.count("<") < nesting.DEEP_ABOVE
     elements = len(LexborHTMLParser(nesting.defused(bomb)).css("*"))
-    assert elements < rounds * (nesting.MAX_FORMATTING + 2)
+    assert elements < rounds * (MAX_FORMATTING + 2)
     deep = "<div>" * (nesting.DEEP_ABOVE + 1) + '<a href="/x">x</a>'
     flat = nesting.defused(deep)
     assert _depth(flat) <= nesting.MAX_DEPTH + 3 and _links(flat) == ["/x"]  # + html, body, a
@@ -219,7 +220,7 @@ def test_reading_stops_after_so_many_tags_keeping_links_and_text(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # Reading costs about 2 µs a tag: past READ_TOKENS the rest is stripped of every tag
     # but links and void elements, so no page costs more than a second or two to read.
-    monkeypatch.setattr(nesting, "READ_TOKENS", 1_000)
+    monkeypatch.setattr(flattener, "READ_TOKENS", 1_000)
     page = "".join(f'<p class="c{n}"><a href="/p{n}">{n}</a>' for n in range(5_000))
     flat = flatten(page, above=0)
     assert _links(flat) == [f"/p{n}" for n in range(5_000)]

@@ -19,6 +19,7 @@ from crawler.engine.budget import ByteBudget
 from crawler.policy import admission
 from crawler.policy.admission import RecentKeys
 from crawler.urls import canon as urls
+from crawler.urls.resolve import JoinCache, Resolver
 from spiders.site import SiteSpider
 from tests.crawling import crawl
 from tests.helpers import CLI
@@ -98,13 +99,14 @@ def test_recent_keys_are_bounded_by_characters_too() -> None:
 
 
 def test_long_hrefs_are_joined_but_not_cached() -> None:
-    resolver = urls.Resolver(urls.parse_absolute("http://h.test/a/b"))
-    before = len(urls._joined)
+    joins = JoinCache()
+    resolver = Resolver(urls.parse_absolute("http://h.test/a/b"), joins)
+    before = len(joins)
     long = "c?" + "q" * 1_000
     assert resolver.join(long) == f"http://h.test/a/{long}"
-    assert len(urls._joined) == before
+    assert len(joins) == before
     assert resolver.join("c?short") == "http://h.test/a/c?short"
-    assert len(urls._joined) == before + 1
+    assert len(joins) == before + 1
 
 
 async def test_the_tree_budget_lets_big_pages_wait_in_order_and_one_oversize_alone() -> None:

@@ -14,6 +14,7 @@ from crawler.html import nesting
 from crawler.model.request import Request
 from crawler.model.response import Response
 from crawler.model.spider import Spider
+from crawler.urls.resolve import JoinCache
 
 PAGE_URL = "http://example.com/dir/page.html"
 
@@ -164,6 +165,18 @@ def test_links_absolute_canonical_unique_in_order() -> None:
         "http://example.com/up.html",
         "http://example.com/dir/page.html?q=1",
     ]
+
+
+def test_pages_given_one_join_cache_share_it() -> None:
+    joins = JoinCache()
+    body = b'<a href="a.html">a</a><a href="../b.html#x">b</a>'
+    pages = [Response(URL(f"http://example.com/dir/p{n}.html"), 200,
+                      {"Content-Type": "text/html"}, body, joins=joins) for n in range(2)]
+    assert pages[0].links() == ["http://example.com/dir/a.html", "http://example.com/b.html"]
+    assert len(joins) == 2  # what the first page joined, the second finds
+    assert pages[1].links() == pages[0].links() and len(joins) == 2
+    assert [r.key for r in pages[1].follow_all()] == pages[0].links()
+    assert make(body).links() == pages[0].links() and len(joins) == 2  # its own cache
 
 
 def test_links_respect_base_href() -> None:

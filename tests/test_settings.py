@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from crawler import ConfigError, CrawlConfig, HostPolicy, Spider, layered, settings
+from crawler import ConfigError, CrawlConfig, HostPolicy, Spider, settings
 from crawler.cli import options, parser
+from crawler.config import layered
 from crawler.policy import identity
 from crawler.settings import Field, Option, setting
 

@@ -8,7 +8,6 @@ from yarl import URL
 from crawler.urls import canon as urls_module
 from crawler.urls.canon import (
     MAX_URL_LENGTH,
-    Resolver,
     canonical,
     host_key,
     join,
@@ -16,6 +15,7 @@ from crawler.urls.canon import (
     parse_absolute,
     tidy_query,
 )
+from crawler.urls.resolve import JoinCache, Resolver
 
 BASE = URL("https://base.example/dir/page.html?x=1")
 
@@ -260,17 +260,31 @@ HREFS = ["os.html", "os.html#a", "os.html#b", "../up.html#x", "./same.html", "/a
 
 
 def test_the_resolver_cache_gives_what_join_gives() -> None:
-    urls_module._joined.clear()
+    joins = JoinCache()
     # Every base against every href, twice (the second time from the cache), in an order
     # that has each href cached under one base before it is asked under the next.
     for _ in range(2):
         for base_text in BASES:
             base = URL(base_text)
-            resolver = Resolver(base)
+            resolver = Resolver(base, joins)
             for href in HREFS:
                 expected = join(base, href)
                 assert resolver.join(href) == (None if expected is None else str(expected)), \
                     (base_text, href)
+
+
+def test_the_join_cache_is_the_crawls_own_and_bounded() -> None:
+    # No hidden global: resolvers fill the cache they are given, and only that one.
+    joins, other = JoinCache(size=3), JoinCache()
+    for href in ("a.html", "b.html", "a.html"):
+        assert Resolver(URL("http://h.test/dir/"), joins).join(href) == f"http://h.test/dir/{href}"
+    assert len(joins) == 2 and len(other) == 0
+    assert joins.entries[("http://h.test/dir", "a.html")] == "http://h.test/dir/a.html"
+    Resolver(URL("http://h.test/"), joins).join("c.html")
+    Resolver(URL("http://h.test/"), joins).join("d.html")  # full: emptied, then added
+    assert list(joins.entries) == [("http://h.test", "d.html")]
+    Resolver(URL("http://h.test/")).join("e.html")  # a cache of its own
+    assert len(joins) == 1 and len(other) == 0
 
 
 def test_origin_of_finds_the_origin_of_every_canonical_url_without_parsing() -> None:

@@ -17,6 +17,7 @@ from crawler.model import sitemaps
 from crawler.model.request import Callback, Request, callback_name, check_priority, encode_kwargs
 from crawler.model.sitemaps import Sitemap
 from crawler.urls import canon as urls
+from crawler.urls.resolve import JoinCache, Resolver
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 LINKS = "a[href]"  # the default link selector
@@ -38,8 +39,10 @@ class Response:
 
     def __init__(self, url: URL, status: int, headers: Mapping[str, str], body: bytes, *,
                  depth: int = 0, robots_sitemaps: Sequence[str] = (),
-                 max_links: int = MAX_LINKS) -> None:
+                 max_links: int = MAX_LINKS, joins: JoinCache | None = None) -> None:
         self._url = url
+        # The crawl passes its one cache to every page; a Response made alone has its own.
+        self._joins = JoinCache() if joins is None else joins
         self.status = status
         self.headers = headers
         self.body = body
@@ -153,7 +156,7 @@ class Response:
     def links(self, selector: str = LINKS) -> list[str]:
         """Canonical, fragment-free, absolute http(s) URLs of the links, each once, in page
         order. Malformed, over-long and non-http links (mailto:, javascript:) are left out."""
-        resolver = urls.Resolver(self.base_url)
+        resolver = Resolver(self.base_url, self._joins)
         joined = dict.fromkeys(map(resolver.join, self._hrefs(selector)))
         return [key for key in joined if key is not None]
 
@@ -173,7 +176,7 @@ class Response:
         as skipped (duplicate, invalid URL) instead of them vanishing unseen."""
         name = callback_name(callback)
         kwargs = encode_kwargs(cb_kwargs, self.url)
-        join = urls.Resolver(self.base_url).join
+        join = Resolver(self.base_url, self._joins).join
         prepared, priority = Request.prepared, check_priority(priority)
         return [prepared(href, name, kwargs, priority, key=join(href),
                          credentials="@" in href and urls.has_credentials(href))

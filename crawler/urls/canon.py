@@ -9,7 +9,7 @@ from yarl import URL
 HTTP_SCHEMES = frozenset({"http", "https"})
 MAX_URL_LENGTH = 2048
 # The HTML spec strips ASCII whitespace around an href before parsing it.
-_HREF_WHITESPACE = " \t\n\r\f"
+HREF_WHITESPACE = " \t\n\r\f"
 # A DNS name (labels of letters, digits, '-' and '_', as IDNA-encoded by yarl) or an IP.
 _VALID_HOST = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.?|[0-9a-f:.]+")
 
@@ -77,7 +77,7 @@ def _unmask(url: URL | None) -> URL | None:
 def parse_absolute(text: str) -> URL:
     """Parse a URL a user typed (a start URL). Raises ValueError with a readable message."""
     try:
-        parsed, masked = _parse(text.strip(_HREF_WHITESPACE))
+        parsed, masked = _parse(text.strip(HREF_WHITESPACE))
         url = canonical(parsed)
         if masked:
             url = _unmask(url)
@@ -92,7 +92,7 @@ def parse_absolute(text: str) -> URL:
 
 def join(base: URL, href: str) -> URL | None:
     """Resolve an href against a base URL; None for malformed, non-http or over-long ones."""
-    href = href.strip(_HREF_WHITESPACE)
+    href = href.strip(HREF_WHITESPACE)
     if len(href) > MAX_URL_LENGTH:
         return None
     try:
@@ -130,75 +130,6 @@ def tidy_query(url: URL, *, strip_tracking: bool, sort: bool) -> URL:
 def host_key(url: URL) -> str:
     """The politeness key: host and port (one server), like aiohttp's connection key."""
     return f"{url.host}:{url.port}"
-
-
-JOIN_CACHE_SIZE = 20_000
-JOIN_CACHE_CHARS = 300  # longer hrefs (with the base they depend on) are joined uncached
-# An absolute URL or a scheme-relative one, with a host: little of the base matters.
-_WITH_HOST = re.compile(r"(?:[Hh][Tt][Tt][Pp][Ss]?:)?//[^/?#\\]")
-# An absolute path (and query) of unreserved characters only: its canonical form is itself.
-_PLAIN_PATH = re.compile(r"/[A-Za-z0-9_.~/-]{0,200}(?:\?[A-Za-z0-9_.~=&-]{1,300})?")
-_joined: dict[tuple[str, str], str | None] = {}
-
-
-class Resolver:
-    """Resolves the hrefs of one page to canonical URL text, with a cache shared by all pages.
-
-    Links repeat across pages (menus, sidebars, footers), and a join (parse, join,
-    canonicalise) costs far more than a lookup. The cache key is the href with the part of
-    the base URL its result depends on: nothing for an absolute URL, the origin for "/path",
-    the folder for "path" or "../path", the whole base for "?query" or "#fragment".
-    """
-
-    def __init__(self, base: URL) -> None:
-        self.base = base
-        canon = canonical(base)
-        if canon is None:  # not crawlable: every href is keyed on the whole base
-            self._full = self._folder = self._origin = str(base)
-            self._fast = False
-            return
-        # The canonical spelling ("http://h/", never "http://h"), so the folder is right.
-        self._full = str(canon)
-        self._folder = self._full.partition("?")[0].rsplit("/", 1)[0]
-        self._origin = f"{canon.scheme}://{canon.raw_authority}"
-        self._fast = True
-
-    def join(self, href: str) -> str | None:
-        """The canonical URL's text, or None if the href cannot be crawled. Text, not a yarl
-        URL: on link-heavy pages, building one URL object per link was the crawl's biggest
-        single cost, and dedup, scope and robots.txt only need the text."""
-        if self._fast and _PLAIN_PATH.fullmatch(href) and "/." not in href \
-                and "//" not in href and len(self._origin) + len(href) <= MAX_URL_LENGTH:
-            # Already canonical ("/p/12", "/a/b.html"): no parsing, joining or escaping to
-            # do, and nothing a cache would save. On link-heavy sites most links look so.
-            return self._origin + href
-        href = href.strip(_HREF_WHITESPACE)
-        if len(href) > MAX_URL_LENGTH:
-            return None
-        # The fragment never changes the canonical URL (it is dropped), so "os.html#a" and
-        # "os.html#b" are one entry.
-        href = href.partition("#")[0]
-        if _WITH_HOST.match(href):
-            depends = "" if href[0] in "hH" else self._origin
-        elif href.startswith("/") and not href.startswith("//"):
-            depends = self._origin
-        elif href and href[0] not in "/?" and ":" not in href.partition("/")[0]:
-            depends = self._folder  # a relative path: "a.html", "../a.html"
-        else:  # "", "?q", or something odd ("//", "http://", "http:x"): the whole base
-            depends = self._full
-        key = (depends, href)
-        try:
-            return _joined[key]
-        except KeyError:
-            pass
-        url = join(self.base, href)
-        text = None if url is None else str(url)
-        if len(depends) + len(href) > JOIN_CACHE_CHARS:
-            return text  # a cache of 2,000-character URLs would take 100 MB; they rarely repeat
-        if len(_joined) >= JOIN_CACHE_SIZE:
-            _joined.clear()
-        _joined[key] = text
-        return text
 
 
 def origin_of(key: str) -> str | None:

@@ -37,10 +37,6 @@ class Scope:
                    ports={*ports, *(u.port for u in urls if u.port is not None)})
 
     @property
-    def hosts(self) -> frozenset[str]:
-        return self._hosts
-
-    @property
     def ports(self) -> frozenset[int]:
         return self._ports
 
