@@ -16,7 +16,7 @@ from yarl import URL
 from crawler import CrawlConfig, Crawler, CrawlStatus, Response, Snapshot
 from crawler.http.fetcher import Fetcher, _live_counts, process_sockets
 from spiders.site import SiteSpider
-from storage import SQLiteStore
+from storage.sqlite import SQLiteStore
 from tests.sites import monitor
 from tests.sites.serve import serve, serve_many
 
