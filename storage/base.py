@@ -34,7 +34,9 @@ class RequestState(enum.IntEnum):
 
 
 class StoreError(Exception):
-    """Root of the storage layer's errors; the crawler maps them onto its own tree."""
+    """Root of the storage layer's errors; the crawler maps them onto its own tree, once,
+    where it meets the store. A `Refused` file was left untouched; any other error is a
+    failure met while using the store (a full disk, an I/O error, a write it cannot take)."""
 
 
 class Refused(StoreError):
