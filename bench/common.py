@@ -15,7 +15,7 @@ from pathlib import Path
 from aiohttp import web
 
 from crawler import CrawlConfig, Crawler, Spider
-from storage import SQLiteStore
+from storage.sqlite import SQLiteStore
 
 AppFactory = Callable[[], web.Application]
 

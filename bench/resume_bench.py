@@ -20,7 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from storage import NewRequest, SQLiteStore
+from storage import NewRequest
+from storage.sqlite import SQLiteStore
 
 BATCH = 50_000
 

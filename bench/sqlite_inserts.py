@@ -20,13 +20,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from storage.sqlite import _INSERT_REQUEST, _SCHEMA, fingerprint
+from storage.sqlite.schema import SCHEMA
+from storage.sqlite.writes import INSERT_REQUEST, fingerprint
 
 LINKS = 50
 
 
 def run(variant: str, pages: int, per_commit: int, folder: Path) -> float:
-    schema, insert = _SCHEMA, _INSERT_REQUEST
+    schema, insert = SCHEMA, INSERT_REQUEST
     if variant == "no fingerprint index":
         schema = schema.replace("fp INTEGER NOT NULL UNIQUE", "fp INTEGER NOT NULL")
         insert = insert.replace(" ON CONFLICT (fp) DO NOTHING", "")

@@ -44,6 +44,11 @@ class StateFileError(CrawlError):
     The file is always left untouched."""
 
 
+class StateWriteError(CrawlError):
+    """The state file failed while the crawl was using it: a full disk, an I/O error, a
+    value it cannot hold. The crawl stops; the file can be resumed once the cause is gone."""
+
+
 class FetchError(CrawlError):
     """A request could not be fetched. `retryable` says whether trying again may help."""
 

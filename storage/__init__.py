@@ -1,4 +1,7 @@
-"""Durable crawl state behind one interface (`Store`). Knows nothing of crawling."""
+"""Durable crawl state behind one interface (`Store`). Knows nothing of crawling.
+
+Importing this package loads no database driver: `open_store` imports the implementation
+it needs when it is called, and `SQLiteStore` is imported from `storage.sqlite`."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from storage.base import (
     NewRequest,
     NotAStateFile,
     Outcome,
-    Release,
+    Refused,
     RequestState,
     Retry,
     RunInfo,
@@ -27,11 +30,12 @@ from storage.base import (
     StoreError,
 )
 from storage.files import StateFileUnavailable
-from storage.sqlite import SQLiteStore
 
 
 async def open_store(location: str, *, readonly: bool = False) -> Store:
     """Open the store a `--state` location names. Today: a path to an SQLite file."""
+    from storage.sqlite import SQLiteStore  # noqa: PLC0415  # the driver loads on first use
+
     return await SQLiteStore.open(location, readonly=readonly)
 
 
@@ -48,12 +52,11 @@ __all__ = [
     "NewRequest",
     "NotAStateFile",
     "Outcome",
-    "Release",
+    "Refused",
     "RequestState",
     "Retry",
     "RunInfo",
     "RunRecord",
-    "SQLiteStore",
     "SchemaMismatch",
     "SpiderMismatch",
     "StateFileUnavailable",

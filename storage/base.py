@@ -34,22 +34,29 @@ class RequestState(enum.IntEnum):
 
 
 class StoreError(Exception):
-    """Root of the storage layer's errors; the crawler maps them onto its own tree."""
+    """Root of the storage layer's errors; the crawler maps them onto its own tree, once,
+    where it meets the store. A `Refused` file was left untouched; any other error is a
+    failure met while using the store (a full disk, an I/O error, a write it cannot take)."""
 
 
-class NotAStateFile(StoreError):
+class Refused(StoreError):
+    """The store will not take this state file as it is, and left it untouched: the root of
+    refusals, as against failures met while using a file (a full disk, an I/O error)."""
+
+
+class NotAStateFile(Refused):
     """The file exists but is not a crawl state file (or is damaged)."""
 
 
-class SchemaMismatch(StoreError):
+class SchemaMismatch(Refused):
     """The file is a crawl state file of a schema this version cannot read."""
 
 
-class SpiderMismatch(StoreError):
+class SpiderMismatch(Refused):
     """The state file belongs to another spider."""
 
 
-class StateLocked(StoreError):
+class StateLocked(Refused):
     """Another live process is running a crawl on this state file."""
 
 
@@ -105,7 +112,7 @@ class Retry:
 
     request_id: int
     not_before: float
-    error: str
+    error: str  # the attempt's error in words, its kind included: kept, never grouped
     status: int | None = None
 
 
@@ -129,14 +136,7 @@ class Failure:
     status: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Release:
-    """Give a lease back untouched (the run is stopping before it finished the request)."""
-
-    request_id: int
-
-
-Outcome = Completion | Retry | Defer | Failure | Release
+Outcome = Completion | Retry | Defer | Failure
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +178,7 @@ class RunRecord:
 @dataclass(frozen=True, slots=True)
 class Breakdown:
     """The crawl's finished requests grouped: done ones by HTTP status, failed ones by the
-    kind of error (the text before the first colon of the stored error)."""
+    kind of their failure (`Failure.kind`)."""
 
     statuses: Mapping[int, int]
     errors: Mapping[str, int]
@@ -188,7 +188,8 @@ class Breakdown:
 class FailedRequest:
     url: str
     status: int | None
-    error: str
+    kind: str | None  # `Failure.kind`
+    error: str | None  # `Failure.error`: the details
 
 
 class Store(ABC):

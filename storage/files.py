@@ -9,13 +9,13 @@ import os
 import time
 from pathlib import Path
 
-from storage.base import StateLocked, StoreError
+from storage.base import Refused, StateLocked
 
 LOW_SPACE = 1 << 20  # a write that fails with less than this free is taken for a full disk
 LOCK_TRIES = 5  # a reader's probe holds the lock for microseconds: try again, briefly
 
 
-class StateFileUnavailable(StoreError):
+class StateFileUnavailable(Refused):
     """The state file can't be reached, read or written: a missing folder, a read-only file
     or folder, no permission, a full disk. Nothing is wrong with the file itself."""
 

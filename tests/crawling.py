@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from crawler import CrawlConfig, Crawler, CrawlResult, Spider
-from storage import SQLiteStore
+from storage.sqlite import SQLiteStore
 
 FAST = CrawlConfig(delay=0.0, per_host=8, workers=16, retry_backoff=0.05, timeout=10.0)
 
@@ -41,8 +41,10 @@ def read_items(path: Path) -> list[dict[str, Any]]:
 
 def read_rows(path: Path) -> dict[str, tuple[int, int | None, str | None, int]]:
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        # A failure's kind is a column of its own; a row's error reads "kind: details".
         return {url: (state, status, error, attempts) for url, state, status, error, attempts
-                in conn.execute("SELECT url, state, status, error, attempts FROM requests")}
+                in conn.execute("SELECT url, state, status, coalesce(kind || ': ', '') || error,"
+                                " attempts FROM requests")}
 
 
 def titled_pages_app() -> web.Application:

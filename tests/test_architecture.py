@@ -65,7 +65,7 @@ def top(module: str) -> str:
 
 def test_the_layout_is_found() -> None:
     files = {str(m) for m in ALL_MODULES}
-    assert {"crawler/http/fetcher.py", "storage/sqlite.py", "spiders/site.py",
+    assert {"crawler/http/fetcher.py", "storage/sqlite/store.py", "spiders/site.py",
             "crawler/__init__.py"} <= files
     assert any(imp.module == "aiohttp" for imp in ALL_IMPORTS)  # the walker sees imports
 
@@ -99,9 +99,9 @@ def test_only_the_http_package_imports_aiohttp() -> None:
 
 
 def test_only_the_sqlite_store_imports_aiosqlite() -> None:
-    bad = [imp for imp in ALL_IMPORTS
-           if top(imp.module) == "aiosqlite" and imp.file != "storage/sqlite.py"]
-    assert not bad, offenders("only storage/sqlite.py may import aiosqlite", bad)
+    bad = [imp for imp in ALL_IMPORTS if top(imp.module) in ("aiosqlite", "sqlite3")
+           and not imp.file.startswith("storage/sqlite/")]
+    assert not bad, offenders("only storage/sqlite/ may import aiosqlite or sqlite3", bad)
 
 
 def test_only_the_user_facing_modules_draw_with_rich() -> None:

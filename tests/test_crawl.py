@@ -14,7 +14,8 @@ from yarl import URL
 from crawler import CrawlConfig, Crawler, CrawlStatus, Response, Spider
 from spiders.books import BooksSpider
 from spiders.site import SiteSpider
-from storage import RequestState, SQLiteStore
+from storage import RequestState
+from storage.sqlite import SQLiteStore
 from tests.crawling import FAST, crawl, titled_pages_app
 from tests.sites import books, generated
 from tests.sites.serve import serve

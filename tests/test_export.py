@@ -12,7 +12,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from storage import Completion, NewRequest, SQLiteStore
+from storage import Completion, NewRequest
+from storage.sqlite import SQLiteStore
 from tests.helpers import CLI, EXIT_USAGE, crawl, crawl_ok
 
 

@@ -17,7 +17,7 @@ from crawler import CrawlConfig, Crawler, CrawlStatus, Response
 from crawler.http.fetcher import Fetcher, _live_counts, process_sockets
 from crawler.observe.metrics import Snapshot
 from spiders.site import SiteSpider
-from storage import SQLiteStore
+from storage.sqlite import SQLiteStore
 from tests.sites import monitor
 from tests.sites.serve import serve, serve_many
 

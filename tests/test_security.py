@@ -15,7 +15,8 @@ from aiohttp import web
 from crawler import CrawlConfig
 from crawler.errors import ConfigError
 from spiders.site import SiteSpider
-from storage import NewRequest, RequestState, SQLiteStore
+from storage import NewRequest, RequestState
+from storage.sqlite import SQLiteStore
 from tests.crawling import crawl
 from tests.helpers import crawl as crawl_cli
 from tests.sites.serve import serve

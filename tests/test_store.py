@@ -17,16 +17,14 @@ from storage import (
     Failure,
     NewRequest,
     NotAStateFile,
-    Release,
     RequestState,
     Retry,
     SchemaMismatch,
     SpiderMismatch,
-    SQLiteStore,
     StateLocked,
     StoreError,
 )
-from storage.sqlite import MAX_PENDING_NEW, fingerprint
+from storage.sqlite import MAX_PENDING_NEW, SQLiteStore, fingerprint
 
 NOW = 1_000_000.0
 FAR = 1e12
@@ -123,7 +121,7 @@ async def _transaction_under_way(store: SQLiteStore, pages: int) -> asyncio.Task
                                       requests=urls(50, f"{lease.url}/")))
     task = asyncio.create_task(store.flush())
     for _ in range(100_000):
-        if store._applying:  # taken, not yet committed
+        if store._ledger.applying:  # taken, not yet committed
             return task
         await asyncio.sleep(0)
     raise AssertionError("the flush never started writing")
@@ -309,17 +307,8 @@ async def test_failure_keeps_the_error(store: SQLiteStore) -> None:
     counts = await store.counts()
     assert (counts.failed, counts.leased, counts.finished) == (1, 1, 1)
     failures = await store.failures(10)
-    assert [(f.url, f.status, f.error) for f in failures] == [
-        ("http://h/0", None, "connect: refused")]
-
-
-async def test_release_gives_the_lease_back_untouched(store: SQLiteStore) -> None:
-    await store.add(urls(1))
-    (lease,) = await store.claim(1, NOW)
-    await store.record(Release(lease.id))
-    await store.flush()
-    (again,) = await store.claim(1, NOW)
-    assert (again.id, again.attempts) == (lease.id, 0)
+    assert [(f.url, f.status, f.kind, f.error) for f in failures] == [
+        ("http://h/0", None, "connect", "refused")]
 
 
 async def test_next_due(store: SQLiteStore) -> None:
@@ -518,7 +507,7 @@ async def test_readonly_store_refuses_writes(path: Path) -> None:
         with pytest.raises(StoreError):
             await r.claim(1, NOW)
         with pytest.raises(StoreError):
-            await r.record(Release(1))
+            await r.record(Retry(1, NOW, "e"))
         with pytest.raises(StoreError):
             await r.finish_run("x")
         assert (await r.counts()).queued == 1
@@ -591,7 +580,7 @@ async def test_operations_before_open_crawl_are_refused(path: Path) -> None:
         with pytest.raises(StoreError, match="open_crawl"):
             await s.claim(1, NOW)
         with pytest.raises(StoreError, match="open_crawl"):
-            await s.record(Release(1))
+            await s.record(Retry(1, NOW, "e"))
     finally:
         await s.close()
 

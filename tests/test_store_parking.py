@@ -15,8 +15,8 @@ from storage import (
     Completion,
     NewRequest,
     RequestState,
-    SQLiteStore,
 )
+from storage.sqlite import SCHEMA_VERSION, SQLiteStore
 
 NOW = 1_000_000.0
 
@@ -94,6 +94,7 @@ async def test_an_older_schema_gets_the_parked_index(tmp_path: Path) -> None:
     await s.close()
     with sqlite3.connect(path) as conn:
         conn.execute("DROP INDEX requests_parked")
+        conn.execute("ALTER TABLE requests DROP COLUMN kind")  # schema 4's
         conn.execute("PRAGMA user_version = 2")
     s = await SQLiteStore.open(path)
     try:
@@ -103,6 +104,6 @@ async def test_an_older_schema_gets_the_parked_index(tmp_path: Path) -> None:
     finally:
         await s.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = "
                             "'requests_parked'").fetchone()[0] == 1

@@ -72,7 +72,9 @@ async def gather(store: Store, failures: int = 10) -> dict[str, Any]:
         "runs": runs,
         "hosts": _merge_hosts(runs)[:HOST_ROWS],
         "recent_failures": [
-            {"url": f.url, "status": f.status, "error": f.error}
+            # "kind: details", as the failure was logged; the kind alone too, for scripts.
+            {"url": f.url, "status": f.status, "kind": f.kind,
+             "error": ": ".join(part for part in (f.kind, f.error) if part) or None}
             for f in await store.failures(failures)
         ],
     }

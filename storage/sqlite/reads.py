@@ -1,0 +1,100 @@
+"""Reading a state file: counts, items, runs and failures, from any schema this version
+knows (an older file opened to read is read as it is)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Sequence
+
+import aiosqlite
+
+from storage.base import Breakdown, CrawlCounts, FailedRequest, RequestState, RunRecord
+from storage.sqlite.schema import failure_columns, stats_column
+from storage.sqlite.transactions import Transactions
+
+
+class Reader:
+    def __init__(self, conn: aiosqlite.Connection, transactions: Transactions,
+                 version: int) -> None:
+        self._conn = conn
+        self._transactions = transactions
+        self.schema = version  # of the file: an older one is read through its own columns
+
+    async def scalar(self, sql: str, params: Sequence[object] = ()) -> object:
+        async with self._conn.execute(sql, params) as cur:
+            row = await cur.fetchone()
+        return None if row is None else row[0]
+
+    async def meta(self, key: str) -> str | None:
+        value = await self.scalar("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if value is None else str(value)
+
+    async def counts(self) -> CrawlCounts:
+        by_state = dict.fromkeys(RequestState, 0)
+        async with self._transactions.settled():
+            async with self._conn.execute(
+                "SELECT state, count(*) FROM requests GROUP BY state"
+            ) as cur:
+                async for state, n in cur:
+                    by_state[RequestState(state)] = n
+            async with self._conn.execute("SELECT count(*) FROM items") as cur:
+                items = (await cur.fetchone() or (0,))[0]
+            async with self._conn.execute(
+                "SELECT name, value FROM counters ORDER BY name"
+            ) as cur:
+                counters = {name: value async for name, value in cur}
+        return CrawlCounts(
+            queued=by_state[RequestState.QUEUED],
+            leased=by_state[RequestState.LEASED],
+            done=by_state[RequestState.DONE],
+            failed=by_state[RequestState.FAILED],
+            items=int(items or 0),
+            counters=counters,
+            parked=by_state[RequestState.PARKED],
+        )
+
+    async def items(self) -> AsyncGenerator[str, None]:
+        async with self._conn.execute("SELECT data FROM items ORDER BY id") as cur:
+            async for (data,) in cur:
+                yield data
+
+    async def runs(self) -> list[RunRecord]:
+        stats = stats_column(self.schema)
+        async with self._transactions.settled(), self._conn.execute(
+            f"SELECT id, started, ended, status, config, {stats} FROM runs ORDER BY id"
+        ) as cur:
+            return [RunRecord(*row) async for row in cur]
+
+    async def breakdown(self) -> Breakdown:
+        statuses: dict[int, int] = {}
+        errors: dict[str, int] = {}
+        kind, _ = failure_columns(self.schema)
+        async with self._transactions.settled():
+            async with self._conn.execute(
+                f"SELECT status, count(*) FROM requests WHERE state = {RequestState.DONE}"
+                " AND status IS NOT NULL GROUP BY status ORDER BY status"
+            ) as cur:
+                async for status, n in cur:
+                    statuses[status] = n
+            async with self._conn.execute(
+                f"SELECT {kind} AS k, count(*) FROM requests"
+                f" WHERE state = {RequestState.FAILED} GROUP BY k ORDER BY count(*) DESC"
+            ) as cur:
+                async for name, n in cur:
+                    errors[name or "unknown"] = n
+        return Breakdown(statuses, errors)
+
+    async def failures(self, limit: int) -> list[FailedRequest]:
+        kind, message = failure_columns(self.schema)
+        async with self._transactions.settled(), self._conn.execute(
+            f"SELECT url, status, {kind}, {message} FROM requests"
+            f" WHERE state = {RequestState.FAILED} ORDER BY id DESC LIMIT ?",
+            (limit,),
+        ) as cur:
+            return [FailedRequest(*row) async for row in cur]
+
+    async def next_due(self) -> float | None:
+        async with self._transactions.settled():
+            value = await self.scalar(
+                f"SELECT min(not_before) FROM requests WHERE state = {RequestState.QUEUED}"
+            )
+        return None if value is None else float(value)  # type: ignore[arg-type]

@@ -1,0 +1,108 @@
+"""The state file's tables, its version, and how a file of an older version is read and
+brought up to date."""
+
+from __future__ import annotations
+
+import time
+
+import aiosqlite
+
+from storage.base import RequestState
+
+APPLICATION_ID = 0x43524157  # "CRAW": marks a file as ours before any table is read
+SCHEMA_VERSION = 4
+PARKED_INDEX = (f"CREATE INDEX IF NOT EXISTS requests_parked ON requests (depth)"
+                f" WHERE state = {RequestState.PARKED}")
+
+SCHEMA = f"""
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    started REAL NOT NULL,
+    ended REAL,
+    pid INTEGER NOT NULL,
+    hostname TEXT NOT NULL,
+    status TEXT NOT NULL,
+    config TEXT NOT NULL,
+    stats TEXT
+);
+CREATE TABLE requests (
+    id INTEGER PRIMARY KEY,
+    fp INTEGER NOT NULL UNIQUE,
+    url TEXT NOT NULL,
+    state INTEGER NOT NULL DEFAULT 0,
+    priority INTEGER NOT NULL DEFAULT 0,
+    depth INTEGER NOT NULL DEFAULT 0,
+    callback TEXT,
+    cb_kwargs TEXT,
+    redirects INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    not_before REAL NOT NULL DEFAULT 0,
+    parent INTEGER,
+    run INTEGER,
+    status INTEGER,
+    error TEXT,
+    kind TEXT
+);
+CREATE INDEX requests_queue ON requests (priority DESC, id, not_before) WHERE state = 0;
+{PARKED_INDEX};
+CREATE TABLE items (id INTEGER PRIMARY KEY, request INTEGER NOT NULL, data TEXT NOT NULL);
+CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+"""
+
+# Up to schema 3, a failed request's kind was the text before the first colon of its error
+# ("timeout: no answer"), or the whole error when it had no colon. These two expressions are
+# the one place that text is split: by the migration to schema 4, and when an older file is
+# read as it is (read-only opens change nothing).
+LEGACY_KIND = ("CASE WHEN instr(error, ':') > 0"
+               " THEN substr(error, 1, instr(error, ':') - 1) ELSE error END")
+LEGACY_MESSAGE = ("CASE WHEN instr(error, ':') > 0"
+                  " THEN ltrim(substr(error, instr(error, ':') + 1)) END")
+
+# Opening an older file for writing brings it up to date (reading needs nothing): schema 1
+# lacked runs.stats, schema 2 parked requests (an older crawler must not meet that state),
+# schema 3 the failure's kind as a column.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: ("ALTER TABLE runs ADD COLUMN stats TEXT",),
+    2: (PARKED_INDEX,),
+    3: ("ALTER TABLE requests ADD COLUMN kind TEXT",
+        f"UPDATE requests SET kind = {LEGACY_KIND}, error = {LEGACY_MESSAGE}"
+        f" WHERE state = {RequestState.FAILED}"),
+}
+
+
+def known(version: int) -> bool:
+    """Whether this version can read (and upgrade) a file of schema `version`."""
+    return version == SCHEMA_VERSION or version in MIGRATIONS
+
+
+def failure_columns(version: int) -> tuple[str, str]:
+    """The SQL that reads a failed request's kind and its message in a file of `version`."""
+    return ("kind", "error") if version > 3 else (LEGACY_KIND, LEGACY_MESSAGE)
+
+
+def stats_column(version: int) -> str:
+    """The SQL that reads a run's statistics: schema 1 kept none."""
+    return "stats" if version > 1 else "NULL"
+
+
+async def create(conn: aiosqlite.Connection) -> None:
+    """Make an empty file a state file, inside the caller's transaction."""
+    async with conn.execute("PRAGMA application_id") as cur:
+        row = await cur.fetchone()
+    if row is not None and row[0] != 0:
+        return  # another process made it a state file meanwhile
+    for statement in SCHEMA.split(";"):
+        if statement.strip():
+            await conn.execute(statement)
+    await conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    await conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    await conn.execute("INSERT INTO meta (key, value) VALUES ('created', ?)", (str(time.time()),))
+
+
+async def migrate(conn: aiosqlite.Connection, version: int) -> None:
+    """Bring a file of schema `version` up to date, inside the caller's transaction."""
+    for step in range(version, SCHEMA_VERSION):
+        for statement in MIGRATIONS[step]:
+            await conn.execute(statement)
+    await conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -1,0 +1,270 @@
+"""The SQLite store: one file holds the whole crawl (frontier, items, counters, runs).
+
+Durability: WAL with synchronous=NORMAL survives a killed process (kill -9) at any moment; a
+power cut may lose the last group of commits, which are then fetched again, never half-stored.
+One writer at a time: a run holds an flock on the file, so every lease found at start-up
+belongs to a run that is gone and goes straight back to the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import Counter
+from collections.abc import AsyncGenerator, Sequence
+from pathlib import Path
+
+import aiosqlite
+
+from storage.base import (
+    Breakdown,
+    CrawlCounts,
+    FailedRequest,
+    LeasedRequest,
+    NewRequest,
+    NotAStateFile,
+    Outcome,
+    RunInfo,
+    RunRecord,
+    SpiderMismatch,
+    Store,
+    StoreError,
+)
+from storage.files import check_writable, describe, held, lock, unlock
+from storage.sqlite import runs, schema
+from storage.sqlite.ledger import Ledger, Tally
+from storage.sqlite.opening import ReadSource, connect, inspect
+from storage.sqlite.reads import Reader
+from storage.sqlite.transactions import Transactions
+from storage.sqlite.writes import Writer
+
+
+class SQLiteStore(Store):
+    """Store on one SQLite file. Open with `await SQLiteStore.open(path)`."""
+
+    def __init__(self, path: Path, conn: aiosqlite.Connection, *, readonly: bool,
+                 lock_fd: int | None, batch_size: int, version: int) -> None:
+        self._path = path
+        self._conn = conn
+        self._readonly = readonly
+        self._lock_fd = lock_fd
+        self._ledger = Ledger(batch_size)
+        self._transactions = Transactions(conn, path, self._ledger)
+        self._writer = Writer(conn, self._ledger)
+        self._reader = Reader(conn, self._transactions, version)
+        self._run_id: int | None = None
+        self._closed = False
+        self._source: ReadSource | None = None  # how a read-only store reads its file
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str], *, readonly: bool = False,
+                   batch_size: int = 512) -> SQLiteStore:
+        """Open a state file. Read-only opens never create, lock or change anything, and
+        work on read-only files, folders and media too."""
+        p = Path(path)
+        if readonly:
+            return await cls._open_to_read(p, batch_size)
+        await asyncio.to_thread(check_writable, p)
+        version = await asyncio.to_thread(inspect, p)
+        lock_fd = lock(p)
+        try:
+            conn = await connect(p, readonly=False)
+        except BaseException:
+            unlock(lock_fd)
+            raise
+        store = cls(p, conn, readonly=False, lock_fd=lock_fd, batch_size=batch_size,
+                    version=version or schema.SCHEMA_VERSION)
+        if version is None:
+            try:
+                await store._transactions.run(lambda: schema.create(conn))
+            except BaseException:
+                # The connection's thread would keep the process alive: close what we opened.
+                await store.close()
+                raise
+        return store
+
+    @classmethod
+    async def _open_to_read(cls, path: Path, batch_size: int) -> SQLiteStore:
+        source = await asyncio.to_thread(ReadSource.of, path)
+        try:
+            version = await asyncio.to_thread(inspect, source.inspected, source.uri)
+            if version is None:
+                raise NotAStateFile(f"{describe(path)} does not exist or holds no crawl")
+            conn = await connect(source.uri or source.target, readonly=True,
+                                 uri=source.uri is not None, shown=path)
+        except BaseException:
+            source.discard()
+            raise
+        store = cls(path, conn, readonly=True, lock_fd=None, batch_size=batch_size,
+                    version=version)
+        store._source = source
+        return store
+
+    # -- crawl lifecycle ------------------------------------------------------------------
+
+    @property
+    def location(self) -> str:
+        return describe(self._path)
+
+    async def open_crawl(self, spider: str, config: str, *, fresh: bool,
+                         identity: str | None = None,
+                         depth_limit: int | None = None) -> RunInfo:
+        self._check_writable()
+        owner = await self._reader.meta("spider")
+        if owner is not None and owner != spider:
+            raise SpiderMismatch(
+                f"{self.location} holds a crawl of spider '{owner}', not '{spider}'. "
+                "Use another --state file; the file was left untouched."
+            )
+        version = self._reader.schema
+        if version != schema.SCHEMA_VERSION:
+            # Only now that the crawl is known to be ours: a refused file stays untouched.
+            await self._transactions.run(lambda: schema.migrate(self._conn, version))
+            self._reader.schema = schema.SCHEMA_VERSION
+        run, reclaimed = await self._transactions.run(
+            lambda: runs.start(self._conn, spider, config, fresh=fresh, identity=identity,
+                               depth_limit=depth_limit))
+        self._run_id = run
+        counts = await self.counts()
+        self._ledger.tally = Tally.of(counts)
+        self._writer.parking = counts.parked > 0
+        return RunInfo(run, owner is not None and not fresh, reclaimed, counts)
+
+    async def identity(self) -> str | None:
+        return await self._reader.meta("identity")
+
+    async def finish_run(self, status: str, stats: str | None = None) -> None:
+        self._check_writable()
+        if self._run_id is None:
+            return
+        run = self._run_id
+
+        async def finish() -> None:
+            await self._writer.apply_pending(run)
+            released = await runs.end(self._conn, run, status, stats)
+            self._ledger.delta.move("leased", "queued", released)
+
+        await self._transactions.run(finish)
+        self._run_id = None
+
+    async def save_stats(self, stats: str) -> None:
+        run = self._require_run()
+
+        async def save() -> None:
+            await self._writer.apply_pending(run)  # so the figures and their rows agree
+            await self._conn.execute("UPDATE runs SET stats = ? WHERE id = ?", (stats, run))
+
+        await self._transactions.run(save)
+
+    def tally(self) -> CrawlCounts:
+        self._require_run()
+        return self._ledger.tally.counts()
+
+    # -- the frontier ---------------------------------------------------------------------
+
+    async def add(self, requests: Sequence[NewRequest]) -> int:
+        self._check_writable()
+
+        async def insert() -> int:
+            counters: Counter[str] = Counter()
+            added = await self._writer.insert_requests(requests, counters)
+            await self._writer.add_counters(counters)
+            return added
+
+        return await self._transactions.run(insert)
+
+    async def requeue_failed(self) -> int:
+        self._check_writable()
+
+        async def requeue() -> int:
+            requeued = await runs.requeue_failed(self._conn)
+            self._ledger.delta.move("failed", "queued", requeued)
+            return requeued
+
+        return await self._transactions.run(requeue)
+
+    async def claim(self, limit: int, now: float) -> list[LeasedRequest]:
+        run = self._require_run()
+        if limit <= 0:
+            return []
+
+        async def lease() -> list[LeasedRequest]:
+            await self._writer.apply_pending(run)  # outcomes ride along: one commit, not two
+            return await self._writer.lease(run, now, limit)
+
+        return await self._transactions.run(lease)
+
+    async def next_due(self) -> float | None:
+        return await self._reader.next_due()
+
+    # -- outcomes, group-committed ----------------------------------------------------------
+
+    async def record(self, outcome: Outcome) -> None:
+        self._require_run()
+        if self._ledger.record(outcome):
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self._readonly:
+            return
+        if not self._ledger.pending:
+            # A transaction under way (a claim's, another caller's flush) may hold outcomes
+            # recorded before this call; one that fails gives them back to the ledger.
+            await self._transactions.drain()
+        if self._ledger.pending:
+            run = self._require_run()
+            await self._transactions.run(lambda: self._writer.apply_pending(run))
+
+    # -- reading --------------------------------------------------------------------------
+
+    async def counts(self) -> CrawlCounts:
+        return await self._reader.counts()
+
+    def items(self) -> AsyncGenerator[str, None]:
+        return self._reader.items()
+
+    async def runs(self) -> list[RunRecord]:
+        return await self._reader.runs()
+
+    async def breakdown(self) -> Breakdown:
+        return await self._reader.breakdown()
+
+    async def failures(self, limit: int) -> list[FailedRequest]:
+        return await self._reader.failures(limit)
+
+    async def live(self) -> bool:
+        if self._lock_fd is not None:
+            return True
+        return await asyncio.to_thread(held, self._path)
+
+    async def spider_name(self) -> str:
+        value = await self._reader.meta("spider")
+        if value is None:
+            raise NotAStateFile(f"{self.location} holds no crawl yet")
+        return value
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if not self._readonly:
+                await self.flush()
+        finally:
+            await self._transactions.close()
+            unlock(self._lock_fd)
+            self._lock_fd = None
+            if self._source is not None:
+                await asyncio.to_thread(self._source.discard)
+
+    def _check_writable(self) -> None:
+        if self._readonly:
+            raise StoreError(f"{self.location} was opened read-only")
+
+    def _require_run(self) -> int:
+        self._check_writable()
+        if self._run_id is None:
+            raise StoreError("no run is open: call open_crawl() first")
+        return self._run_id

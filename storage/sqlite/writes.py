@@ -1,0 +1,227 @@
+"""The SQL of the write path: admitting requests, and applying a batch of outcomes with
+fencing, each outcome all-or-nothing. Runs inside a transaction its caller holds."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import aiosqlite
+
+from storage.base import (
+    DUPLICATE_COUNTER,
+    PARKED_COUNTER,
+    Completion,
+    Defer,
+    Failure,
+    LeasedRequest,
+    NewRequest,
+    Outcome,
+    RequestState,
+    Retry,
+)
+from storage.sqlite.ledger import Ledger
+from storage.sqlite.transactions import DATA_ERRORS, storable
+
+log = logging.getLogger("storage")
+
+INSERT_REQUEST = (
+    "INSERT INTO requests (fp, url, priority, depth, callback, cb_kwargs, redirects, parent)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fp) DO NOTHING"
+)
+_INSERT_PARKED = (
+    "INSERT INTO requests"
+    " (fp, url, priority, depth, callback, cb_kwargs, redirects, parent, state)"
+    f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, {RequestState.PARKED}) ON CONFLICT (fp) DO NOTHING"
+)
+# A parked request found again where it may be queued is queued as found this time.
+_UNPARK_FOUND = (
+    f"UPDATE requests SET state = {RequestState.QUEUED}, priority = ?, depth = ?,"
+    " callback = ?, cb_kwargs = ?, redirects = ?, parent = ?"
+    f" WHERE fp = ? AND state = {RequestState.PARKED}"
+)
+LEASED = f"state = {RequestState.LEASED} AND run = ?"
+# A row's kind, when set, goes with the error beside it: the failure's. A retry's or a
+# deferral's error is the last attempt's words alone, which nothing groups.
+_COMPLETE = (
+    f"UPDATE requests SET state = {RequestState.DONE}, status = ?, error = NULL, kind = NULL"
+    f" WHERE id = ? AND {LEASED}"
+)
+_RETRY = (
+    f"UPDATE requests SET state = {RequestState.QUEUED}, attempts = attempts + 1,"
+    f" not_before = ?, error = ?, kind = NULL, status = ?, run = NULL WHERE id = ? AND {LEASED}"
+)
+_DEFER = (
+    f"UPDATE requests SET state = {RequestState.QUEUED}, not_before = ?, error = ?, kind = NULL,"
+    f" run = NULL WHERE id = ? AND {LEASED}"
+)
+_FAIL = (
+    f"UPDATE requests SET state = {RequestState.FAILED}, attempts = attempts + 1,"
+    f" kind = ?, error = ?, status = ? WHERE id = ? AND {LEASED}"
+)
+_CLAIM = (
+    f"UPDATE requests SET state = {RequestState.LEASED}, run = :run WHERE id IN ("
+    f" SELECT id FROM requests WHERE state = {RequestState.QUEUED} AND not_before <= :now"
+    " ORDER BY priority DESC, id LIMIT :limit)"
+    " RETURNING id, url, callback, cb_kwargs, priority, depth, redirects, attempts"
+)
+ADD_COUNTER = (
+    "INSERT INTO counters (name, value) VALUES (?, ?)"
+    " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value"
+)
+
+
+def fingerprint(url: str) -> int:
+    """A signed 64-bit key for dedup: 8 bytes per row instead of a second copy of the URL."""
+    return int.from_bytes(hashlib.blake2b(url.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+class Writer:
+    def __init__(self, conn: aiosqlite.Connection, ledger: Ledger) -> None:
+        self._conn = conn
+        self._ledger = ledger
+        self.parking = False  # the crawl has parked requests: new ones may unpark them
+
+    async def lease(self, run: int, now: float, limit: int) -> list[LeasedRequest]:
+        """Lease up to `limit` queued requests due at `now`, in the queue's order."""
+        async with self._conn.execute(_CLAIM, {"run": run, "now": now, "limit": limit}) as cur:
+            rows = await cur.fetchall()  # in one hop to SQLite's thread
+        leased = [LeasedRequest(*row) for row in rows]
+        self._ledger.delta.move("queued", "leased", len(leased))
+        # RETURNING gives no order; restore the queue's.
+        leased.sort(key=lambda r: (-r.priority, r.id))
+        return leased
+
+    async def apply_pending(self, run: int) -> None:
+        """Write every buffered outcome inside the caller's transaction."""
+        if not self._ledger.pending:
+            return
+        batch = self._ledger.take()
+        # A savepoint costs one statement a batch; without it, one outcome that cannot be
+        # stored would fail the commit of all the others, again at every retry.
+        await self._conn.execute("SAVEPOINT batch")
+        counted = self._ledger.delta.copy()
+        try:
+            await self._apply(batch, run)
+        except DATA_ERRORS:
+            await self._conn.execute("ROLLBACK TO batch")
+            self._ledger.delta = counted  # what the rolled-back statements counted is undone
+            await self._apply_each(batch, run)
+
+    async def _apply_each(self, batch: list[Outcome], run: int) -> None:
+        """Apply outcomes one at a time; one that cannot be stored becomes a Failure of its
+        request that says why. Only when a whole batch failed: slow, and rare."""
+        for outcome in batch:
+            await self._conn.execute("SAVEPOINT outcome")
+            counted = self._ledger.delta.copy()
+            try:
+                await self._apply([outcome], run)
+            except DATA_ERRORS as exc:
+                await self._conn.execute("ROLLBACK TO outcome")
+                self._ledger.delta = counted
+                reason = storable(f"this request's outcome cannot be stored: {exc}")
+                log.warning("request %d failed: store: %s", outcome.request_id, reason,
+                            extra={"reason": f"store: {reason}"})
+                await self._apply([Failure(outcome.request_id, "store", reason)], run)
+            await self._conn.execute("RELEASE outcome")
+
+    async def _held(self, batch: list[Outcome], run: int) -> set[int]:
+        """Which of the batch's requests this run still holds a lease on."""
+        ids = list({o.request_id for o in batch})
+        held: set[int] = set()
+        for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            async with self._conn.execute(
+                f"SELECT id FROM requests WHERE id IN ({marks}) AND {LEASED}", (*chunk, run)
+            ) as cur:
+                held.update(row[0] for row in await cur.fetchall())
+        return held
+
+    async def _apply(self, batch: list[Outcome], run: int) -> None:
+        # Fencing: only the lease holder's outcome counts, and only once.
+        held = await self._held(batch, run)
+        done, retries, defers, failures = [], [], [], []
+        items: list[tuple[int, str]] = []
+        new: list[NewRequest] = []
+        parked: list[NewRequest] = []
+        counters: Counter[str] = Counter()
+        for o in batch:
+            if o.request_id not in held:
+                continue
+            held.discard(o.request_id)
+            if isinstance(o, Completion):
+                done.append((o.status, o.request_id, run))
+                items.extend((o.request_id, data) for data in o.items)
+                new.extend(o.requests)
+                parked.extend(o.parked)
+                counters.update(o.counters)
+            elif isinstance(o, Retry):
+                retries.append((o.not_before, o.error, o.status, o.request_id, run))
+            elif isinstance(o, Defer):
+                defers.append((o.not_before, o.reason, o.request_id, run))
+            else:
+                failures.append((o.kind, o.error, o.status, o.request_id, run))
+        conn = self._conn
+        # Outputs first, then the done marks: all inside one transaction, so either a request
+        # is done with all its outputs stored, or it is not done and stored nothing.
+        if items:
+            await conn.executemany("INSERT INTO items (request, data) VALUES (?, ?)", items)
+        added = await self.insert_requests(new, counters)
+        added += await self._park(parked, counters)  # after: a request queued here wins
+        if len(new) + len(parked) > added:
+            counters[DUPLICATE_COUNTER] += len(new) + len(parked) - added
+        for sql, rows in ((_COMPLETE, done), (_RETRY, retries), (_DEFER, defers),
+                          (_FAIL, failures)):
+            if rows:
+                await conn.executemany(sql, rows)
+        await self.add_counters(counters)
+        tally = self._ledger.delta
+        tally.move("leased", "done", len(done))
+        tally.move("leased", "failed", len(failures))
+        tally.move("leased", "queued", len(retries) + len(defers))
+        tally.items += len(items)
+
+    async def insert_requests(self, requests: Sequence[NewRequest],
+                              counters: Counter[str]) -> int:
+        """Queue the requests that have no row yet, and the parked ones found again; returns
+        how many were queued."""
+        if not requests:
+            return 0
+        unparked, rows = 0, _rows(requests)
+        if self.parking:  # only a crawl that parked requests pays for the extra lookups
+            # A row is (fp, url, priority, depth, callback, cb_kwargs, redirects, parent).
+            cur = await self._conn.executemany(_UNPARK_FOUND, [(*row[2:], row[0])
+                                                               for row in rows])
+            unparked = max(cur.rowcount, 0)
+            counters[PARKED_COUNTER] -= unparked
+            self._ledger.delta.parked -= unparked
+        cur = await self._conn.executemany(INSERT_REQUEST, rows)
+        added = max(cur.rowcount, 0) + unparked
+        self._ledger.delta.queued += added
+        return added
+
+    async def _park(self, requests: Sequence[NewRequest], counters: Counter[str]) -> int:
+        """Keep requests that have no row yet parked; returns how many."""
+        if not requests:
+            return 0
+        cur = await self._conn.executemany(_INSERT_PARKED, _rows(requests))
+        parked = max(cur.rowcount, 0)
+        self.parking = self.parking or parked > 0
+        counters[PARKED_COUNTER] += parked
+        self._ledger.delta.parked += parked
+        return parked
+
+    async def add_counters(self, counters: Counter[str]) -> None:
+        counts = [(name, value) for name, value in counters.items() if value]
+        if counts:
+            await self._conn.executemany(ADD_COUNTER, counts)
+        self._ledger.delta.counters.update(counters)
+
+
+def _rows(requests: Sequence[NewRequest]) -> list[tuple[Any, ...]]:
+    return [(fingerprint(r.url), r.url, r.priority, r.depth, r.callback, r.cb_kwargs,
+             r.redirects, r.parent) for r in requests]
