@@ -20,7 +20,14 @@ internal: it may change or move without notice.
 
 from crawler.config import CrawlConfig, HostPolicy
 from crawler.engine.crawler import Crawler, CrawlResult, CrawlStatus
-from crawler.errors import ConfigError, CrawlError, FetchError, SpiderError, StateFileError
+from crawler.errors import (
+    ConfigError,
+    CrawlError,
+    FetchError,
+    SpiderError,
+    StateFileError,
+    StateWriteError,
+)
 from crawler.model.request import Request
 from crawler.model.response import Response
 from crawler.model.spider import Spider
@@ -39,4 +46,5 @@ __all__ = [
     "Spider",
     "SpiderError",
     "StateFileError",
+    "StateWriteError",
 ]

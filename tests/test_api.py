@@ -661,7 +661,7 @@ def test_the_public_api_is_what_a_user_needs_and_no_more() -> None:
     assert set(crawler.__all__) == {
         "Spider", "Request", "Response", "CrawlConfig", "HostPolicy", "Crawler",
         "CrawlResult", "CrawlStatus", "CrawlError", "ConfigError", "SpiderError",
-        "StateFileError", "FetchError"}
+        "StateFileError", "StateWriteError", "FetchError"}
     for internal in ("Metrics", "Snapshot", "RunState", "Skip", "layered",
                      "load_spider_class", "Sitemap", "ConnectError", "HTTPStatusError"):
         assert not hasattr(crawler, internal), internal

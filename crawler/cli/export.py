@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from crawler.cli import running
 from crawler.cli.exits import EXIT_OK
+from crawler.engine.state import open_state
 from crawler.errors import ConfigError
 from crawler.observe import logs
 from storage import Store
@@ -32,7 +33,7 @@ def command(args: argparse.Namespace) -> int:
 
 
 async def _export(args: argparse.Namespace) -> int:
-    store = await running.open_state(args.state, readonly=True)
+    store = await open_state(args.state, readonly=True)
     try:
         if args.output is None:
             n = await export(store, args.format, sys.stdout)

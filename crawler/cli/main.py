@@ -14,7 +14,6 @@ from crawler.cli import benchmark, crawl, export, parser, stats
 from crawler.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from crawler.errors import ConfigError, CrawlError, SpiderError, StateFileError
 from crawler.observe import logs
-from storage import StoreError
 
 log = logging.getLogger("crawler")
 status_log = logging.getLogger(logs.STATUS)
@@ -36,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SpiderError, ConfigError, StateFileError) as exc:
         status_log.error("error: %s", exc)
         return EXIT_USAGE
-    except (CrawlError, StoreError) as exc:  # refusals became StateFileError above
+    except CrawlError as exc:  # StateWriteError among them; refusals were caught above
         status_log.error("failed: %s\nthe state file is still resumable", exc)
         return EXIT_FAILED
     except BrokenPipeError:

@@ -22,10 +22,11 @@ except ImportError:  # optional: it is not built for Windows or PyPy
 from crawler.cli.exits import EXIT_INTERRUPTED
 from crawler.config import CrawlConfig
 from crawler.engine.crawler import Crawler, CrawlResult
-from crawler.errors import ConfigError, StateFileError
+from crawler.engine.state import open_state
+from crawler.errors import ConfigError
 from crawler.model.spider import Spider
 from crawler.observe import display, logs
-from storage import RunInfo, Store, StoreError, open_store
+from storage import RunInfo
 
 T = TypeVar("T")
 
@@ -48,14 +49,6 @@ def loop_factory(choice: str) -> tuple[Callable[[], asyncio.AbstractEventLoop] |
                               "(pip install uvloop)")
         return None, "asyncio"
     return uvloop.new_event_loop, "uvloop"
-
-
-async def open_state(path: str, *, readonly: bool = False) -> Store:
-    """Open a state file; a refusal becomes the error the user sees (exit 2)."""
-    try:
-        return await open_store(path, readonly=readonly)
-    except StoreError as exc:
-        raise StateFileError(str(exc)) from exc
 
 
 async def run_crawl(spider: Spider, config: CrawlConfig, state: str,

@@ -20,6 +20,7 @@ from crawler import settings
 from crawler.cli import running
 from crawler.cli.exits import EXIT_OK
 from crawler.config import CrawlConfig
+from crawler.engine.state import open_state
 from crawler.observe import report
 from storage import RunRecord, Store
 
@@ -34,7 +35,7 @@ def command(args: argparse.Namespace) -> int:
 
 
 async def _stats(args: argparse.Namespace) -> int:
-    store = await running.open_state(args.state, readonly=True)
+    store = await open_state(args.state, readonly=True)
     try:
         data = await gather(store, failures=args.failures)
     finally:
