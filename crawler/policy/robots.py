@@ -12,7 +12,8 @@ from typing import Generic, TypeVar
 from protego import Protego
 from yarl import URL
 
-from crawler.errors import FailureKind
+from crawler.errors import FailureKind, FetchError, message
+from crawler.urls import canon as urls
 
 MAX_BYTES = 512 * 1024  # RFC 9309: parse at least the first 500 KiB
 MAX_AGE = 24 * 3600.0  # RFC 9309: do not use a cached copy for more than 24 hours
@@ -122,6 +123,50 @@ def unreachable(reason: str, now: float, *, final: bool = False,
     return Robots(RobotsState.UNREACHABLE, now, reason=reason, final=final, kind=kind)
 
 
+# -- fetching robots.txt (RFC 9309), as decisions: the engine fetches, these say what next ----
+
+
+@dataclass(frozen=True, slots=True)
+class Follow:
+    """robots.txt redirects here: fetch this URL next."""
+
+    url: URL
+
+
+@dataclass(frozen=True, slots=True)
+class Offsite:
+    """robots.txt redirects outside the crawl's scope. Every request passes the scope,
+    robots.txt's redirects too, so it is not followed: the file is unavailable."""
+
+    target: URL
+    policy: Robots
+
+
+def after_answer(url: URL, status: int, location: str | None, body: bytes, *, hops: int,
+                 in_scope: Callable[[URL], bool], now: float) -> Robots | Follow | Offsite:
+    """What an answer to a fetch of robots.txt at `url` means, `hops` redirects into the
+    chain: the policy, or the redirect to follow. Up to five redirects are followed, across
+    hosts too; one that cannot be followed, or one too many, makes the file "unavailable",
+    as a 4xx does (all allowed)."""
+    if location is None:
+        return from_response(status, body, now)
+    target = urls.join(url, location)
+    if target is None:
+        return Robots(RobotsState.ALLOW_ALL, now)
+    if not in_scope(target):
+        return Offsite(target, Robots(RobotsState.ALLOW_ALL, now))
+    if hops >= MAX_REDIRECTS:
+        return Robots(RobotsState.ALLOW_ALL, now)
+    return Follow(target)
+
+
+def after_failure(exc: FetchError, url: URL, now: float) -> Robots:
+    """robots.txt could not be fetched: everything is disallowed for now. A failure that is
+    the same every time (refused by a rule of ours, TLS) is final: not asked again."""
+    return unreachable(f"{message(exc)} (fetching {url})", now, final=not exc.retryable,
+                       kind=exc.kind)
+
+
 class Verdict(enum.Enum):
     ALLOW = "allow"
     SKIP = "skip"  # disallowed: a counted outcome, never fetched
@@ -188,14 +233,14 @@ class RobotsGate(Generic[J]):
         self.held_count += 1
         return first
 
-    def release(self, origin: str) -> list[J]:
+    def withdraw(self, origin: str) -> list[J]:
         """Take back the jobs waiting on an origin (e.g. its host is down)."""
         jobs = self._held.pop(origin, [])
         self.held_count -= len(jobs)
         return jobs
 
     def resolve(self, origin: str, policy: Robots) -> Resolution[J]:
-        jobs = self.release(origin)
+        jobs = self.withdraw(origin)
         if policy.state is not RobotsState.UNREACHABLE:
             self._policies[origin] = policy
             self._failures.pop(origin, None)  # a good answer starts the count afresh
