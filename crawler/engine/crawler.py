@@ -35,7 +35,12 @@ from crawler.engine.fetch import MeteredFetch
 from crawler.engine.intake import Intake
 from crawler.engine.jobs import Job, RobotsJob, Work
 from crawler.engine.loopwatch import LoopWatch
-from crawler.engine.opening import crawl_scope, open_crawl, start_requests
+from crawler.engine.opening import (
+    allow_private_if_started_there,
+    crawl_scope,
+    open_crawl,
+    start_requests,
+)
 from crawler.engine.outcomes import Outcomes
 from crawler.engine.pages import PageProcessor
 from crawler.engine.robotstxt import RobotsCoordinator
@@ -197,7 +202,7 @@ class Crawler:
             async with self._transport as transport:
                 self._open_transport = transport
                 try:
-                    await self._allow_private_if_started_there(transport, starts)
+                    await allow_private_if_started_there(transport, starts)
                     await self._run_workers(self._wire(transport, scope, info.counts.finished))
                 finally:
                     self._final_pool = transport.pool(count_process_sockets=True)
@@ -253,24 +258,6 @@ class Crawler:
     async def _seed(self, seeds: list[NewRequest]) -> None:
         for start in range(0, len(seeds), SEED_BATCH):
             await self._store.add(seeds[start : start + SEED_BATCH])
-
-    async def _allow_private_if_started_there(self, transport: Transport,
-                                              starts: list[URL]) -> None:
-        """A crawl that starts on a private network may stay on it; one that starts on the
-        public internet must never be steered into one (the transport checks every address
-        it connects to)."""
-        if transport.allow_private:
-            return
-        hosts = sorted({url.host for url in starts if url.host})
-        for start in range(0, len(hosts), 64):  # a few lookups at a time, up to the first
-            batch = hosts[start : start + 64]
-            kinds = await asyncio.gather(*map(transport.private_kind, batch))
-            found = next(((h, k) for h, k in zip(batch, kinds, strict=True) if k), None)
-            if found is not None:
-                log.info("start URL host %s is a %s address: private networks are allowed",
-                         *found, extra={"host": found[0]})
-                transport.allow_private = True
-                return
 
     async def _run_workers(self, parts: _Parts) -> None:
         workers = [asyncio.create_task(self._worker(parts), name=f"worker-{i}")

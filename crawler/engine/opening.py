@@ -1,8 +1,10 @@
-"""Before the first fetch: the spider's start requests, the crawl's scope, and opening the
-crawl in the store, unless the state file holds another crawl."""
+"""Before the first fetch: the spider's start requests, the crawl's scope, opening the
+crawl in the store (unless the state file holds another crawl), and whether the crawl may
+connect to private networks."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -10,6 +12,7 @@ from yarl import URL
 
 from crawler.config import CrawlConfig
 from crawler.errors import SpiderError, StateFileError
+from crawler.http.transport import Transport
 from crawler.model.request import Request
 from crawler.model.spider import Spider
 from crawler.observe import logs
@@ -37,6 +40,24 @@ async def start_requests(spider: Spider) -> list[NewRequest]:
                         "credentials found in URLs", url, extra={"url": str(url)})
         seeds.append(NewRequest(str(url), req.callback, req.cb_kwargs_json, req.priority))
     return seeds
+
+
+async def allow_private_if_started_there(transport: Transport, starts: list[URL]) -> None:
+    """A crawl that starts on a private network may stay on it; one that starts on the
+    public internet must never be steered into one (the transport checks every address
+    it connects to)."""
+    if transport.allow_private:
+        return
+    hosts = sorted({url.host for url in starts if url.host})
+    for start in range(0, len(hosts), 64):  # a few lookups at a time, up to the first
+        batch = hosts[start : start + 64]
+        kinds = await asyncio.gather(*map(transport.private_kind, batch))
+        found = next(((h, k) for h, k in zip(batch, kinds, strict=True) if k), None)
+        if found is not None:
+            log.info("start URL host %s is a %s address: private networks are allowed",
+                     *found, extra={"host": found[0]})
+            transport.allow_private = True
+            return
 
 
 def crawl_scope(spider: Spider, starts: list[URL]) -> Scope:
