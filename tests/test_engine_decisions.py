@@ -217,6 +217,8 @@ async def test_robots_txt_redirects_are_followed_five_times(tmp_path: Path) -> N
     assert f"{BASE}/r5" in transport.fetched
     assert f"{BASE}/private" not in transport.fetched and f"{BASE}/public" in transport.fetched
     assert result.counts.counters.get("skipped_robots") == 1
+    # Turned away when found, by the policy its origin's robots.txt set: never queued.
+    assert f"{BASE}/private" not in rows(tmp_path, "state")
 
 
 async def test_a_sixth_robots_txt_redirect_makes_the_file_unavailable(tmp_path: Path) -> None:

@@ -12,10 +12,10 @@ from crawler.urls.canon import (
     canonical,
     host_key,
     join,
-    origin_of,
     parse_absolute,
     tidy_query,
 )
+from crawler.urls.origin import origin_of
 
 BASE = URL("https://base.example/dir/page.html?x=1")
 

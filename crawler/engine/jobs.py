@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from yarl import URL
 
+from crawler.urls.origin import Origin
 from storage import LeasedRequest
 
 
@@ -22,7 +23,7 @@ class Job:
 class RobotsJob:
     """Fetch an origin's robots.txt; the origin's requests wait for it, outside the frontier."""
 
-    origin: str
+    origin: Origin
     url: URL
     host: str
 

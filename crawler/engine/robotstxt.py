@@ -18,6 +18,7 @@ from crawler.policy import robots
 from crawler.policy.admission import Skip
 from crawler.policy.frontier import Frontier
 from crawler.policy.retry import RetryPolicy
+from crawler.urls.origin import origin
 from crawler.urls.scope import Scope
 from storage import Completion, Defer, Outcome
 
@@ -46,18 +47,18 @@ class RobotsCoordinator:
         """Queue a job its origin's robots.txt allows; hold it while the file is not known
         (queueing the file's fetch for the first one held); a job the file forbids ends
         here, counted, never fetched."""
-        origin = robots.origin(job.url)
-        verdict = self._gate.check(origin, job.lease.url)
+        site = origin(job.url)
+        verdict = self._gate.check(site, job.lease.url)
         if verdict is None:
-            if self._gate.hold(origin, job):
+            if self._gate.hold(site, job):
                 self._frontier.push(job.host,
-                                    RobotsJob(origin, robots.robots_url(job.url), job.host))
+                                    RobotsJob(site, robots.robots_url(job.url), job.host))
             return None
         return self._obey(job, verdict)
 
     def sitemaps(self, url: URL) -> Sequence[str]:
         """The sitemaps the robots.txt of a page's origin names (none while not known)."""
-        policy = self._gate.policy(robots.origin(url))
+        policy = self._gate.policy(origin(url))
         return policy.sitemaps if policy is not None else ()
 
     def withdraw(self, item: Work) -> Iterator[Job]:
@@ -88,7 +89,7 @@ class RobotsCoordinator:
             if isinstance(step, robots.Offsite):
                 log.info("robots.txt of %s redirects to %s, outside the crawl's scope: not "
                          "followed, so the file is unavailable (RFC 9309: all allowed)",
-                         robots.origin(url), step.target, extra={"url": str(url)})
+                         origin(url), step.target, extra={"url": str(url)})
                 return step.policy
             if isinstance(step, robots.Robots):
                 return step
@@ -123,6 +124,6 @@ class RobotsCoordinator:
             self._frontier.push(job.host, job)
             return None
         if verdict is robots.Verdict.FAIL:
-            return self._outcomes.fail(job.lease, *self._gate.failure(robots.origin(job.url)),
+            return self._outcomes.fail(job.lease, *self._gate.failure(origin(job.url)),
                                        None)
         return Completion(job.lease.id, None, counters={Skip.ROBOTS: 1})

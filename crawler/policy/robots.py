@@ -14,6 +14,7 @@ from yarl import URL
 
 from crawler.errors import FailureKind, FetchError, message
 from crawler.urls import canon as urls
+from crawler.urls.origin import Origin
 
 MAX_BYTES = 512 * 1024  # RFC 9309: parse at least the first 500 KiB
 MAX_AGE = 24 * 3600.0  # RFC 9309: do not use a cached copy for more than 24 hours
@@ -66,11 +67,6 @@ class Robots:
 
     def expired(self, now: float) -> bool:
         return now - self.fetched_at > MAX_AGE
-
-
-def origin(url: URL) -> str:
-    """robots.txt applies per scheme, host and port."""
-    return f"{url.scheme}://{url.host}:{url.port}"
 
 
 def robots_url(url: URL) -> URL:
@@ -194,15 +190,15 @@ class RobotsGate(Generic[J]):
         self._user_agent = user_agent
         self._max_tries = max_tries
         self._clock = clock
-        self._policies: dict[str, Robots] = {}
-        self._held: dict[str, list[J]] = {}
-        self._failures: Counter[str] = Counter()
+        self._policies: dict[Origin, Robots] = {}
+        self._held: dict[Origin, list[J]] = {}
+        self._failures: Counter[Origin] = Counter()
         self.held_count = 0
 
-    def policy(self, origin: str) -> Robots | None:
+    def policy(self, origin: Origin) -> Robots | None:
         return self._policies.get(origin)
 
-    def check(self, origin: str, url: str) -> Verdict | None:
+    def check(self, origin: Origin, url: str) -> Verdict | None:
         """The verdict for a URL, or None while the origin's robots.txt is not known."""
         policy = self._policies.get(origin)
         if policy is None or policy.expired(self._clock()):
@@ -214,7 +210,7 @@ class RobotsGate(Generic[J]):
             return Verdict.ALLOW
         return Verdict.FAIL if policy.state is RobotsState.UNREACHABLE else Verdict.SKIP
 
-    def forbids(self, origin: str, url: str) -> bool:
+    def forbids(self, origin: Origin, url: str) -> bool:
         """A known robots.txt disallows the URL, a canonical URL's text (unknown or
         unreachable: not yet). Asked of every new link, so it goes straight to the rules."""
         policy = self._policies.get(origin)
@@ -222,7 +218,7 @@ class RobotsGate(Generic[J]):
                 and policy.may_disallow(url) and not policy.expired(self._clock())
                 and not policy.allows(url, self._user_agent))
 
-    def hold(self, origin: str, job: J) -> bool:
+    def hold(self, origin: Origin, job: J) -> bool:
         """Keep a job until the origin's robots.txt is known; True if it must be fetched."""
         held = self._held.get(origin)
         first = held is None
@@ -233,13 +229,13 @@ class RobotsGate(Generic[J]):
         self.held_count += 1
         return first
 
-    def withdraw(self, origin: str) -> list[J]:
+    def withdraw(self, origin: Origin) -> list[J]:
         """Take back the jobs waiting on an origin (e.g. its host is down)."""
         jobs = self._held.pop(origin, [])
         self.held_count -= len(jobs)
         return jobs
 
-    def resolve(self, origin: str, policy: Robots) -> Resolution[J]:
+    def resolve(self, origin: Origin, policy: Robots) -> Resolution[J]:
         jobs = self.withdraw(origin)
         if policy.state is not RobotsState.UNREACHABLE:
             self._policies[origin] = policy
@@ -254,7 +250,7 @@ class RobotsGate(Generic[J]):
         self._policies[origin] = policy
         return Resolution(jobs, False, tries, policy)
 
-    def failure(self, origin: str) -> tuple[FailureKind, str]:
+    def failure(self, origin: Origin) -> tuple[FailureKind, str]:
         """Why an origin's requests fail: what made its robots.txt unreachable."""
         policy = self._policies.get(origin)
         return (FailureKind.ROBOTS, "") if policy is None else (policy.kind, policy.reason)
