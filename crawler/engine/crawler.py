@@ -29,7 +29,6 @@ from typing import Any
 from yarl import URL
 
 from crawler.config import CrawlConfig
-from crawler.engine.budget import ByteBudget
 from crawler.engine.callbacks import Callbacks
 from crawler.engine.fetch import MeteredFetch
 from crawler.engine.intake import Intake
@@ -63,7 +62,6 @@ SEED_BATCH = 10_000
 FLUSH_INTERVAL = 1.0
 STATS_EVERY = 5  # flushes between two saves of the run's stats
 STORED_HOSTS = 50  # hosts whose figures go into the stored stats (the most requested)
-TREE_BUDGET = 8 * 1024 * 1024  # bytes of such HTML held as parsed trees at once (see budget)
 
 
 class RunState(enum.Enum):
@@ -127,7 +125,6 @@ class Crawler:
         self._clock = clock
         self._wall = wall_clock
         self._watch = LoopWatch(clock)
-        self._trees = ByteBudget(TREE_BUDGET)
         self._frontier: Frontier[Work] = Frontier(cfg.per_host, cfg.delay, clock)
         self._gate: RobotsGate[Job] = RobotsGate(cfg.user_agent, cfg.max_retries + 1, clock)
         self._health = HostHealth(cfg.dead_after)
@@ -237,7 +234,7 @@ class Crawler:
         pages = PageProcessor(cfg, fetch, window, frontier=self._frontier, health=self._health,
                               robots=robots, admission=admission, callbacks=callbacks,
                               outcomes=outcomes, html_only=self.spider.html_only,
-                              trees=self._trees, metrics=self.metrics, wall_clock=self._wall)
+                              metrics=self.metrics, wall_clock=self._wall)
         self._parts = _Parts(window, robots, pages)
         if self._state is not RunState.RUNNING:  # stopped before it started
             window.close()

@@ -43,14 +43,17 @@ log = logging.getLogger("crawler")
 
 FEW_HOSTS = 8  # up to this many hosts in play, keep-alive is never given up
 PARSE_IN_THREAD = 64 * 1024  # bytes of HTML above which parsing leaves the event loop
+TREE_BUDGET = 8 * 1024 * 1024  # bytes of such HTML held as parsed trees at once (see budget)
 
 
 class PageProcessor:
+    """`outcome = await pages.process(job)`: fetch one leased request and turn what came
+    back (an answer or a failure) into the one outcome the store records."""
+
     def __init__(self, config: CrawlConfig, fetch: MeteredFetch, window: ClaimWindow, *,
                  frontier: Frontier[Work], health: HostHealth, robots: RobotsCoordinator,
                  admission: Admission, callbacks: Callbacks, outcomes: Outcomes,
-                 html_only: bool, trees: ByteBudget, metrics: Metrics,
-                 wall_clock: Callable[[], float]) -> None:
+                 html_only: bool, metrics: Metrics, wall_clock: Callable[[], float]) -> None:
         self._config = config
         self._fetch = fetch
         self._window = window
@@ -61,7 +64,7 @@ class PageProcessor:
         self._callbacks = callbacks
         self._outcomes = outcomes
         self._html_only = html_only  # a request without a callback wants HTML only
-        self._trees = trees
+        self._trees = ByteBudget(TREE_BUDGET)
         self._metrics = metrics
         self._wall = wall_clock
 
