@@ -25,8 +25,9 @@ from crawler.observe.metrics import Metrics
 from crawler.policy.frontier import Frontier
 from storage import Defer, LeasedRequest, Outcome, Retry, Store
 
-Intake = Callable[[LeasedRequest], Outcome | None]
-"""Queues a leased request in the frontier, or returns the outcome that ends it at once."""
+Admit = Callable[[LeasedRequest], Outcome | None]
+"""Queues a leased request in the frontier, or returns the outcome that ends it at once
+(`crawler.engine.intake.Intake.admit`)."""
 
 
 class WindowState(enum.Enum):
@@ -40,7 +41,7 @@ class ClaimWindow:
     for each outcome. `size` is how many leased requests it keeps in memory at most."""
 
     def __init__(self, store: Store, frontier: Frontier[Work], metrics: Metrics, *,
-                 size: int, max_pages: int | None, finished_before: int, intake: Intake,
+                 size: int, max_pages: int | None, finished_before: int, intake: Admit,
                  held: Callable[[], int], wall_clock: Callable[[], float]) -> None:
         self._store = store
         self._frontier = frontier

@@ -1,4 +1,6 @@
-"""robots.txt per RFC 9309: what a host's file, or its absence, allows. Pure decisions."""
+"""robots.txt per RFC 9309: what an origin's file, or its absence, allows; which redirects
+to follow while fetching it (`after_answer`); and the requests waiting for it (`RobotsGate`).
+Pure decisions: the engine does the fetching (`crawler.engine.robotstxt`)."""
 
 from __future__ import annotations
 
