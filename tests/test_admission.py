@@ -67,8 +67,9 @@ def test_robots_is_asked_with_the_origin_it_keys_policies_by() -> None:
     asked: list[tuple[str, str]] = []
     gate = admission(asked=asked)
     gate.admit(links("/x", "https://a.test/y", "http://a.test:8080/z"), 1, 1, Counter())
-    assert asked == [("http://a.test:80", "http://a.test/x"),
-                     ("https://a.test:443", "https://a.test/y"),
+    # One spelling of an origin: the canonical URL's own start, with no default port.
+    assert asked == [("http://a.test", "http://a.test/x"),
+                     ("https://a.test", "https://a.test/y"),
                      ("http://a.test:8080", "http://a.test:8080/z")]
 
 

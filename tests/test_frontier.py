@@ -507,13 +507,13 @@ def test_a_host_rule_sets_its_own_cap() -> None:
     assert sorted(k for k, _ in popped) == ["many", "many", "many", "one"]
 
 
-def test_a_host_emptied_by_remove_and_forgotten_is_skipped() -> None:
+def test_a_host_emptied_by_withdraw_and_forgotten_is_skipped() -> None:
     frontier, _ = make(per_host=2)
     frontier.push("down", "a")
     frontier.push("down", "b")
     frontier.push("down", "c")
     assert frontier.pop() == ("down", "a")
-    assert frontier.remove("down") == ["b", "c"]
+    assert frontier.withdraw("down") == ["b", "c"]
     frontier.release("down")  # the host is idle: its slot is forgotten
     frontier.push("up", "x")
     assert frontier.pop() == ("up", "x")  # the stale entry for "down" is passed over

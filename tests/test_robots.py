@@ -11,7 +11,9 @@ from pathlib import Path
 from aiohttp import web
 from protego import Protego
 
-from crawler import CrawlConfig, CrawlStatus
+from crawler import CrawlConfig, CrawlStatus, FetchTimeout, TLSError
+from crawler.errors import FailureKind
+from crawler.policy import robots
 from crawler.policy.robots import Robots as Policy
 from crawler.policy.robots import RobotsGate, RobotsState, Verdict, from_response
 from crawler.urls.canon import parse_absolute
@@ -260,3 +262,41 @@ def test_the_gate_forbids_only_what_a_known_live_policy_disallows() -> None:
 def test_a_policy_made_without_the_quick_reading_asks_protego() -> None:
     policy = Policy(RobotsState.RULES, 0, Protego.parse("User-agent: *\nDisallow: /x\n"))
     assert policy.may_disallow("http://h/x")
+
+
+# -- the fetch of robots.txt as decisions (RFC 9309), without a server -----------------------
+
+
+def _step(location: str | None, *, hops: int = 0, status: int = 301,
+          scope: str = "http://a.test") -> Policy | robots.Follow | robots.Offsite:
+    url = parse_absolute("http://a.test/robots.txt")
+    return robots.after_answer(url, status, location, b"", hops=hops, now=5.0,
+                               in_scope=lambda target: str(target).startswith(scope))
+
+
+def test_robots_txt_redirects_are_followed_up_to_five_hops() -> None:
+    assert _step("/moved.txt") == robots.Follow(parse_absolute("http://a.test/moved.txt"))
+    assert isinstance(_step("/moved.txt", hops=robots.MAX_REDIRECTS - 1), robots.Follow)
+    last = _step("/moved.txt", hops=robots.MAX_REDIRECTS)
+    assert last == Policy(RobotsState.ALLOW_ALL, 5.0)
+
+
+def test_a_robots_txt_redirect_out_of_scope_or_unusable_allows_all() -> None:
+    offsite = _step("http://b.test/robots.txt")
+    assert offsite == robots.Offsite(parse_absolute("http://b.test/robots.txt"),
+                                     Policy(RobotsState.ALLOW_ALL, 5.0))
+    assert _step("mailto:x@y") == Policy(RobotsState.ALLOW_ALL, 5.0)
+
+
+def test_a_final_robots_txt_answer_is_its_policy() -> None:
+    assert _step(None, status=404) == Policy(RobotsState.ALLOW_ALL, 5.0)
+    assert _step(None, status=503).state is RobotsState.UNREACHABLE  # type: ignore[union-attr]
+
+
+def test_a_robots_txt_fetch_failure_disallows_for_now() -> None:
+    url = parse_absolute("http://a.test/robots.txt")
+    soft = robots.after_failure(FetchTimeout("slow"), url, 1.0)
+    assert soft.state is RobotsState.UNREACHABLE and not soft.final
+    assert soft.reason == "slow (fetching http://a.test/robots.txt)"
+    hard = robots.after_failure(TLSError("bad cert"), url, 1.0)
+    assert hard.final and hard.kind is FailureKind.TLS

@@ -11,10 +11,10 @@ from crawler.urls.canon import (
     canonical,
     host_key,
     join,
-    origin_of,
     parse_absolute,
     tidy_query,
 )
+from crawler.urls.origin import origin_of
 from crawler.urls.resolve import JoinCache, Resolver
 
 BASE = URL("https://base.example/dir/page.html?x=1")

@@ -19,7 +19,6 @@ from aiohappyeyeballs import AddrInfoType
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.http_exceptions import ContentEncodingError, LineTooLong
 from aiohttp.resolver import AsyncResolver
-from multidict import CIMultiDictProxy
 from yarl import URL
 
 from crawler.config import CrawlConfig
@@ -33,32 +32,14 @@ from crawler.errors import (
     ProtocolError,
     TLSError,
 )
+from crawler.http.transport import REDIRECT_STATUSES, FetchResult, WantBody
 from crawler.observe.metrics import PoolStats
 from crawler.urls.addresses import private_kind
 
 ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 # Small leftovers are read so the connection goes back to the pool; big ones are cut off.
 _DRAIN_LIMIT = 64 * 1024
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _CLOSE = {"Connection": "close"}
-
-
-@dataclass(frozen=True, slots=True)
-class FetchResult:
-    url: URL
-    status: int
-    headers: CIMultiDictProxy[str]
-    body: bytes
-
-    @property
-    def location(self) -> str | None:
-        """The redirect target as sent, if this is a redirect."""
-        if self.status in REDIRECT_STATUSES:
-            return self.headers.get("Location")
-        return None
-
-
-WantBody = Callable[[int, CIMultiDictProxy[str]], bool]
 
 
 class _StaticResolver(AbstractResolver):

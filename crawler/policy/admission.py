@@ -10,14 +10,13 @@ import enum
 import re
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass
 
 from yarl import URL
 
 from crawler.config import CrawlConfig
 from crawler.model.request import Request
-from crawler.policy import robots
 from crawler.urls import canon as urls
+from crawler.urls.origin import Origin, origin_of
 from crawler.urls.scope import Scope
 from storage import DUPLICATE_COUNTER, PARKED_COUNTER, NewRequest
 
@@ -72,14 +71,6 @@ class RecentKeys:
             self._new_chars = 0
 
 
-@dataclass(frozen=True, slots=True)
-class _Origin:
-    """What admission needs of an origin, worked out once for all its links."""
-
-    in_scope: bool
-    robots: str  # the origin as robots.txt policies are keyed
-
-
 ORIGINS = 10_000  # origins remembered; a wide crawl's stream of new hosts must not grow it
 
 
@@ -88,7 +79,7 @@ class Admission:
     once per origin, unless queries are to be tidied (`strip_tracking`, `sort_query`)."""
 
     def __init__(self, config: CrawlConfig, scope: Scope,
-                 robots_forbid: Callable[[str, str], bool] | None) -> None:
+                 robots_forbid: Callable[[Origin, str], bool] | None) -> None:
         self._config = config
         self._scope = scope
         self._robots_forbid = robots_forbid
@@ -97,7 +88,7 @@ class Admission:
         self._patterns = bool(self._include or self._exclude)
         self._tidying = config.strip_tracking or config.sort_query
         self._recent = RecentKeys(RECENT_KEYS)
-        self._origins: dict[str, _Origin] = {}
+        self._origins: dict[Origin, bool] = {}  # in scope or not
 
     def admit(self, found: Iterable[Request], depth: int, parent: int | None,
               skipped: Counter[str], *, redirects: int = 0) -> dict[str, NewRequest]:
@@ -125,17 +116,16 @@ class Admission:
             if key in admitted or key in recent:
                 skipped[Skip.DUPLICATE] += 1
                 continue
-            site = urls.origin_of(key)
+            site = origin_of(key)
             if site is None:  # not canonical text: only a misused Request.prepared gives it
                 skipped[Skip.INVALID_URL] += 1
                 continue
-            origin = self._origin(site)
-            if not origin.in_scope:
+            if not self._in_scope(site):
                 skipped[Skip.OFFSITE] += 1
             elif self._patterns and self._excluded(key):
                 skipped[Skip.EXCLUDED] += 1
             elif not too_deep and self._robots_forbid is not None \
-                    and self._robots_forbid(origin.robots, key):
+                    and self._robots_forbid(site, key):
                 skipped[Skip.ROBOTS] += 1
             elif (room := room - 1 - len(key) // LINK_COST_CHARS) < 0:
                 skipped[Skip.LINK_LIMIT] += 1
@@ -165,14 +155,12 @@ class Admission:
                               sort=cfg.sort_query)
         return str(url)
 
-    def _origin(self, text: str) -> _Origin:
-        known = self._origins.get(text)
+    def _in_scope(self, site: Origin) -> bool:
+        known = self._origins.get(site)
         if known is None:
             if len(self._origins) >= ORIGINS:
                 self._origins.clear()
-            url = URL(text + "/", encoded=True)
-            known = self._origins[text] = _Origin(self._scope.allows_url(url),
-                                                  robots.origin(url))
+            known = self._origins[site] = self._scope.allows_url(URL(site + "/", encoded=True))
         return known
 
     def _excluded(self, text: str) -> bool:

@@ -140,7 +140,7 @@ class Frontier(Generic[T]):
                 return None
             heapq.heappop(self._ready)
             slot = self._slots.get(key)
-            if slot is None:  # emptied by remove() and forgotten since
+            if slot is None:  # emptied by withdraw() and forgotten since
                 continue
             slot.scheduled = False
             if slot.next_start > now:  # its clock was pushed after it was scheduled
@@ -185,7 +185,7 @@ class Frontier(Generic[T]):
                 slot.scheduled = False
         return None
 
-    def remove(self, key: str) -> list[T]:
+    def withdraw(self, key: str) -> list[T]:
         """Take every queued item of one host out (its host is down)."""
         slot = self._slots.get(key)
         if slot is None:

@@ -1,4 +1,6 @@
-"""robots.txt per RFC 9309: what a host's file, or its absence, allows. Pure decisions."""
+"""robots.txt per RFC 9309: what an origin's file, or its absence, allows; which redirects
+to follow while fetching it (`after_answer`); and the requests waiting for it (`RobotsGate`).
+Pure decisions: the engine does the fetching (`crawler.engine.robotstxt`)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,9 @@ from typing import Generic, TypeVar
 from protego import Protego
 from yarl import URL
 
-from crawler.errors import FailureKind
+from crawler.errors import FailureKind, FetchError, message
+from crawler.urls import canon as urls
+from crawler.urls.origin import Origin
 
 MAX_BYTES = 512 * 1024  # RFC 9309: parse at least the first 500 KiB
 MAX_AGE = 24 * 3600.0  # RFC 9309: do not use a cached copy for more than 24 hours
@@ -67,11 +71,6 @@ class Robots:
         return now - self.fetched_at > MAX_AGE
 
 
-def origin(url: URL) -> str:
-    """robots.txt applies per scheme, host and port."""
-    return f"{url.scheme}://{url.host}:{url.port}"
-
-
 def robots_url(url: URL) -> URL:
     return url.with_path("/robots.txt").with_query(None).with_fragment(None)
 
@@ -122,6 +121,50 @@ def unreachable(reason: str, now: float, *, final: bool = False,
     return Robots(RobotsState.UNREACHABLE, now, reason=reason, final=final, kind=kind)
 
 
+# -- fetching robots.txt (RFC 9309), as decisions: the engine fetches, these say what next ----
+
+
+@dataclass(frozen=True, slots=True)
+class Follow:
+    """robots.txt redirects here: fetch this URL next."""
+
+    url: URL
+
+
+@dataclass(frozen=True, slots=True)
+class Offsite:
+    """robots.txt redirects outside the crawl's scope. Every request passes the scope,
+    robots.txt's redirects too, so it is not followed: the file is unavailable."""
+
+    target: URL
+    policy: Robots
+
+
+def after_answer(url: URL, status: int, location: str | None, body: bytes, *, hops: int,
+                 in_scope: Callable[[URL], bool], now: float) -> Robots | Follow | Offsite:
+    """What an answer to a fetch of robots.txt at `url` means, `hops` redirects into the
+    chain: the policy, or the redirect to follow. Up to five redirects are followed, across
+    hosts too; one that cannot be followed, or one too many, makes the file "unavailable",
+    as a 4xx does (all allowed)."""
+    if location is None:
+        return from_response(status, body, now)
+    target = urls.join(url, location)
+    if target is None:
+        return Robots(RobotsState.ALLOW_ALL, now)
+    if not in_scope(target):
+        return Offsite(target, Robots(RobotsState.ALLOW_ALL, now))
+    if hops >= MAX_REDIRECTS:
+        return Robots(RobotsState.ALLOW_ALL, now)
+    return Follow(target)
+
+
+def after_failure(exc: FetchError, url: URL, now: float) -> Robots:
+    """robots.txt could not be fetched: everything is disallowed for now. A failure that is
+    the same every time (refused by a rule of ours, TLS) is final: not asked again."""
+    return unreachable(f"{message(exc)} (fetching {url})", now, final=not exc.retryable,
+                       kind=exc.kind)
+
+
 class Verdict(enum.Enum):
     ALLOW = "allow"
     SKIP = "skip"  # disallowed: a counted outcome, never fetched
@@ -149,15 +192,15 @@ class RobotsGate(Generic[J]):
         self._user_agent = user_agent
         self._max_tries = max_tries
         self._clock = clock
-        self._policies: dict[str, Robots] = {}
-        self._held: dict[str, list[J]] = {}
-        self._failures: Counter[str] = Counter()
+        self._policies: dict[Origin, Robots] = {}
+        self._held: dict[Origin, list[J]] = {}
+        self._failures: Counter[Origin] = Counter()
         self.held_count = 0
 
-    def policy(self, origin: str) -> Robots | None:
+    def policy(self, origin: Origin) -> Robots | None:
         return self._policies.get(origin)
 
-    def check(self, origin: str, url: str) -> Verdict | None:
+    def check(self, origin: Origin, url: str) -> Verdict | None:
         """The verdict for a URL, or None while the origin's robots.txt is not known."""
         policy = self._policies.get(origin)
         if policy is None or policy.expired(self._clock()):
@@ -169,7 +212,7 @@ class RobotsGate(Generic[J]):
             return Verdict.ALLOW
         return Verdict.FAIL if policy.state is RobotsState.UNREACHABLE else Verdict.SKIP
 
-    def forbids(self, origin: str, url: str) -> bool:
+    def forbids(self, origin: Origin, url: str) -> bool:
         """A known robots.txt disallows the URL, a canonical URL's text (unknown or
         unreachable: not yet). Asked of every new link, so it goes straight to the rules."""
         policy = self._policies.get(origin)
@@ -177,7 +220,7 @@ class RobotsGate(Generic[J]):
                 and policy.may_disallow(url) and not policy.expired(self._clock())
                 and not policy.allows(url, self._user_agent))
 
-    def hold(self, origin: str, job: J) -> bool:
+    def hold(self, origin: Origin, job: J) -> bool:
         """Keep a job until the origin's robots.txt is known; True if it must be fetched."""
         held = self._held.get(origin)
         first = held is None
@@ -188,14 +231,14 @@ class RobotsGate(Generic[J]):
         self.held_count += 1
         return first
 
-    def release(self, origin: str) -> list[J]:
+    def withdraw(self, origin: Origin) -> list[J]:
         """Take back the jobs waiting on an origin (e.g. its host is down)."""
         jobs = self._held.pop(origin, [])
         self.held_count -= len(jobs)
         return jobs
 
-    def resolve(self, origin: str, policy: Robots) -> Resolution[J]:
-        jobs = self.release(origin)
+    def resolve(self, origin: Origin, policy: Robots) -> Resolution[J]:
+        jobs = self.withdraw(origin)
         if policy.state is not RobotsState.UNREACHABLE:
             self._policies[origin] = policy
             self._failures.pop(origin, None)  # a good answer starts the count afresh
@@ -209,7 +252,7 @@ class RobotsGate(Generic[J]):
         self._policies[origin] = policy
         return Resolution(jobs, False, tries, policy)
 
-    def failure(self, origin: str) -> tuple[FailureKind, str]:
+    def failure(self, origin: Origin) -> tuple[FailureKind, str]:
         """Why an origin's requests fail: what made its robots.txt unreachable."""
         policy = self._policies.get(origin)
         return (FailureKind.ROBOTS, "") if policy is None else (policy.kind, policy.reason)

@@ -130,11 +130,3 @@ def tidy_query(url: URL, *, strip_tracking: bool, sort: bool) -> URL:
 def host_key(url: URL) -> str:
     """The politeness key: host and port (one server), like aiohttp's connection key."""
     return f"{url.host}:{url.port}"
-
-
-def origin_of(key: str) -> str | None:
-    """The origin ("http://h:8080") of a canonical URL's text, found without parsing: a
-    canonical URL always has a path, and its authority never holds a "/". None for text
-    with no path, which no canonical URL is."""
-    cut = key.find("/", 8)  # past "https://", or the first character of http's host
-    return None if cut < 0 else key[:cut]

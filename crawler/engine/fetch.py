@@ -1,0 +1,51 @@
+"""One fetch through the transport, guarded by the crawl's scope and counted in the metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from yarl import URL
+
+from crawler.engine.loopwatch import LoopWatch
+from crawler.errors import FetchError, OutOfScope
+from crawler.http.transport import FetchResult, Transport, WantBody
+from crawler.observe.metrics import Metrics
+from crawler.urls import canon as urls
+from crawler.urls.scope import Scope
+
+
+class MeteredFetch:
+    def __init__(self, transport: Transport, scope: Scope, metrics: Metrics, watch: LoopWatch,
+                 clock: Callable[[], float]) -> None:
+        self._transport = transport
+        self._scope = scope
+        self._metrics = metrics
+        self._watch = watch
+        self._clock = clock
+
+    async def fetch(self, url: URL, want: WantBody | None = None, *,
+                    keep_alive: bool = True) -> FetchResult:
+        """One fetch, counted in the metrics (robots.txt included) whatever its end. Its time
+        leaves out any stretch the event loop was blocked (by a callback) meanwhile: the
+        server's answer waited for us then, not we for it."""
+        host, started = urls.host_key(url), self._clock()
+        try:
+            if not self._scope.allows_url(url):
+                # Admission keeps such URLs out; this is the guard every request passes
+                # (robots.txt, redirect hops, a state file written by an older version).
+                raise OutOfScope(f"{url.host}:{url.port} is outside the crawl's hosts and "
+                                 f"ports ({_ports(self._scope.ports)})", url=str(url))
+            result = await self._transport.fetch(url, want, keep_alive=keep_alive)
+        except FetchError as exc:
+            self._metrics.fetch_failed(host, exc.kind, self._took(started))
+            raise
+        self._metrics.answered(host, result.status, len(result.body), self._took(started))
+        return result
+
+    def _took(self, started: float) -> float:
+        end = self._clock()
+        return max(0.0, end - started - self._watch.blocked(started, end))
+
+
+def _ports(ports: frozenset[int]) -> str:
+    return "ports " + ", ".join(map(str, sorted(ports)))

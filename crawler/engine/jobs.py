@@ -1,0 +1,31 @@
+"""What the frontier holds: a leased request to fetch, or an origin's robots.txt to fetch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from yarl import URL
+
+from crawler.urls.origin import Origin
+from storage import LeasedRequest
+
+
+@dataclass(slots=True)
+class Job:
+    """A leased request, parsed once: its URL and its politeness key."""
+
+    lease: LeasedRequest
+    url: URL
+    host: str
+
+
+@dataclass(slots=True)
+class RobotsJob:
+    """Fetch an origin's robots.txt; the origin's requests wait for it, outside the frontier."""
+
+    origin: Origin
+    url: URL
+    host: str
+
+
+Work = Job | RobotsJob

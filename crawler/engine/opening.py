@@ -1,0 +1,103 @@
+"""Before the first fetch: the spider's start requests, the crawl's scope, opening the
+crawl in the store (unless the state file holds another crawl), and whether the crawl may
+connect to private networks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from yarl import URL
+
+from crawler.config import CrawlConfig
+from crawler.errors import SpiderError, StateFileError
+from crawler.http.transport import Transport
+from crawler.model.request import Request
+from crawler.model.spider import Spider
+from crawler.observe import logs
+from crawler.policy import identity
+from crawler.urls.scope import Scope
+from storage import NewRequest, RunInfo, Store
+
+log = logging.getLogger("crawler")
+status_log = logging.getLogger(logs.STATUS)
+
+
+async def start_requests(spider: Spider) -> list[NewRequest]:
+    """The spider's start requests, read before the state file is opened: they are part of
+    the crawl's identity, and they set its scope."""
+    seeds: list[NewRequest] = []
+    async for req in spider.start_requests():
+        if not isinstance(req, Request):
+            raise SpiderError(f"start_requests() yielded {req!r}; yield Request objects")
+        try:
+            url = req.absolute_url
+        except ValueError as exc:
+            raise SpiderError(f"bad start URL: {exc}") from None
+        if req.credentials:
+            log.warning("start URL %s named a user or password: the crawler never sends "
+                        "credentials found in URLs", url, extra={"url": str(url)})
+        seeds.append(NewRequest(str(url), req.callback, req.cb_kwargs_json, req.priority))
+    return seeds
+
+
+async def allow_private_if_started_there(transport: Transport, starts: list[URL]) -> None:
+    """A crawl that starts on a private network may stay on it; one that starts on the
+    public internet must never be steered into one (the transport checks every address
+    it connects to)."""
+    if transport.allow_private:
+        return
+    hosts = sorted({url.host for url in starts if url.host})
+    for start in range(0, len(hosts), 64):  # a few lookups at a time, up to the first
+        batch = hosts[start : start + 64]
+        kinds = await asyncio.gather(*map(transport.private_kind, batch))
+        found = next(((h, k) for h, k in zip(batch, kinds, strict=True) if k), None)
+        if found is not None:
+            log.info("start URL host %s is a %s address: private networks are allowed",
+                     *found, extra={"host": found[0]})
+            transport.allow_private = True
+            return
+
+
+def crawl_scope(spider: Spider, starts: list[URL]) -> Scope:
+    """The start URLs' hosts (or the spider's allowed_hosts) on the start URLs' ports, 80,
+    443 and the spider's allowed_ports."""
+    started = Scope.of_urls(starts, subdomains=spider.allow_subdomains,
+                            ports=spider.allowed_ports)
+    if spider.allowed_hosts is None:
+        return started
+    return Scope(spider.allowed_hosts, subdomains=spider.allow_subdomains, ports=started.ports)
+
+
+async def open_crawl(store: Store, spider: Spider, config: CrawlConfig,
+                     seeds: list[NewRequest], *, fresh: bool) -> RunInfo:
+    """Open the crawl, unless the state file holds another one (`crawler.policy.identity`)."""
+    current = identity.of(spider, config, (s.url for s in seeds))
+    # The store is a StateStore: its refusals arrive as StateFileError.
+    stored = await store.identity()
+    if stored is not None and not fresh:
+        _check_identity(store.location, identity.from_text(stored), current)
+    info = await store.open_crawl(spider.name, config.to_json(), fresh=fresh,
+                                  identity=identity.to_text(current),
+                                  depth_limit=config.max_depth)
+    if stored is None and info.resumed:
+        status_log.warning("%s did not record which crawl it holds (an older version made "
+                           "it); this command's spider, start URLs and settings are recorded "
+                           "as its own", store.location)
+    if not seeds and info.counts.queued == 0:
+        status_log.warning("spider '%s' has no start requests: nothing to crawl (give it "
+                           "start_urls, or start URLs on the command line)", spider.name)
+    return info
+
+
+def _check_identity(location: str, stored: dict[str, Any], current: dict[str, Any]) -> None:
+    if stored.get("spider", current["spider"]) != current["spider"]:
+        return  # the store refuses another spider's file in its own words
+    comparison = identity.compare(stored, current)
+    if comparison.refused:
+        raise StateFileError(identity.refusal(location, comparison))
+    if comparison.widenings:
+        # max_depth raised: the links parked beyond the old one are queued by open_crawl.
+        status_log.warning("widening the crawl in %s: %s", location,
+                           "; ".join(comparison.widenings))

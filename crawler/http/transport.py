@@ -1,0 +1,65 @@
+"""What the engine needs of HTTP: the `Transport` protocol and what a fetch gives back.
+
+The engine receives a transport (as httpx's client takes `transport=`): the real one is
+`crawler.http.fetcher.Fetcher`, over aiohttp; tests of the engine's decisions give one that
+answers from a dict, without sockets. Nothing here imports aiohttp.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Protocol, Self
+
+from multidict import CIMultiDictProxy
+from yarl import URL
+
+from crawler.observe.metrics import PoolStats
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    url: URL
+    status: int
+    headers: CIMultiDictProxy[str]
+    body: bytes
+
+    @property
+    def location(self) -> str | None:
+        """The redirect target as sent, if this is a redirect."""
+        if self.status in REDIRECT_STATUSES:
+            return self.headers.get("Location")
+        return None
+
+
+WantBody = Callable[[int, CIMultiDictProxy[str]], bool]
+"""Given a response's status and headers: whether its body is wanted (else not read)."""
+
+
+class Transport(Protocol):
+    """One GET at a time, one hop (redirects are the engine's), open for the whole run.
+
+    `fetch` raises `crawler.errors.FetchError` subclasses, each saying whether a retry may
+    help, and never anything else for a failed fetch."""
+
+    allow_private: bool
+    """Whether connections to private addresses are allowed (see crawler.urls.addresses)."""
+
+    async def fetch(self, url: URL, want_body: WantBody | None = None, *,
+                    keep_alive: bool = True) -> FetchResult: ...
+
+    async def private_kind(self, host: str) -> str | None:
+        """The kind of private address `host` resolves to ("loopback", ...), or None."""
+        ...
+
+    def pool(self, *, count_process_sockets: bool = True) -> PoolStats:
+        """The connection pool now, as the live display shows it."""
+        ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None: ...
