@@ -16,7 +16,8 @@ from crawler.engine.window import ClaimWindow, WindowState
 from crawler.observe.metrics import Metrics
 from crawler.policy.frontier import Frontier
 from crawler.urls.canon import host_key
-from storage import Completion, Failure, LeasedRequest, NewRequest, Outcome, Retry, SQLiteStore
+from storage import Completion, Failure, LeasedRequest, NewRequest, Outcome, Retry
+from storage.sqlite import SQLiteStore
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from pathlib import Path
 from aiohttp import web
 from protego import Protego
 
-from crawler import CrawlConfig, CrawlStatus, FetchTimeout, TLSError
-from crawler.errors import FailureKind
+from crawler import CrawlConfig, CrawlStatus
+from crawler.errors import FailureKind, FetchTimeout, TLSError
 from crawler.policy import robots
 from crawler.policy.robots import Robots as Policy
 from crawler.policy.robots import RobotsGate, RobotsState, Verdict, from_response
