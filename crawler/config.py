@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ from typing import Any
 from crawler import settings
 from crawler.errors import ConfigError
 from crawler.settings import Option, setting
+
+_status = logging.getLogger("crawler.status")  # shown even with --quiet
 
 DEFAULT_USER_AGENT = "crawler/0.1 (polite asyncio web crawler)"
 MAX_LINKS = 10_000  # links one page may add (Heritrix caps a page's outlinks too)
@@ -238,7 +241,9 @@ def layered(spider: object, command_line: Mapping[str, Any] | None = None,
     """Defaults < the spider's class attributes < the command line (None = not given)."""
     mistake = settings.misspelt(type(spider), _SPIDER_FIELDS)
     if mistake is not None:
-        raise ConfigError(mistake)
+        # A warning, not a refusal: the attribute may be the user's own (max_page = 50, the
+        # last page of a catalogue), and a working spider must not stop working.
+        _status.warning("%s", mistake)
     config = base or CrawlConfig()
     config = config.with_overrides({k: getattr(spider, k, None) for k in SPIDER_SETTINGS})
     return config.with_overrides(command_line or {})

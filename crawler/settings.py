@@ -211,14 +211,15 @@ def misspelt(cls: type, settings: Sequence[Field]) -> str | None:
         if owner is object or owner.__module__.split(".")[0] == "crawler":
             continue  # the crawler's own classes declare no settings by mistake
         for name, value in vars(owner).items():
-            if name.startswith("_") or name in wanted or value is None or callable(value) \
-                    or isinstance(value, property | staticmethod | classmethod):
+            # A constant (MAX_PAGES = 3) is the user's own name, spelt as constants are.
+            if name.startswith("_") or name.isupper() or name in wanted or value is None \
+                    or callable(value) or isinstance(value, property | staticmethod | classmethod):
                 continue
             near = [f.name for f in settings if _near(name, f.name) and f.kind.accepts(value)]
             if near:
                 return (f"{owner.__name__}.{name} looks like a misspelt setting: did you mean "
-                        f"{' or '.join(near)}? (If it is an attribute of your own, give it a "
-                        "name further from the settings'.)")
+                        f"{' or '.join(near)}? It is not a setting, so it changes nothing (if "
+                        "it is an attribute of your own, ignore this)")
     return None
 
 

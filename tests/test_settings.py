@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import importlib
 import inspect
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -225,11 +226,12 @@ def test_host_policies_are_validated_by_their_own_declarations() -> None:
     ("obey_robot", False, "obey_robots"),
     ("excludes", ["/x"], "exclude"),
 ])
-def test_a_misspelt_setting_is_refused_with_the_name_meant(attribute: str, value: object,
-                                                           meant: str) -> None:
+def test_a_misspelt_setting_is_warned_about_with_the_name_meant(
+        attribute: str, value: object, meant: str, caplog: pytest.LogCaptureFixture) -> None:
     spider = type("Quotes", (Spider,), {attribute: value})()
-    with pytest.raises(ConfigError, match=rf"Quotes\.{attribute} .*did you mean {meant}\?"):
-        layered(spider)
+    with caplog.at_level(logging.WARNING, logger="crawler.status"):
+        assert layered(spider) == CrawlConfig()  # warned about, and changes nothing
+    assert re.search(rf"Quotes\.{attribute} .*did you mean {meant}\?", caplog.text)
 
 
 @pytest.mark.parametrize(("attribute", "value"), [
@@ -243,10 +245,16 @@ def test_a_misspelt_setting_is_refused_with_the_name_meant(attribute: str, value
     ("seen", set()),
     ("worker", staticmethod(lambda: 1)),
     ("timeouts", property(lambda self: 3)),
+    ("MAX_PAGES", 3),  # constants are the user's own, whatever their name
+    ("TIMEOUT", 10.0),
+    ("DELAY", 1.0),
 ])
-def test_the_users_own_attributes_are_left_alone(attribute: str, value: object) -> None:
+def test_the_users_own_attributes_are_left_alone(attribute: str, value: object,
+                                                caplog: pytest.LogCaptureFixture) -> None:
     spider = type("Quotes", (Spider,), {attribute: value})()
-    assert layered(spider) == CrawlConfig()
+    with caplog.at_level(logging.WARNING, logger="crawler.status"):
+        assert layered(spider) == CrawlConfig()
+    assert "misspelt" not in caplog.text
 
 
 def test_a_misspelt_method_is_the_users_own() -> None:
@@ -264,8 +272,9 @@ def test_a_misspelling_in_a_base_class_of_the_users_is_found() -> None:
     class Child(Base):
         name = "child"
 
-    with pytest.raises(ConfigError, match=r"Base\.workres .*workers"):
-        layered(Child())
+    assert settings.misspelt(Child, [f for f in FIELDS if f.about.spider]) is not None
+    assert re.search(r"Base\.workres .*workers",
+                     settings.misspelt(Child, [f for f in FIELDS if f.about.spider]) or "")
 
 
 def test_the_bundled_spiders_raise_no_false_alarm() -> None:
