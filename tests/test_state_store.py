@@ -8,6 +8,7 @@ import hashlib
 import inspect
 import json
 import shlex
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -27,6 +28,8 @@ from storage import (
     Store,
     StoreError,
 )
+from storage.sqlite import SQLiteStore
+from tests.helpers import EXIT_USAGE, crawl, describe
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = 1_000_000.0
@@ -153,3 +156,43 @@ def test_a_full_disk_while_crawling_is_a_state_write_error(tmp_path: Path) -> No
     assert "the disk is full" in got["message"] and str(disk) in got["message"], got
     assert got["resumed"] and got["queued"] == 2000, got
     assert issubclass(StateWriteError, CrawlError)
+
+
+
+async def _a_crawl_in(path: Path) -> None:
+    store = await SQLiteStore.open(path)
+    await store.open_crawl("s", "{}", fresh=False)
+    await store.add([NewRequest("http://h/a"), NewRequest("http://h/b")])
+    await store.flush()
+    await store.close()
+
+
+@pytest.mark.parametrize(("damage", "command"), [
+    ("DROP TABLE counters", "stats"),
+    ("DROP TABLE items", "stats"),
+    ("DROP TABLE items", "export"),
+])
+async def test_a_file_whose_reads_fail_is_refused_in_words_not_with_a_traceback(
+        tmp_path: Path, damage: str, command: str) -> None:
+    path = tmp_path / "damaged.db"
+    await _a_crawl_in(path)
+    conn = sqlite3.connect(path)
+    conn.execute(damage)
+    conn.commit()
+    conn.close()
+    # The store's own reads, and the boundary that makes them the crawler's errors...
+    reader = await open_state(str(path), readonly=True)
+    with pytest.raises(StateFileError, match="damaged"):
+        await (reader.counts() if command == "stats" else _first_item(reader))
+    await reader.close()
+    # ...and what a user sees: one line and exit 2.
+    out = ("-o", str(tmp_path / "o.jsonl")) if command == "export" else ()
+    proc = crawl(command, str(path), *out)
+    assert proc.returncode == EXIT_USAGE, describe(proc)
+    assert "damaged" in proc.stderr and "Traceback" not in proc.stderr, describe(proc)
+
+
+async def _first_item(store: Store) -> str | None:
+    async for item in store.items():
+        return item
+    return None

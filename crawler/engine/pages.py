@@ -122,7 +122,7 @@ class PageProcessor:
                          reason: str) -> None:
         """Fail the host's queued requests now instead of letting each burn its retries."""
         log.warning("%s is down: %s", host, describe(exc),
-                    extra={"host": host, "reason": reason})
+                    extra={"host": host, "reason": f"{kind}: {reason}"})
         for item in self._frontier.withdraw(host):
             for job in self._robots.withdraw(item):
                 await self._window.record(self._outcomes.fail(job.lease, kind, reason, None))

@@ -20,7 +20,7 @@ class Reader:
         self.schema = version  # of the file: an older one is read through its own columns
 
     async def scalar(self, sql: str, params: Sequence[object] = ()) -> object:
-        async with self._conn.execute(sql, params) as cur:
+        async with self._transactions.reading(), self._conn.execute(sql, params) as cur:
             row = await cur.fetchone()
         return None if row is None else row[0]
 
@@ -53,7 +53,8 @@ class Reader:
         )
 
     async def items(self) -> AsyncGenerator[str, None]:
-        async with self._conn.execute("SELECT data FROM items ORDER BY id") as cur:
+        async with self._transactions.reading(), \
+                self._conn.execute("SELECT data FROM items ORDER BY id") as cur:
             async for (data,) in cur:
                 yield data
 

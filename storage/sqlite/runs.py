@@ -63,6 +63,6 @@ async def end(conn: aiosqlite.Connection, run: int, status: str, stats: str | No
 async def requeue_failed(conn: aiosqlite.Connection) -> int:
     cur = await conn.execute(
         f"UPDATE requests SET state = {RequestState.QUEUED}, attempts = 0,"
-        f" not_before = 0, run = NULL WHERE state = {RequestState.FAILED}"
+        f" not_before = 0, run = NULL, kind = NULL WHERE state = {RequestState.FAILED}"
     )
     return cur.rowcount

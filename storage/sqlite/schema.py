@@ -51,13 +51,15 @@ CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT RO
 """
 
 # Up to schema 3, a failed request's kind was the text before the first colon of its error
-# ("timeout: no answer"), or the whole error when it had no colon. These two expressions are
-# the one place that text is split: by the migration to schema 4, and when an older file is
-# read as it is (read-only opens change nothing).
+# ("timeout: no answer"). The one error those versions wrote without a colon was robots.txt's
+# ("robots.txt answered HTTP 503; gave up after 4 tries"), which is the kind "robots" now.
+# These two expressions are the one place that text is split: by the migration to schema 4,
+# and when an older file is read as it is (read-only opens change nothing).
 LEGACY_KIND = ("CASE WHEN instr(error, ':') > 0"
-               " THEN substr(error, 1, instr(error, ':') - 1) ELSE error END")
+               " THEN substr(error, 1, instr(error, ':') - 1)"
+               " WHEN error IS NOT NULL THEN 'robots' END")
 LEGACY_MESSAGE = ("CASE WHEN instr(error, ':') > 0"
-                  " THEN ltrim(substr(error, instr(error, ':') + 1)) END")
+                  " THEN ltrim(substr(error, instr(error, ':') + 1)) ELSE error END")
 
 # Opening an older file for writing brings it up to date (reading needs nothing): schema 1
 # lacked runs.stats, schema 2 parked requests (an older crawler must not meet that state),

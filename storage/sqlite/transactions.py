@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar
 
 import aiosqlite
 
-from storage.base import StoreError
+from storage.base import NotAStateFile, StoreError
 from storage.files import describe, disk_full
 
 T = TypeVar("T")
@@ -93,8 +93,18 @@ class Transactions:
         processes read committed data only; `items()`, for export, is not used mid-run.)"""
         # The lock is not re-entrant: a read inside a transaction's work would wait forever.
         assert asyncio.current_task() not in self._running, "a settled read inside a write"
-        async with self._lock:
+        async with self._lock, self.reading():
             yield
+
+    @contextlib.asynccontextmanager
+    async def reading(self) -> AsyncIterator[None]:
+        """A read that SQLite fails (a damaged page, a missing table) is the file's fault:
+        the store refuses it in words, never with a bare sqlite3 error."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise NotAStateFile(f"reading {describe(self._path)} failed: {exc} (the file is "
+                                "damaged, or was changed by something else)") from exc
 
     async def drain(self) -> None:
         """Wait for the transactions under way to end (however they end)."""
