@@ -24,7 +24,7 @@ from crawler.errors import ConnectError, FetchError
 from crawler.http.fetcher import Fetcher
 from crawler.http.transport import REDIRECT_STATUSES, FetchResult, Transport, WantBody
 from crawler.observe.metrics import PoolStats
-from storage import SQLiteStore
+from storage.sqlite import SQLiteStore
 
 BASE = "http://a.test"
 Answer = tuple[int, Mapping[str, str], bytes]

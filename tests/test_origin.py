@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from yarl import URL
 
-from crawler.urls.canon import canonical
+from crawler.urls.canon import canonical, parsed
 from crawler.urls.origin import origin, origin_of
 
 URLS = [
@@ -27,7 +27,7 @@ def test_the_origin_of_a_url_and_of_its_canonical_text_agree(text: str, expected
     url = URL(text)
     canon = canonical(url)
     assert canon is not None
-    assert origin(url) == origin(canon) == origin_of(str(canon)) == expected
+    assert origin(url) == origin(parsed(canon)) == origin_of(canon) == expected
 
 
 def test_text_without_a_path_has_no_origin() -> None:
