@@ -9,6 +9,7 @@ Who may make one: the canonicalising functions of this module (`canonical`,
 `parse_absolute`, `join`, `tidy_query`), `crawler.urls.resolve.Resolver` (whose fast path
 returns text already canonical), and the engine's intake, which trusts the URL of a leased
 request because the store only holds keys the crawl gave it. Anything else is plain `str`.
+`storage` knows nothing of this type: its signatures say `str`, which a CanonicalURL is.
 A yarl `URL` is a parsed view of a CanonicalURL (`parsed`), made where something needs the
 parts (the fetcher's request, a page's base for joining links), never turned back to text.
 """
