@@ -311,3 +311,29 @@ def test_no_module_is_over_400_lines_and_no_class_over_250() -> None:
 @pytest.mark.parametrize("module", [str(m) for m in ALL_MODULES])
 def test_every_module_parses(module: str) -> None:
     ast.parse((ROOT / module).read_text(encoding="utf-8"), filename=module)
+
+
+# Who may make a CanonicalURL (see crawler/urls/canon.py): the canonicalising functions and
+# the intake, which trusts the store's rows (the crawl's own keys). The Resolver's fast path
+# makes one too, by a typed `ignore` rather than a call (it is taken by most links).
+MAKES_CANONICAL_URLS = frozenset({"crawler/urls/canon.py", "crawler/engine/intake.py"})
+
+
+def canonical_url_makers(rel: Path, source: str | None = None) -> list[str]:
+    """`file:line` of each call `CanonicalURL(...)` (by any import path) in a module."""
+    if source is None:
+        source = (ROOT / rel).read_text(encoding="utf-8")
+    return [f"{rel}:{node.lineno}" for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Call) and (
+                (isinstance(node.func, ast.Name) and node.func.id == "CanonicalURL")
+                or (isinstance(node.func, ast.Attribute) and node.func.attr == "CanonicalURL"))]
+
+
+def test_only_canon_the_resolver_and_the_intake_make_canonical_urls() -> None:
+    makers = [where for m in ALL_MODULES for where in canonical_url_makers(m)]
+    assert {where.partition(":")[0] for where in makers} == MAKES_CANONICAL_URLS, makers
+
+
+def test_the_canonical_url_rule_sees_a_wrong_maker() -> None:
+    source = "from crawler.urls import canon\nkey = canon.CanonicalURL('http://h/')\n"
+    assert canonical_url_makers(Path("crawler/engine/x.py"), source) == ["crawler/engine/x.py:2"]

@@ -9,13 +9,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from yarl import URL
 
 from crawler.engine.jobs import Job, Work
 from crawler.engine.window import ClaimWindow, WindowState
 from crawler.observe.metrics import Metrics
 from crawler.policy.frontier import Frontier
-from crawler.urls.canon import host_key
+from crawler.urls.canon import CanonicalURL, host_key, parsed
 from storage import Completion, Failure, LeasedRequest, NewRequest, Outcome, Retry
 from storage.sqlite import SQLiteStore
 
@@ -46,8 +45,9 @@ class Window:
     def intake(self, lease: LeasedRequest) -> Outcome | None:
         if self.refuse and lease.url.endswith(self.refuse):
             return Failure(lease.id, "robots", "refused at intake")
-        url = URL(lease.url, encoded=True)
-        self.frontier.push(host_key(url), Job(lease, url, host_key(url)))
+        key = CanonicalURL(lease.url)
+        url = parsed(key)
+        self.frontier.push(host_key(url), Job(lease, key, url, host_key(url)))
         return None
 
     async def take(self) -> Job | None:

@@ -100,7 +100,7 @@ def test_recent_keys_are_bounded_by_characters_too() -> None:
 
 def test_long_hrefs_are_joined_but_not_cached() -> None:
     joins = JoinCache()
-    resolver = Resolver(urls.parse_absolute("http://h.test/a/b"), joins)
+    resolver = Resolver(urls.parsed(urls.parse_absolute("http://h.test/a/b")), joins)
     before = len(joins)
     long = "c?" + "q" * 1_000
     assert resolver.join(long) == f"http://h.test/a/{long}"

@@ -16,7 +16,7 @@ from crawler.errors import FailureKind, FetchTimeout, TLSError
 from crawler.policy import robots
 from crawler.policy.robots import Robots as Policy
 from crawler.policy.robots import RobotsGate, RobotsState, Verdict, from_response
-from crawler.urls.canon import parse_absolute
+from crawler.urls.canon import parse_absolute, parsed
 from spiders.site import SiteSpider
 from storage import RequestState
 from tests.crawling import crawl
@@ -269,13 +269,13 @@ def test_a_policy_made_without_the_quick_reading_asks_protego() -> None:
 
 def _step(location: str | None, *, hops: int = 0, status: int = 301,
           scope: str = "http://a.test") -> Policy | robots.Follow | robots.Offsite:
-    url = parse_absolute("http://a.test/robots.txt")
+    url = parsed(parse_absolute("http://a.test/robots.txt"))
     return robots.after_answer(url, status, location, b"", hops=hops, now=5.0,
                                in_scope=lambda target: str(target).startswith(scope))
 
 
 def test_robots_txt_redirects_are_followed_up_to_five_hops() -> None:
-    assert _step("/moved.txt") == robots.Follow(parse_absolute("http://a.test/moved.txt"))
+    assert _step("/moved.txt") == robots.Follow(parsed(parse_absolute("http://a.test/moved.txt")))
     assert isinstance(_step("/moved.txt", hops=robots.MAX_REDIRECTS - 1), robots.Follow)
     last = _step("/moved.txt", hops=robots.MAX_REDIRECTS)
     assert last == Policy(RobotsState.ALLOW_ALL, 5.0)

@@ -22,7 +22,7 @@ from crawler.errors import ConfigError, SpiderError
 from crawler.model.loader import load_spider_class
 from crawler.model.spider import Spider
 from crawler.observe import logs, report
-from crawler.urls.canon import parse_absolute
+from crawler.urls.canon import parse_absolute, parsed
 from spiders.site import SiteSpider
 from storage import CrawlCounts
 
@@ -49,8 +49,8 @@ def site_state_name(urls: Sequence[str]) -> str:
     one's host (and port, when not the scheme's default), then 8 hex digits of the SHA-256
     of them all. The same start URLs, in any order and spelling, find the same file; other
     start URLs (another port, scheme, path or one more URL) never do."""
-    keys = sorted({str(parse_absolute(url)) for url in urls})
-    first = URL(keys[0], encoded=True)
+    keys = sorted({parse_absolute(url) for url in urls})
+    first = parsed(keys[0])
     name = first.raw_host or "site"
     if first.explicit_port is not None:
         name += f"_{first.explicit_port}"

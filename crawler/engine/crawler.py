@@ -26,8 +26,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from yarl import URL
-
 from crawler.config import CrawlConfig
 from crawler.engine.callbacks import Callbacks
 from crawler.engine.fetch import MeteredFetch
@@ -183,9 +181,10 @@ class Crawler:
         if self._state is not RunState.CREATED:
             raise CrawlError("a Crawler runs once; make a new one")
         seeds = await start_requests(self.spider)  # a spider's error leaves the file alone
-        starts = [URL(seed.url, encoded=True) for seed in seeds]
+        starts = seeds.parsed()
         scope = crawl_scope(self.spider, starts)
-        info = await open_crawl(self._store, self.spider, self.config, seeds, fresh=self._fresh)
+        info = await open_crawl(self._store, self.spider, self.config, seeds.keys,
+                                fresh=self._fresh)
         if self._retry_failed:
             requeued = await self._store.requeue_failed()
             log.info("put %d failed request(s) back in the queue", requeued)
@@ -194,7 +193,7 @@ class Crawler:
             self._on_start(info)
         ended = "error"
         try:
-            await self._seed(seeds)
+            await self._seed(seeds.requests)
             if self._state is RunState.CREATED:
                 self._state = RunState.RUNNING
             async with self._transport as transport:

@@ -3,8 +3,6 @@ robots.txt (`RobotsCoordinator`), decide whether it is queued, held or ended at 
 
 from __future__ import annotations
 
-from yarl import URL
-
 from crawler.config import CrawlConfig
 from crawler.engine.jobs import Job, Work
 from crawler.engine.outcomes import Outcomes
@@ -12,6 +10,7 @@ from crawler.engine.robotstxt import RobotsCoordinator
 from crawler.policy.frontier import Frontier
 from crawler.policy.retry import HostHealth
 from crawler.urls import canon as urls
+from crawler.urls.canon import CanonicalURL
 from storage import LeasedRequest, Outcome
 
 
@@ -29,8 +28,12 @@ class Intake:
         """Queue a leased request in the frontier, or hold it until its origin's robots.txt
         is known; a request that ends here (host down, robots.txt forbids) gives its
         outcome."""
-        url = URL(lease.url, encoded=True)
-        job = Job(lease, url, urls.host_key(url))
+        # Trusted as canonical without checking: the store holds only the keys the crawl
+        # gave it (admission's, from canon.py and the Resolver), and gives them back as
+        # they were. The one place a URL enters the crawl as text not made here.
+        key = CanonicalURL(lease.url)
+        url = urls.parsed(key)
+        job = Job(lease, key, url, urls.host_key(url))
         down = self._health.down(job.host)
         if down is not None:
             return self._outcomes.fail(lease, *down, None)

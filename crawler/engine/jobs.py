@@ -6,16 +6,19 @@ from dataclasses import dataclass
 
 from yarl import URL
 
+from crawler.urls.canon import CanonicalURL
 from crawler.urls.origin import Origin
 from storage import LeasedRequest
 
 
 @dataclass(slots=True)
 class Job:
-    """A leased request, parsed once: its URL and its politeness key."""
+    """A leased request: its canonical URL, parsed once (the fetcher's request), and its
+    politeness key."""
 
     lease: LeasedRequest
-    url: URL
+    key: CanonicalURL
+    url: URL  # the parsed view of `key`
     host: str
 
 

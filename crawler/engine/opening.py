@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 from yarl import URL
@@ -17,6 +18,8 @@ from crawler.model.request import Request
 from crawler.model.spider import Spider
 from crawler.observe import logs
 from crawler.policy import identity
+from crawler.urls import canon
+from crawler.urls.canon import CanonicalURL
 from crawler.urls.scope import Scope
 from storage import NewRequest, RunInfo, Store
 
@@ -24,22 +27,43 @@ log = logging.getLogger("crawler")
 status_log = logging.getLogger(logs.STATUS)
 
 
-async def start_requests(spider: Spider) -> list[NewRequest]:
+@dataclass(slots=True)
+class Seeds:
+    """The spider's start requests: their canonical URLs, and the requests to store."""
+
+    keys: list[CanonicalURL] = field(default_factory=list)
+    requests: list[NewRequest] = field(default_factory=list)
+
+    def parsed(self) -> list[URL]:
+        """The start URLs parsed: the scope and the private-network check need their parts."""
+        return [canon.parsed(key) for key in self.keys]
+
+
+async def start_requests(spider: Spider) -> Seeds:
     """The spider's start requests, read before the state file is opened: they are part of
     the crawl's identity, and they set its scope."""
-    seeds: list[NewRequest] = []
+    seeds = Seeds()
     async for req in spider.start_requests():
         if not isinstance(req, Request):
             raise SpiderError(f"start_requests() yielded {req!r}; yield Request objects")
-        try:
-            url = req.absolute_url
-        except ValueError as exc:
-            raise SpiderError(f"bad start URL: {exc}") from None
+        key = req.key
+        if key is None:
+            raise SpiderError(f"bad start URL: {_why_not(req)}")
         if req.credentials:
             log.warning("start URL %s named a user or password: the crawler never sends "
-                        "credentials found in URLs", url, extra={"url": str(url)})
-        seeds.append(NewRequest(str(url), req.callback, req.cb_kwargs_json, req.priority))
+                        "credentials found in URLs", key, extra={"url": key})
+        seeds.keys.append(key)
+        seeds.requests.append(NewRequest(key, req.callback, req.cb_kwargs_json, req.priority))
     return seeds
+
+
+def _why_not(req: Request) -> str:
+    """What is wrong with a request's URL, one that has no canonical form."""
+    try:
+        req.absolute_url  # noqa: B018 (it raises the error that says what is wrong)
+    except ValueError as exc:
+        return str(exc)
+    return f"not a crawlable URL: {req.url!r}"
 
 
 async def allow_private_if_started_there(transport: Transport, starts: list[URL]) -> None:
@@ -71,9 +95,9 @@ def crawl_scope(spider: Spider, starts: list[URL]) -> Scope:
 
 
 async def open_crawl(store: Store, spider: Spider, config: CrawlConfig,
-                     seeds: list[NewRequest], *, fresh: bool) -> RunInfo:
+                     start_keys: list[CanonicalURL], *, fresh: bool) -> RunInfo:
     """Open the crawl, unless the state file holds another one (`crawler.policy.identity`)."""
-    current = identity.of(spider, config, (s.url for s in seeds))
+    current = identity.of(spider, config, start_keys)
     # The store is a StateStore: its refusals arrive as StateFileError.
     stored = await store.identity()
     if stored is not None and not fresh:
@@ -85,7 +109,7 @@ async def open_crawl(store: Store, spider: Spider, config: CrawlConfig,
         status_log.warning("%s did not record which crawl it holds (an older version made "
                            "it); this command's spider, start URLs and settings are recorded "
                            "as its own", store.location)
-    if not seeds and info.counts.queued == 0:
+    if not start_keys and info.counts.queued == 0:
         status_log.warning("spider '%s' has no start requests: nothing to crawl (give it "
                            "start_urls, or start URLs on the command line)", spider.name)
     return info

@@ -37,6 +37,7 @@ from crawler.policy.admission import Admission, Skip
 from crawler.policy.frontier import Frontier
 from crawler.policy.retry import HostHealth, retry_after
 from crawler.urls import canon as urls
+from crawler.urls.canon import CanonicalURL
 from crawler.urls.resolve import JoinCache
 from storage import Completion, Failure, LeasedRequest, NewRequest, Outcome
 
@@ -100,7 +101,7 @@ class PageProcessor:
         else:
             self._frontier.recover(job.host)
         try:
-            return await self._on_response(lease, result, wait)
+            return await self._on_response(job, result, wait)
         except Exception as exc:  # a bug of ours must cost one request, not the crawl
             log.exception("internal error on %s", lease.url, extra={"url": lease.url})
             return self._outcomes.fail(lease, FailureKind.INTERNAL, message(exc), result.status)
@@ -141,20 +142,20 @@ class PageProcessor:
         declared = headers.get("Content-Type")
         return 200 <= status < 300 and (declared is None or is_html_type(declared))
 
-    async def _on_response(self, lease: LeasedRequest, result: FetchResult,
-                           wait: float | None) -> Outcome:
-        status = result.status
+    async def _on_response(self, job: Job, result: FetchResult, wait: float | None) -> Outcome:
+        lease, status = job.lease, result.status
         if result.location is not None:
-            return self._redirect(lease, result, result.location)
+            return self._redirect(job, result, result.location)
         if status in RETRYABLE_STATUSES:
             return self._outcomes.retry_or_fail(lease, HTTPStatusError(status, url=lease.url),
                                                 status, wait)
         self._metrics.page()
         if not 200 <= status < 300:
             return Completion(lease.id, status)  # recorded with its status, not parsed
-        response = Response(result.url, status, result.headers, result.body, depth=lease.depth,
-                            robots_sitemaps=self._robots.sitemaps(result.url),
-                            max_links=self._config.max_links, joins=self._joins)
+        # The fetcher does not follow redirects: result.url is job.url, the key's parsed view.
+        response = Response(job.url, status, result.headers, result.body, depth=lease.depth,
+                            robots_sitemaps=self._robots.sitemaps(job),
+                            max_links=self._config.max_links, joins=self._joins, key=job.key)
         if self._wants_html(lease) and not response.is_html:
             return Completion(lease.id, status, counters={Skip.NON_HTML: 1})
         if response.is_html and len(response.body) > PARSE_IN_THREAD:
@@ -169,16 +170,16 @@ class PageProcessor:
                 self._trees.release(held)
         return await self._call_back(lease, response)
 
-    def _redirect(self, lease: LeasedRequest, result: FetchResult, location: str) -> Outcome:
+    def _redirect(self, job: Job, result: FetchResult, location: str) -> Outcome:
+        lease = job.lease
         if lease.redirects >= self._config.max_redirects:
             error = TooManyRedirects(
                 f"more than {self._config.max_redirects} redirects (last to {location!r})"
             )
             return self._outcomes.fail(lease, error.kind, message(error), result.status)
         self._metrics.page()
-        target = urls.join(result.url, location)
         moved = Request.prepared(location, lease.callback, lease.cb_kwargs, lease.priority,
-                                 key=None if target is None else str(target),
+                                 key=urls.join(job.url, location),
                                  credentials=urls.has_credentials(location))
         counters: Counter[str] = Counter()
         # Same depth, callback and priority: a redirect is the same request, moved.
@@ -200,7 +201,7 @@ class PageProcessor:
                                 depth=lease.depth + 1)
 
     def _completion(self, lease: LeasedRequest, status: int, items: list[str],
-                    admitted: dict[str, NewRequest], counters: Counter[str], *,
+                    admitted: dict[CanonicalURL, NewRequest], counters: Counter[str], *,
                     depth: int) -> Completion:
         if self._admission.too_deep(depth):
             # Parked, not remembered: a shorter way to them found later still queues them.

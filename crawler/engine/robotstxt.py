@@ -18,7 +18,7 @@ from crawler.policy import robots
 from crawler.policy.admission import Skip
 from crawler.policy.frontier import Frontier
 from crawler.policy.retry import RetryPolicy
-from crawler.urls.origin import origin
+from crawler.urls.origin import Origin, origin, origin_of
 from crawler.urls.scope import Scope
 from storage import Completion, Defer, Outcome
 
@@ -47,8 +47,8 @@ class RobotsCoordinator:
         """Queue a job its origin's robots.txt allows; hold it while the file is not known
         (queueing the file's fetch for the first one held); a job the file forbids ends
         here, counted, never fetched."""
-        site = origin(job.url)
-        verdict = self._gate.check(site, job.lease.url)
+        site = _origin(job)
+        verdict = self._gate.check(site, job.key)
         if verdict is None:
             if self._gate.hold(site, job):
                 self._frontier.push(job.host,
@@ -56,9 +56,9 @@ class RobotsCoordinator:
             return None
         return self._obey(job, verdict)
 
-    def sitemaps(self, url: URL) -> Sequence[str]:
+    def sitemaps(self, job: Job) -> Sequence[str]:
         """The sitemaps the robots.txt of a page's origin names (none while not known)."""
-        policy = self._gate.policy(origin(url))
+        policy = self._gate.policy(_origin(job))
         return policy.sitemaps if policy is not None else ()
 
     def withdraw(self, item: Work) -> Iterator[Job]:
@@ -114,7 +114,7 @@ class RobotsCoordinator:
             own = self._frontier.rule(job.host).delay
             self._frontier.set_delay(job.host,
                                      max(own, min(delay, self._config.max_crawl_delay)))
-        outcomes = (self._obey(j, self._gate.verdict(done.policy, j.lease.url))
+        outcomes = (self._obey(j, self._gate.verdict(done.policy, j.key))
                     for j in done.jobs)
         return [o for o in outcomes if o is not None]
 
@@ -124,6 +124,12 @@ class RobotsCoordinator:
             self._frontier.push(job.host, job)
             return None
         if verdict is robots.Verdict.FAIL:
-            return self._outcomes.fail(job.lease, *self._gate.failure(origin(job.url)),
+            return self._outcomes.fail(job.lease, *self._gate.failure(_origin(job)),
                                        None)
         return Completion(job.lease.id, None, counters={Skip.ROBOTS: 1})
+
+
+def _origin(job: Job) -> Origin:
+    site = origin_of(job.key)
+    assert site is not None, job.key  # a canonical URL always has a path
+    return site

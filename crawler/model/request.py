@@ -11,7 +11,14 @@ from yarl import URL
 
 from crawler.errors import SpiderError
 from crawler.model.items import not_unicode
-from crawler.urls.canon import MAX_URL_LENGTH, canonical, has_credentials, parse_absolute
+from crawler.urls.canon import (
+    MAX_URL_LENGTH,
+    CanonicalURL,
+    canonical,
+    has_credentials,
+    parse_absolute,
+    parsed,
+)
 
 Callback = Callable[..., Any]
 
@@ -32,8 +39,8 @@ class Request:
         self._url: URL | None = None
         if isinstance(url, URL):
             canon = canonical(url)
-            self._text = str(url) if canon is None else str(canon)
-            self._key = None if canon is None or len(self._text) > MAX_URL_LENGTH else self._text
+            self._text = str(url) if canon is None else canon
+            self._key = None if canon is None or len(canon) > MAX_URL_LENGTH else canon
             self.credentials = url.raw_user is not None or url.raw_password is not None
         else:
             self._text = url
@@ -45,7 +52,8 @@ class Request:
 
     @classmethod
     def prepared(cls, url: str, callback: str | None, cb_kwargs_json: str | None,
-                 priority: int, *, key: str | None, credentials: bool = False) -> Request:
+                 priority: int, *, key: CanonicalURL | None,
+                 credentials: bool = False) -> Request:
         """A request from parts already checked: the URL's canonical text as `key` (None for
         a raw href that cannot be crawled), a callback name and JSON arguments, and whether
         the URL as written held credentials (dropped from the key). For many links at once."""
@@ -69,7 +77,7 @@ class Request:
         return self._text
 
     @property
-    def key(self) -> str | None:
+    def key(self) -> CanonicalURL | None:
         """The canonical URL's text, what the crawl deduplicates and stores; None if `url` is
         not an absolute http(s) URL (the crawler counts such a request as skipped). Read-only,
         like `url`: the two always agree."""
@@ -82,16 +90,16 @@ class Request:
             if self._key is None:
                 parse_absolute(self._text)  # raises the error that says what is wrong
                 raise ValueError(f"not a crawlable URL: {self._text!r}")
-            self._url = URL(self._key, encoded=True)
+            self._url = parsed(self._key)
         return self._url
 
     def __repr__(self) -> str:
         return f"Request({self.url!r}, callback={self.callback or 'parse'})"
 
 
-def _key(text: str) -> str | None:
+def _key(text: str) -> CanonicalURL | None:
     try:
-        return str(parse_absolute(text))
+        return parse_absolute(text)
     except ValueError:
         return None
 

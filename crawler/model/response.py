@@ -17,6 +17,7 @@ from crawler.model import sitemaps
 from crawler.model.request import Callback, Request, callback_name, check_priority, encode_kwargs
 from crawler.model.sitemaps import Sitemap
 from crawler.urls import canon as urls
+from crawler.urls.canon import CanonicalURL
 from crawler.urls.resolve import JoinCache, Resolver
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
@@ -39,8 +40,11 @@ class Response:
 
     def __init__(self, url: URL, status: int, headers: Mapping[str, str], body: bytes, *,
                  depth: int = 0, robots_sitemaps: Sequence[str] = (),
-                 max_links: int = MAX_LINKS, joins: JoinCache | None = None) -> None:
+                 max_links: int = MAX_LINKS, joins: JoinCache | None = None,
+                 key: CanonicalURL | None = None) -> None:
         self._url = url
+        # The crawl passes the request's key, which `url` is the parsed view of.
+        self._text: str = str(url) if key is None else key
         # The crawl passes its one cache to every page; a Response made alone has its own.
         self._joins = JoinCache() if joins is None else joins
         self.status = status
@@ -57,7 +61,7 @@ class Response:
 
     @property
     def url(self) -> str:
-        return str(self._url)
+        return self._text
 
     @property
     def content_type(self) -> str:
@@ -111,7 +115,7 @@ class Response:
         if href:
             joined = urls.join(self._url, href)
             if joined is not None:
-                return joined
+                return urls.parsed(joined)
         return self._url
 
     def _first(self, tag: str, attribute: str | None = None) -> LexborNode | None:
@@ -148,12 +152,11 @@ class Response:
         self.links_over = max(self.links_over, over)
         return [href for href in hrefs if href is not None]
 
-    def urljoin(self, href: str) -> str | None:
+    def urljoin(self, href: str) -> CanonicalURL | None:
         """The canonical absolute URL an href points to, or None if it is not crawlable."""
-        joined = urls.join(self.base_url, href)
-        return None if joined is None else str(joined)
+        return urls.join(self.base_url, href)
 
-    def links(self, selector: str = LINKS) -> list[str]:
+    def links(self, selector: str = LINKS) -> list[CanonicalURL]:
         """Canonical, fragment-free, absolute http(s) URLs of the links, each once, in page
         order. Malformed, over-long and non-http links (mailto:, javascript:) are left out."""
         resolver = Resolver(self.base_url, self._joins)
@@ -165,8 +168,12 @@ class Response:
         """A request for `href` resolved against this page. A link that cannot be crawled
         (malformed, mailto:, ...) still gives a Request: the crawler counts it as skipped."""
         joined = urls.join(self.base_url, href)
-        target: str | URL = href if joined is None else joined
-        return Request(target, callback, cb_kwargs=cb_kwargs, priority=priority)
+        if joined is None:
+            return Request(href, callback, cb_kwargs=cb_kwargs, priority=priority)
+        # As a Request of the joined URL would be: its credentials are already dropped.
+        return Request.prepared(joined, callback_name(callback),
+                                encode_kwargs(cb_kwargs, joined), check_priority(priority),
+                                key=joined)
 
     def follow_all(self, selector: str = LINKS, callback: Callback | None = None, *,
                    cb_kwargs: Mapping[str, Any] | None = None,

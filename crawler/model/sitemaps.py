@@ -59,7 +59,7 @@ def _locs(tree: LexborHTMLParser, selector: str, base: URL) -> list[str]:
         text = node.text(strip=True) or _cdata(node.inner_html or "")
         url = urls.join(base, text) if text else None  # "" would be the sitemap itself
         if url is not None:
-            found[str(url)] = None
+            found[url] = None
             if len(found) >= MAX_ENTRIES:
                 break
     return list(found)

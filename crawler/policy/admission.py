@@ -16,6 +16,7 @@ from yarl import URL
 from crawler.config import CrawlConfig
 from crawler.model.request import Request
 from crawler.urls import canon as urls
+from crawler.urls.canon import CanonicalURL
 from crawler.urls.origin import Origin, origin_of
 from crawler.urls.scope import Scope
 from storage import DUPLICATE_COUNTER, PARKED_COUNTER, NewRequest
@@ -57,13 +58,13 @@ class RecentKeys:
         self._size = size
         self._chars = chars
         self._new_chars = 0
-        self._new: set[str] = set()
-        self._old: set[str] = set()
+        self._new: set[CanonicalURL] = set()
+        self._old: set[CanonicalURL] = set()
 
-    def __contains__(self, key: str) -> bool:
+    def __contains__(self, key: CanonicalURL) -> bool:
         return key in self._new or key in self._old
 
-    def update(self, keys: Collection[str]) -> None:
+    def update(self, keys: Collection[CanonicalURL]) -> None:
         self._new.update(keys)
         self._new_chars += sum(map(len, keys))
         if len(self._new) >= self._size or self._new_chars >= self._chars:
@@ -75,11 +76,11 @@ ORIGINS = 10_000  # origins remembered; a wide crawl's stream of new hosts must 
 
 
 class Admission:
-    """Decides on canonical URL text (`Request.key`): nothing here parses a URL more than
+    """Decides on canonical URLs (`Request.key`): nothing here parses a URL more than
     once per origin, unless queries are to be tidied (`strip_tracking`, `sort_query`)."""
 
     def __init__(self, config: CrawlConfig, scope: Scope,
-                 robots_forbid: Callable[[Origin, str], bool] | None) -> None:
+                 robots_forbid: Callable[[Origin, CanonicalURL], bool] | None) -> None:
         self._config = config
         self._scope = scope
         self._robots_forbid = robots_forbid
@@ -91,7 +92,8 @@ class Admission:
         self._origins: dict[Origin, bool] = {}  # in scope or not
 
     def admit(self, found: Iterable[Request], depth: int, parent: int | None,
-              skipped: Counter[str], *, redirects: int = 0) -> dict[str, NewRequest]:
+              skipped: Counter[str], *,
+              redirects: int = 0) -> dict[CanonicalURL, NewRequest]:
         """The requests found (on one page, or by one redirect) that may be queued at
         `depth`, by key, each key once; the others counted in `skipped` by reason. Beyond
         `max_depth` (see `too_deep`), they are to be parked, and robots.txt is not asked yet.
@@ -99,7 +101,7 @@ class Admission:
 
         The crawl's hottest loop (fifty links a page or more), hence one loop with the
         checks inline; they run cheapest first and in the order their reasons are counted."""
-        admitted: dict[str, NewRequest] = {}
+        admitted: dict[CanonicalURL, NewRequest] = {}
         recent = self._recent
         room = self._config.max_links
         max_depth = self._config.max_depth
@@ -144,16 +146,14 @@ class Admission:
         max_depth = self._config.max_depth
         return max_depth is not None and depth > max_depth
 
-    def remember(self, keys: Collection[str]) -> None:
+    def remember(self, keys: Collection[CanonicalURL]) -> None:
         """Keys now on their way to the store (their completion is recorded): later links to
         them are duplicates. Not before: a callback that fails loses its requests."""
         self._recent.update(keys)
 
-    def _tidy(self, key: str) -> str:
+    def _tidy(self, key: CanonicalURL) -> CanonicalURL:
         cfg = self._config
-        url = urls.tidy_query(URL(key, encoded=True), strip_tracking=cfg.strip_tracking,
-                              sort=cfg.sort_query)
-        return str(url)
+        return urls.tidy_query(key, strip_tracking=cfg.strip_tracking, sort=cfg.sort_query)
 
     def _in_scope(self, site: Origin) -> bool:
         known = self._origins.get(site)

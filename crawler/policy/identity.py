@@ -18,6 +18,7 @@ from typing import Any
 from crawler import settings
 from crawler.config import CrawlConfig
 from crawler.model.loader import class_path
+from crawler.urls.canon import CanonicalURL
 
 VERSION = 1
 START_URLS = "start_urls"
@@ -48,7 +49,8 @@ class Comparison:
         return bool(self.differences)
 
 
-def of(spider: object, config: CrawlConfig, start_urls: Iterable[str]) -> dict[str, Any]:
+def of(spider: object, config: CrawlConfig,
+       start_urls: Iterable[CanonicalURL]) -> dict[str, Any]:
     """The identity of a crawl of `spider` from canonical `start_urls` under `config`."""
     identity: dict[str, Any] = {
         "version": VERSION,

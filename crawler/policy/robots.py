@@ -16,6 +16,7 @@ from yarl import URL
 
 from crawler.errors import FailureKind, FetchError, message
 from crawler.urls import canon as urls
+from crawler.urls.canon import CanonicalURL
 from crawler.urls.origin import Origin
 
 MAX_BYTES = 512 * 1024  # RFC 9309: parse at least the first 500 KiB
@@ -46,13 +47,13 @@ class Robots:
         """The reason, led by the kind of failure behind it, as logs show it."""
         return self.reason if self.kind is FailureKind.ROBOTS else f"{self.kind}: {self.reason}"
 
-    def allows(self, url: str, user_agent: str) -> bool:
+    def allows(self, url: CanonicalURL, user_agent: str) -> bool:
         if self.state is RobotsState.RULES:
             assert self.rules is not None
             return bool(self.rules.can_fetch(url, user_agent))
         return self.state is RobotsState.ALLOW_ALL
 
-    def may_disallow(self, key: str) -> bool:
+    def may_disallow(self, key: CanonicalURL) -> bool:
         """Whether a Disallow rule could match a canonical URL's text. False is certain (the
         URL is allowed) and cheap; True means protego must decide."""
         return "%" in key or key.startswith(self.disallowing, key.index("/", 8))
@@ -136,7 +137,7 @@ class Offsite:
     """robots.txt redirects outside the crawl's scope. Every request passes the scope,
     robots.txt's redirects too, so it is not followed: the file is unavailable."""
 
-    target: URL
+    target: CanonicalURL
     policy: Robots
 
 
@@ -151,11 +152,12 @@ def after_answer(url: URL, status: int, location: str | None, body: bytes, *, ho
     target = urls.join(url, location)
     if target is None:
         return Robots(RobotsState.ALLOW_ALL, now)
-    if not in_scope(target):
+    parsed = urls.parsed(target)
+    if not in_scope(parsed):
         return Offsite(target, Robots(RobotsState.ALLOW_ALL, now))
     if hops >= MAX_REDIRECTS:
         return Robots(RobotsState.ALLOW_ALL, now)
-    return Follow(target)
+    return Follow(parsed)
 
 
 def after_failure(exc: FetchError, url: URL, now: float) -> Robots:
@@ -200,19 +202,19 @@ class RobotsGate(Generic[J]):
     def policy(self, origin: Origin) -> Robots | None:
         return self._policies.get(origin)
 
-    def check(self, origin: Origin, url: str) -> Verdict | None:
+    def check(self, origin: Origin, url: CanonicalURL) -> Verdict | None:
         """The verdict for a URL, or None while the origin's robots.txt is not known."""
         policy = self._policies.get(origin)
         if policy is None or policy.expired(self._clock()):
             return None
         return self.verdict(policy, url)
 
-    def verdict(self, policy: Robots, url: str) -> Verdict:
+    def verdict(self, policy: Robots, url: CanonicalURL) -> Verdict:
         if policy.allows(url, self._user_agent):
             return Verdict.ALLOW
         return Verdict.FAIL if policy.state is RobotsState.UNREACHABLE else Verdict.SKIP
 
-    def forbids(self, origin: Origin, url: str) -> bool:
+    def forbids(self, origin: Origin, url: CanonicalURL) -> bool:
         """A known robots.txt disallows the URL, a canonical URL's text (unknown or
         unreachable: not yet). Asked of every new link, so it goes straight to the rules."""
         policy = self._policies.get(origin)

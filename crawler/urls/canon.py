@@ -1,10 +1,27 @@
-"""Canonical URLs: the one form a URL is deduplicated, scoped and stored under."""
+"""Canonical URLs: the one form a URL is deduplicated, scoped and stored under.
+
+`CanonicalURL` is that form's text, and the one type the crawl carries a URL in, from a
+start URL or a link to a stored row: a request's key, admission's dedup, scope and
+robots.txt checks, a queued job, what the store keeps and gives back, redirect targets.
+Its origin is a slice of it (`crawler.urls.origin.origin_of`).
+
+Who may make one: the canonicalising functions of this module (`canonical`,
+`parse_absolute`, `join`, `tidy_query`), `crawler.urls.resolve.Resolver` (whose fast path
+returns text already canonical), and the engine's intake, which trusts the URL of a leased
+request because the store only holds keys the crawl gave it. Anything else is plain `str`.
+`storage` knows nothing of this type: its signatures say `str`, which a CanonicalURL is.
+A yarl `URL` is a parsed view of a CanonicalURL (`parsed`), made where something needs the
+parts (the fetcher's request, a page's base for joining links), never turned back to text.
+"""
 
 from __future__ import annotations
 
 import re
+from typing import NewType
 
 from yarl import URL
+
+CanonicalURL = NewType("CanonicalURL", str)
 
 HTTP_SCHEMES = frozenset({"http", "https"})
 MAX_URL_LENGTH = 2048
@@ -14,7 +31,19 @@ HREF_WHITESPACE = " \t\n\r\f"
 _VALID_HOST = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.?|[0-9a-f:.]+")
 
 
-def canonical(url: URL) -> URL | None:
+def canonical(url: URL) -> CanonicalURL | None:
+    """The canonical text of an absolute URL, or None if it is not a crawlable http(s) URL.
+    Its length is not checked (`parse_absolute` and `join` refuse over-long ones)."""
+    canon = _canonical(url)
+    return None if canon is None else CanonicalURL(str(canon))
+
+
+def parsed(key: CanonicalURL) -> URL:
+    """A canonical URL's parsed view: already encoded, so yarl need not encode it again."""
+    return URL(key, encoded=True)
+
+
+def _canonical(url: URL) -> URL | None:
     """The canonical form of an absolute URL, or None if it is not a crawlable http(s) URL.
 
     yarl already lower-cases scheme and host, encodes IDNA hosts, drops default ports,
@@ -58,7 +87,7 @@ def has_credentials(text: str) -> bool:
 
 
 def _parse(text: str, base: str = "") -> tuple[URL, bool]:
-    """yarl's URL for text, and whether lone "%" signs were masked (see `_unmask`): never
+    """yarl's URL for text, and whether lone "%" signs were masked (see `_text`): never
     when the text, or the base it will be joined to, holds the mark's escape already."""
     if "%" in text and _LONE_PERCENT.search(text) and _MARK not in text \
             and _MARK_ESCAPED not in text.upper() and _MARK_ESCAPED not in base.upper():
@@ -66,45 +95,43 @@ def _parse(text: str, base: str = "") -> tuple[URL, bool]:
     return URL(text), False
 
 
-def _unmask(url: URL | None) -> URL | None:
-    if url is None:
-        return None
-    text = str(url)
-    return url if _MARK_ESCAPED not in text else URL(text.replace(_MARK_ESCAPED, "%"),
-                                                     encoded=True)
+def _text(canon: URL, masked: bool) -> str:
+    """A canonical URL's text, with the lone "%" signs `_parse` masked put back."""
+    text = str(canon)
+    return text.replace(_MARK_ESCAPED, "%") if masked else text
 
 
-def parse_absolute(text: str) -> URL:
-    """Parse a URL a user typed (a start URL). Raises ValueError with a readable message."""
+def parse_absolute(text: str) -> CanonicalURL:
+    """The canonical URL of a URL a user typed (a start URL). Raises ValueError with a
+    readable message."""
     try:
-        parsed, masked = _parse(text.strip(HREF_WHITESPACE))
-        url = canonical(parsed)
-        if masked:
-            url = _unmask(url)
+        url, masked = _parse(text.strip(HREF_WHITESPACE))
+        canon = _canonical(url)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"malformed URL {text!r}: {exc}") from None
-    if url is None:
+    if canon is None:
         raise ValueError(f"not an absolute http(s) URL with a valid host: {text!r}")
-    if len(str(url)) > MAX_URL_LENGTH:
+    key = _text(canon, masked)
+    if len(key) > MAX_URL_LENGTH:
         raise ValueError(f"URL longer than {MAX_URL_LENGTH} characters: {text[:80]!r}...")
-    return url
+    return CanonicalURL(key)
 
 
-def join(base: URL, href: str) -> URL | None:
-    """Resolve an href against a base URL; None for malformed, non-http or over-long ones."""
+def join(base: URL, href: str) -> CanonicalURL | None:
+    """The canonical URL an href points to from a base URL; None for malformed, non-http
+    or over-long ones."""
     href = href.strip(HREF_WHITESPACE)
     if len(href) > MAX_URL_LENGTH:
         return None
     try:
-        parsed, masked = _parse(href, str(base))
-        url = canonical(base.join(parsed))
-        if masked:
-            url = _unmask(url)
+        url, masked = _parse(href, str(base))
+        canon = _canonical(base.join(url))
     except (ValueError, TypeError, UnicodeError):
         return None
-    if url is None or len(str(url)) > MAX_URL_LENGTH:
+    if canon is None:
         return None
-    return url
+    key = _text(canon, masked)
+    return None if len(key) > MAX_URL_LENGTH else CanonicalURL(key)
 
 
 TRACKING_PARAMS = frozenset({
@@ -113,18 +140,21 @@ TRACKING_PARAMS = frozenset({
 })
 
 
-def tidy_query(url: URL, *, strip_tracking: bool, sort: bool) -> URL:
+def tidy_query(key: CanonicalURL, *, strip_tracking: bool, sort: bool) -> CanonicalURL:
     """Drop tracking parameters (utm_*, fbclid, ...) and/or sort the query, so that links
     differing only in those are one page. Off by default: some sites care about order."""
+    if "?" not in key:
+        return key
+    url = parsed(key)
     if not url.raw_query_string:
-        return url
+        return key
     pairs = list(url.query.items())
     if strip_tracking:
         pairs = [(k, v) for k, v in pairs
                  if not (k.lower().startswith("utm_") or k.lower() in TRACKING_PARAMS)]
     if sort:
         pairs.sort()
-    return url.with_query(pairs)
+    return CanonicalURL(str(url.with_query(pairs)))
 
 
 def host_key(url: URL) -> str:

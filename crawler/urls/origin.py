@@ -12,10 +12,12 @@ from typing import NewType
 
 from yarl import URL
 
+from crawler.urls.canon import CanonicalURL
+
 Origin = NewType("Origin", str)
 
 
-def origin_of(key: str) -> Origin | None:
+def origin_of(key: CanonicalURL) -> Origin | None:
     """The origin of a canonical URL's text, found without parsing: a canonical URL always
     has a path, and its authority never holds a "/". None for text with no path, which no
     canonical URL is."""
