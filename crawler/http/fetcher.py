@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import SimpleNamespace, TracebackType
 
@@ -156,6 +156,7 @@ class Fetcher:
         self._auth = sessions.auth_by_host(config)
         self._proxy, self._proxy_headers = sessions.proxy_for(config)
         self._proxy_addresses: frozenset[str] = frozenset()  # the user's proxy: never refused
+        self._credentials = bool(self._auth) or self._proxy_headers is not None
 
     @property
     def cookie_changes(self) -> int:
@@ -317,10 +318,10 @@ class Fetcher:
     async def _get(self, session: aiohttp.ClientSession, url: URL, want_body: WantBody | None,
                    keep_alive: bool, trace: _RequestTrace) -> FetchResult:
         cap = self._config.max_body
-        extra = None if keep_alive else _CLOSE
-        # Per host, exactly: each redirect hop is a request of its own, to its own host.
-        auth = self._auth.get(url.raw_host or "") if self._auth else None
-        async with session.get(url, allow_redirects=False, headers=extra, auth=auth,
+        extra: Mapping[str, str] | None = None if keep_alive else _CLOSE
+        if self._credentials:  # basic auth or a proxy's: a crawl that has none pays nothing
+            extra = sessions.request_headers(extra, url, self._auth, self._proxy_headers)
+        async with session.get(url, allow_redirects=False, headers=extra,
                                proxy=self._proxy, proxy_headers=self._proxy_headers,
                                trace_request_ctx=trace) as resp:
             headers = resp.headers

@@ -86,23 +86,39 @@ def default_headers(config: CrawlConfig, accept: str) -> dict[str, str]:
     return headers
 
 
-def auth_by_host(config: CrawlConfig) -> dict[str, aiohttp.BasicAuth]:
-    """Basic auth for each host named in `auth`, exactly: never its subdomains, never another
-    host (each redirect hop is a request of its own, to its own host)."""
-    return {host.lower(): aiohttp.BasicAuth(user, password)
+def auth_by_host(config: CrawlConfig) -> dict[str, str]:
+    """The Authorization header for each host named in `auth`."""
+    return {host.lower(): aiohttp.encode_basic_auth(user, password)
             for host, (user, password) in config.auth.items()}
 
 
+def request_headers(extra: Mapping[str, str] | None, url: URL, auth: Mapping[str, str],
+                    proxy: Mapping[str, str] | None) -> Mapping[str, str] | None:
+    """One request's own headers with its credentials: basic auth for its host, exactly
+    (never a subdomain, never another host: each redirect hop is a request of its own, to
+    its own host), and an http target's Proxy-Authorization (an https one's goes in the
+    CONNECT, never inside the tunnel to the target)."""
+    headers = dict(extra or {})
+    authorization = auth.get(url.raw_host or "")
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    if proxy is not None and url.scheme == "http":
+        headers.update(proxy)
+    return headers or None
+
+
 def proxy_for(config: CrawlConfig) -> tuple[URL | None, CIMultiDict[str] | None]:
-    """The crawl-wide proxy without its credentials, and the header that carries them (this
-    aiohttp reads no credentials from a proxy's URL)."""
+    """The crawl-wide proxy without its credentials, and the Proxy-Authorization header that
+    carries them (this aiohttp reads no credentials from a proxy's URL). The header goes to
+    the proxy only: in the CONNECT of an https target (`proxy_headers`), in the request
+    itself for an http one, which the proxy reads and does not pass on."""
     if config.proxy is None:
         return None, None
     url = URL(config.proxy)
     if url.user is None:
         return url, None
-    auth = aiohttp.BasicAuth(url.user, url.password or "")
-    return url.with_user(None), CIMultiDict({"Proxy-Authorization": auth.encode()})
+    auth = aiohttp.encode_basic_auth(url.user, url.password or "")
+    return url.with_user(None), CIMultiDict({"Proxy-Authorization": auth})
 
 
 def refuse_private_target(url: URL) -> None:
