@@ -5,6 +5,7 @@ cookies from IP-address hosts), names mapped with `--resolve`."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 import signal
 import sqlite3
@@ -20,6 +21,8 @@ from yarl import URL
 
 from crawler import CrawlConfig, Response, Spider
 from crawler.config import layered
+from crawler.http.fetcher import Fetcher
+from crawler.http.transport import Cookie
 from tests.crawling import crawl
 from tests.helpers import DONE, CrawlProcess, crawl_ok, export_items
 from tests.sites.serve import serve, serve_in_thread
@@ -198,8 +201,30 @@ async def test_cookies_are_sent_back_unless_turned_off(tmp_path: Path) -> None:
         off = await crawl(off_spider, tmp_path / "off.db", layered(off_spider, base=config))
         # A cookie from an IP-address host is not kept (aiohttp's safe jar, as browsers).
         by_ip = await crawl(CookieSpider([f"{base}/"]), tmp_path / "ip.db", config)
+        assert _stored_cookies(tmp_path / "on.db") == [("a", "c.test", 1)]
+        # --fresh starts the crawl over: its session too.
+        await crawl(off_spider, tmp_path / "on.db", layered(off_spider, base=config),
+                    fresh=True)
     assert on.items == [{"cookie": "a=1"}]
     assert off.items == [{"cookie": ""}]
     assert by_ip.items == [{"cookie": ""}]
-    assert _stored_cookies(tmp_path / "on.db") == [("a", "c.test", 1)]
+    assert _stored_cookies(tmp_path / "on.db") == []
     assert _stored_cookies(tmp_path / "off.db") == []
+
+
+async def test_the_jar_gives_back_what_it_was_given_but_expired_cookies() -> None:
+    later = time.time() + 3600
+    kept = (Cookie("sid", "abc", "shop.test", "/", None, http_only=True),
+            Cookie("pref", '"a b"', "shop.test", "/en", later, secure=True, host_only=False))
+    async with Fetcher(CrawlConfig()) as fetcher:
+        fetcher.load_cookies([*kept, Cookie("old", "x", "shop.test", "/", time.time() - 1)])
+        back = sorted(fetcher.cookies(), key=lambda c: c.name)
+    assert [c.name for c in back] == ["pref", "sid"]
+    pref, sid = back
+    assert sid == kept[0]
+    # An Expires header keeps whole seconds.
+    assert pref.expires is not None and abs(pref.expires - later) < 1
+    assert pref == dataclasses.replace(kept[1], expires=pref.expires)
+    async with Fetcher(CrawlConfig(cookies=False)) as fetcher:
+        fetcher.load_cookies(kept)
+        assert fetcher.cookies() == ()
