@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from yarl import URL
+
 from crawler import settings
 from crawler.errors import ConfigError
 from crawler.settings import Option, setting
@@ -33,6 +35,77 @@ def _patterns(name: str, patterns: tuple[str, ...]) -> None:
         except (re.error, TypeError) as exc:
             raise ConfigError(f"{name} pattern {pattern!r} is not a valid regular "
                               f"expression: {exc}") from None
+
+
+# RFC 9110's token: what a header's name may be made of.
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# Header values that are credentials: never stored, shown or logged as they are.
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+REDACTED = "***"
+
+
+def headers_from_text(items: Sequence[str]) -> dict[str, str]:
+    """Headers from the command line's 'Name: value' texts (a repeated name: the last)."""
+    headers = {}
+    for item in items:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            raise ConfigError(f"--header takes 'NAME: VALUE', not {item!r}")
+        headers[name.strip()] = value.strip(" \t")
+    return headers
+
+
+def _headers(name: str, headers: Mapping[str, str]) -> None:
+    for key, value in headers.items():
+        if not _TOKEN.fullmatch(key):
+            raise ConfigError(f"{name}: {key!r} is not a header name (letters, digits and "
+                              "!#$%&'*+-.^_`|~ only)")
+        if key.lower() in ("user-agent", "host", "content-length", "transfer-encoding"):
+            hint = "set user_agent" if key.lower() == "user-agent" else "it is the crawler's"
+            raise ConfigError(f"{name}: the {key} header cannot be set here ({hint})")
+        check_header_value(key, value, setting=name)
+
+
+def _auth(name: str, auth: Mapping[str, tuple[str, ...]]) -> None:
+    for host, pair in auth.items():
+        if not host or any(c in host for c in "/:@ "):
+            raise ConfigError(f"{name}: {host!r} is not a host name (auth is per host, "
+                              'e.g. {"api.example": ("user", "password")})')
+        if len(pair) != 2:
+            raise ConfigError(f"{name}: the credentials for {host} must be (user, password)")
+        if ":" in pair[0]:
+            raise ConfigError(f"{name}: the user name for {host} holds a ':', which basic "
+                              "auth cannot send")
+        if any(_HEADER_CONTROL.search(part) for part in pair):
+            raise ConfigError(f"{name}: the credentials for {host} hold a control character")
+
+
+def _proxy(name: str, proxy: str | None) -> None:
+    if proxy is None:
+        return
+    try:
+        url = URL(proxy)
+    except ValueError:
+        url = URL()
+    shown = redact_url(proxy)
+    if url.scheme in ("socks4", "socks5", "socks5h"):
+        raise ConfigError(f"{name}: SOCKS proxies are not supported ({shown}); use an HTTP "
+                          "or HTTPS proxy")
+    if url.scheme not in ("http", "https") or not url.host or url.path not in ("", "/") \
+            or url.query_string or url.fragment:
+        raise ConfigError(f"{name} must be http://[USER:PASSWORD@]HOST[:PORT] (or https://), "
+                          f"not {shown!r}")
+
+
+def redact_url(text: str) -> str:
+    """A URL without its password (and user name): for messages and the stored config."""
+    try:
+        url = URL(text)
+    except ValueError:
+        return REDACTED
+    if url.raw_user is None and url.raw_password is None:
+        return text
+    return str(url.with_user(None)).replace("://", f"://{REDACTED}@", 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +248,25 @@ class CrawlConfig:
                    help="answer DNS for HOST with ADDRESS (like curl --resolve; HOST may be "
                    "*.domain for all its subdomains)"),
         help="static host -> address answers, like curl's --resolve")
+    cookies: bool = setting(
+        True, spider=True, cli=Option("--no-cookies", value=False,
+                                      help="keep no cookies: send none, store none"),
+        help="keep the cookies sites set, for the whole crawl (a session: a resumed crawl is "
+        "still logged in); False sends none")
+    headers: Mapping[str, str] = setting(
+        {}, spider=True, parse=headers_from_text, check=_headers,
+        cli=Option("--header", "'NAME: VALUE'", repeat=True,
+                   help="a header sent with every request"),
+        help='headers sent with every request, e.g. {"Accept-Language": "en"}')
+    auth: Mapping[str, tuple[str, ...]] = setting(
+        {}, spider=True, check=_auth,
+        help='HTTP basic auth per host, e.g. {"api.example": ("user", "password")}: sent to '
+        "that host only (not its subdomains, not after a redirect elsewhere); never stored "
+        "or logged")
+    proxy: str | None = setting(
+        None, spider=True, check=_proxy, cli=Option("--proxy", "URL"),
+        help="send every request through this HTTP or HTTPS proxy "
+        "(http://[USER:PASSWORD@]HOST[:PORT]); politeness stays per target host")
     dns_ttl: float = setting(300.0, low=0,
                              help="seconds a DNS answer is cached by the connection pool")
     keepalive_timeout: float = setting(30.0, low=0,
@@ -207,8 +299,18 @@ class CrawlConfig:
         values = {k: v for k, v in overrides.items() if v is not None}
         return dataclasses.replace(self, **values)
 
+    def __repr__(self) -> str:  # a config in a traceback or a log shows no credentials
+        return f"CrawlConfig({self.to_json()})"
+
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True, default=dict)
+        """The settings as the state file keeps them: credentials left out (auth, a proxy's
+        password, Authorization and Cookie headers), since the file outlives the run."""
+        data = dataclasses.asdict(self)
+        data["auth"] = {host: REDACTED for host in self.auth}
+        data["proxy"] = None if self.proxy is None else redact_url(self.proxy)
+        data["headers"] = {k: REDACTED if k.lower() in _SECRET_HEADERS else v
+                           for k, v in self.headers.items()}
+        return json.dumps(data, sort_keys=True, default=dict)
 
 
 CrawlConfig.__doc__ = f"{CrawlConfig.__doc__}\n\n{settings.describe(CrawlConfig)}\n"

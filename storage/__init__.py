@@ -27,6 +27,7 @@ from storage.base import (
     SpiderMismatch,
     StateLocked,
     Store,
+    StoredCookie,
     StoreError,
 )
 from storage.files import StateFileUnavailable
@@ -63,5 +64,6 @@ __all__ = [
     "StateLocked",
     "Store",
     "StoreError",
+    "StoredCookie",
     "open_store",
 ]

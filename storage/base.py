@@ -75,6 +75,19 @@ class NewRequest(NamedTuple):
     parent: int | None = None
 
 
+class StoredCookie(NamedTuple):
+    """One cookie of the crawl's session, as the store keeps it (opaque to the store)."""
+
+    name: str
+    value: str
+    domain: str
+    path: str
+    expires: float | None
+    secure: bool
+    http_only: bool
+    host_only: bool
+
+
 @dataclass(frozen=True, slots=True)
 class LeasedRequest:
     """A request this run holds a lease on."""
@@ -239,6 +252,16 @@ class Store(ABC):
     @abstractmethod
     async def flush(self) -> None:
         """Make every recorded outcome durable."""
+
+    @abstractmethod
+    def keep_cookies(self, cookies: Sequence[StoredCookie]) -> None:
+        """The crawl's cookies as they are now, replacing those kept. No I/O: written by the
+        next commit, with (or before) the outcomes recorded after this call, so the file
+        never holds an outcome without the cookies its response set."""
+
+    @abstractmethod
+    async def cookies(self) -> list[StoredCookie]:
+        """The cookies last kept (and committed)."""
 
     @abstractmethod
     async def counts(self) -> CrawlCounts:

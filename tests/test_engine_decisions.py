@@ -22,7 +22,7 @@ from yarl import URL
 from crawler import CrawlConfig, Crawler, CrawlResult, CrawlStatus, Request, Response, Spider
 from crawler.errors import ConnectError, FetchError
 from crawler.http.fetcher import Fetcher
-from crawler.http.transport import REDIRECT_STATUSES, FetchResult, Transport, WantBody
+from crawler.http.transport import REDIRECT_STATUSES, Cookie, FetchResult, Transport, WantBody
 from crawler.observe.metrics import PoolStats
 from storage.sqlite import SQLiteStore
 
@@ -51,6 +51,13 @@ class DictTransport:
     answers: Mapping[str, Answer | FetchError | Callable[[int], Answer | FetchError]]
     fetched: list[str] = field(default_factory=list)
     allow_private: bool = True  # no DNS to ask: the hosts here are names only
+    cookie_changes: int = 0  # sets no cookies
+
+    def cookies(self) -> tuple[Cookie, ...]:
+        return ()
+
+    def load_cookies(self, cookies: Iterable[Cookie]) -> None:
+        return None
 
     async def fetch(self, url: URL, want_body: WantBody | None = None, *,
                     keep_alive: bool = True) -> FetchResult:

@@ -30,12 +30,16 @@ SPIDER_FIELDS = [f for f in FIELDS if f.about.spider]
 BOUNDED = [f for f in FIELDS if f.about.low is not None]
 # One text for each kind of command-line value that is not a plain number or text.
 TEXTS = {"HOST=N": "a.test=3", "HOST=SECONDS": "a.test=2.5", "HOST:ADDRESS": "a.test:127.0.0.2",
-         "REGEX": "/sample/"}
+         "REGEX": "/sample/", "'NAME: VALUE'": "X-Sample: 1"}
+# Fields whose text must be of a shape of their own.
+BY_NAME = {"proxy": "http://127.0.0.1:3128", "headers": {"X-Sample": "1"}}
 
 
 def sample(f: Field) -> Any:
     """A valid value of the field's type that is not its default."""
     kind = f.kind.name.removesuffix(" | None")
+    if f.name in BY_NAME:
+        return BY_NAME[f.name]
     if kind in ("int", "float"):
         base = f.default if f.default is not None else (f.about.low or 0)
         return base + 1 if kind == "int" else base + 0.5
@@ -45,6 +49,7 @@ def sample(f: Field) -> Any:
         "tuple[str, ...]": ("/sample/",),
         "Mapping[str, HostPolicy]": {"a.test": HostPolicy(per_host=3)},
         "Mapping[str, str]": {"a.test": "127.0.0.2"},
+        "Mapping[str, tuple[str, ...]]": {"a.test": ("user", "password")},
     }
     assert kind in values, f"{f.name}: add a sample value of {kind} to this test"
     return values[kind]

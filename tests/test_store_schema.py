@@ -9,7 +9,7 @@ import sqlite3
 from pathlib import Path
 
 from crawler.cli import stats as stats_mod
-from storage import Completion, Failure, NewRequest, Retry
+from storage import Completion, Failure, NewRequest, Retry, StoredCookie
 from storage.sqlite import SCHEMA_VERSION, SQLiteStore
 
 NOW = 1_000_000.0
@@ -46,6 +46,7 @@ def _as_schema_3(path: Path) -> None:
         conn.execute("UPDATE requests SET error = 'robots.txt unreachable' WHERE kind = 'robots'")
         conn.execute("UPDATE requests SET error = NULL WHERE kind = 'unused'")
         conn.execute("ALTER TABLE requests DROP COLUMN kind")
+        conn.execute("DROP TABLE cookies")  # schema 5's
         conn.execute("PRAGMA user_version = 3")
     conn.close()
 
@@ -98,6 +99,7 @@ async def test_a_schema_3_file_is_read_as_it_is_and_upgraded_to_write(tmp_path: 
     reader = await SQLiteStore.open(path, readonly=True)
     try:
         assert await _view(reader) == (EXPECTED_KINDS, EXPECTED_FAILURES, EXPECTED_LINES)
+        assert await reader.cookies() == []  # kept no session then
     finally:
         await reader.close()
     assert digest(path) == before, "reading changed the file"
@@ -111,10 +113,36 @@ async def test_a_schema_3_file_is_read_as_it_is_and_upgraded_to_write(tmp_path: 
     finally:
         await writer.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (4,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (5,)
+        assert conn.execute("SELECT count(*) FROM cookies").fetchone() == (0,)
         rows = conn.execute("SELECT state, kind, error FROM requests ORDER BY id").fetchall()
     conn.close()
     assert rows[0] == (3, "timeout", "no answer in 30s")
     assert rows[2] == (3, "callback", "ValueError: x: y (at a.py:3 in parse)")
     assert rows[4] == (0, None, "timeout: slow"), "a queued row's words are left as they are"
     assert rows[5] == (3, "robots", "robots.txt unreachable")
+
+
+async def test_the_cookies_kept_are_written_by_the_next_commit(tmp_path: Path) -> None:
+    path = tmp_path / "jar.db"
+    cookie = StoredCookie("sid", "1", "a.test", "/", None, False, True, True)
+
+    async def stored() -> list[StoredCookie]:
+        reader = await SQLiteStore.open(path, readonly=True)
+        try:
+            return await reader.cookies()
+        finally:
+            await reader.close()
+
+    store = await SQLiteStore.open(path)
+    try:
+        await store.open_crawl("s", "{}", fresh=False)
+        store.keep_cookies([cookie])
+        assert await stored() == []  # no I/O until a commit
+        await store.flush()
+        assert await stored() == [cookie]
+        store.keep_cookies([])  # the jar as it is now, not added to what was kept
+        await store.flush()
+        assert await stored() == []
+    finally:
+        await store.close()

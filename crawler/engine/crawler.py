@@ -28,6 +28,7 @@ from typing import Any
 
 from crawler.config import CrawlConfig
 from crawler.engine.callbacks import Callbacks
+from crawler.engine.cookies import CookieKeeper
 from crawler.engine.fetch import MeteredFetch
 from crawler.engine.intake import Intake
 from crawler.engine.jobs import Job, RobotsJob, Work
@@ -200,7 +201,10 @@ class Crawler:
                 self._open_transport = transport
                 try:
                     await allow_private_if_started_there(transport, starts)
-                    await self._run_workers(self._wire(transport, scope, info.counts.finished))
+                    cookies = CookieKeeper(transport, self._store)
+                    await cookies.restore()
+                    await self._run_workers(self._wire(transport, scope, info.counts.finished,
+                                                       cookies))
                 finally:
                     self._final_pool = transport.pool(count_process_sockets=True)
                     self._open_transport = None
@@ -214,10 +218,12 @@ class Crawler:
             await self._store.finish_run(ended, self._stats_json())
         return CrawlResult(status, info, self._last_counts, self.snapshot())
 
-    def _wire(self, transport: Transport, scope: Scope, finished_before: int) -> _Parts:
+    def _wire(self, transport: Transport, scope: Scope, finished_before: int,
+              cookies: CookieKeeper) -> _Parts:
         cfg, gate = self.config, self._gate
         outcomes = Outcomes(self.metrics, self._retry, self._wall)
-        fetch = MeteredFetch(transport, scope, self.metrics, self._watch, self._clock)
+        fetch = MeteredFetch(transport, scope, self.metrics, self._watch, self._clock,
+                             cookies=cookies)
         robots = RobotsCoordinator(gate, self._frontier, fetch, outcomes=outcomes,
                                    retry=self._retry, config=cfg, scope=scope,
                                    clock=self._clock, wall_clock=self._wall)

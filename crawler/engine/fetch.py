@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from yarl import URL
 
+from crawler.engine.cookies import CookieKeeper
 from crawler.engine.loopwatch import LoopWatch
 from crawler.errors import FetchError, OutOfScope
 from crawler.http.transport import FetchResult, Transport, WantBody
@@ -16,8 +17,9 @@ from crawler.urls.scope import Scope
 
 class MeteredFetch:
     def __init__(self, transport: Transport, scope: Scope, metrics: Metrics, watch: LoopWatch,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], *, cookies: CookieKeeper | None = None) -> None:
         self._transport = transport
+        self._cookies = cookies
         self._scope = scope
         self._metrics = metrics
         self._watch = watch
@@ -39,6 +41,11 @@ class MeteredFetch:
         except FetchError as exc:
             self._metrics.fetch_failed(host, exc.kind, self._took(started))
             raise
+        finally:
+            # Before this fetch's outcome is recorded: its commit carries the cookies it set.
+            if self._cookies is not None \
+                    and self._transport.cookie_changes != self._cookies.seen:
+                self._cookies.after_fetch()
         self._metrics.answered(host, result.status, len(result.body), self._took(started))
         return result
 

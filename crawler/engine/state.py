@@ -29,6 +29,7 @@ from storage import (
     RunInfo,
     RunRecord,
     Store,
+    StoredCookie,
     StoreError,
     open_store,
 )
@@ -114,6 +115,18 @@ class StateStore(Store):
     async def flush(self) -> None:
         try:
             await self._store.flush()
+        except StoreError as exc:
+            raise _failed(exc) from exc
+
+    def keep_cookies(self, cookies: Sequence[StoredCookie]) -> None:
+        try:
+            self._store.keep_cookies(cookies)
+        except StoreError as exc:
+            raise _failed(exc) from exc
+
+    async def cookies(self) -> list[StoredCookie]:
+        try:
+            return await self._store.cookies()
         except StoreError as exc:
             raise _failed(exc) from exc
 

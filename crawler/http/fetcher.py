@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import SimpleNamespace, TracebackType
 
 import aiohttp
 from aiohappyeyeballs import AddrInfoType
-from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.abc import AbstractResolver
 from aiohttp.http_exceptions import ContentEncodingError, LineTooLong
 from aiohttp.resolver import AsyncResolver
 from yarl import URL
@@ -32,7 +32,9 @@ from crawler.errors import (
     ProtocolError,
     TLSError,
 )
-from crawler.http.transport import REDIRECT_STATUSES, FetchResult, WantBody
+from crawler.http import session as sessions
+from crawler.http.resolver import StaticResolver
+from crawler.http.transport import REDIRECT_STATUSES, Cookie, FetchResult, WantBody
 from crawler.observe.metrics import PoolStats
 from crawler.urls.addresses import private_kind
 
@@ -40,34 +42,6 @@ ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 # Small leftovers are read so the connection goes back to the pool; big ones are cut off.
 _DRAIN_LIMIT = 64 * 1024
 _CLOSE = {"Connection": "close"}
-
-
-class _StaticResolver(AbstractResolver):
-    """Answers configured names itself (like curl --resolve), asks c-ares for the rest."""
-
-    def __init__(self, overrides: Mapping[str, str]) -> None:
-        self._overrides = {host.lower(): addr for host, addr in overrides.items()}
-        self._fallback = AsyncResolver()
-
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        addr = self._lookup(host.lower())
-        if addr is None:
-            return await self._fallback.resolve(host, port, family)
-        fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
-        return [ResolveResult(hostname=host, host=addr, port=port, family=fam, proto=0,
-                              flags=socket.AI_NUMERICHOST)]
-
-    def _lookup(self, host: str) -> str | None:
-        """An exact entry, else the closest "*.domain" wildcard entry."""
-        addr = self._overrides.get(host)
-        while addr is None and "." in host:
-            host = host.split(".", 1)[1]
-            addr = self._overrides.get(f"*.{host}")
-        return addr
-
-    async def close(self) -> None:
-        await self._fallback.close()
 
 
 @dataclass(slots=True)
@@ -178,6 +152,23 @@ class Fetcher:
         self._counters = _PoolCounters()
         self.allow_private = config.allow_private
         """Whether sockets may be opened to private addresses (see crawler.urls.addresses)."""
+        self._jar: aiohttp.abc.AbstractCookieJar | None = None  # made on a running loop
+        self._auth = sessions.auth_by_host(config)
+        self._proxy, self._proxy_headers = sessions.proxy_for(config)
+        self._proxy_addresses: frozenset[str] = frozenset()  # the user's proxy: never refused
+        self._credentials = bool(self._auth) or self._proxy_headers is not None
+
+    @property
+    def cookie_changes(self) -> int:
+        return self._jar.changes if isinstance(self._jar, sessions.CountingJar) else 0
+
+    def cookies(self) -> tuple[Cookie, ...]:
+        return () if self._jar is None else sessions.cookies_of(self._jar)
+
+    def load_cookies(self, cookies: Iterable[Cookie]) -> None:
+        if self._jar is None:
+            raise RuntimeError("Fetcher is not open")
+        sessions.load_into(self._jar, cookies)
 
     async def private_kind(self, host: str) -> str | None:
         """The kind of private address `host` resolves to ("loopback", ...), or None if it
@@ -200,7 +191,7 @@ class Fetcher:
         """Every connection's socket, made once its address is final: the one place that
         knows the address actually connected to, whatever DNS said before."""
         family, type_, proto, _, address = addr_info
-        if not self.allow_private:
+        if not self.allow_private and address[0] not in self._proxy_addresses:
             kind = private_kind(str(address[0]))
             if kind is not None:
                 raise _Refused(str(address[0]), kind)
@@ -221,7 +212,7 @@ class Fetcher:
         cfg = self._config
         # The connector does not own a resolver it is given: we close it ourselves.
         resolver = self._resolver = (
-            _StaticResolver(cfg.resolve) if cfg.resolve else AsyncResolver()
+            StaticResolver(cfg.resolve) if cfg.resolve else AsyncResolver()
         )
         connector = aiohttp.TCPConnector(
             # The scheduler bounds concurrency at `workers`, so nothing waits for a pool slot
@@ -236,18 +227,31 @@ class Fetcher:
             keepalive_timeout=cfg.keepalive_timeout,
             socket_factory=self._socket,
         )
+        if self._proxy is not None:
+            self._proxy_addresses = await self._addresses(self._proxy.host or "")
+        self._jar = sessions.jar_for(cfg)
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=cfg.timeout, connect=cfg.connect_timeout,
                                           sock_read=cfg.read_timeout),
-            headers={"User-Agent": cfg.user_agent, "Accept": ACCEPT},
-            # Cookies are not part of the crawl's durable state; keep runs reproducible.
-            cookie_jar=aiohttp.DummyCookieJar(),
+            headers=sessions.default_headers(cfg, ACCEPT),
+            # The crawl's session; the engine keeps it in the state file (cookies=False: none).
+            cookie_jar=self._jar,
             raise_for_status=False,
             auto_decompress=True,
             trace_configs=[_tracing(self._counters)],
         )
         return self
+
+    async def _addresses(self, host: str) -> frozenset[str]:
+        """Where `host` may connect: the proxy the user chose is theirs, loopback or not."""
+        if private_kind(host) != "not an IP address" or self._resolver is None:
+            return frozenset({host.strip("[]")})
+        try:
+            answers = await self._resolver.resolve(host, 0, socket.AF_UNSPEC)
+        except (OSError, ValueError):
+            return frozenset()
+        return frozenset(answer["host"] for answer in answers)
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
@@ -270,6 +274,8 @@ class Fetcher:
             raise RuntimeError("Fetcher is not open")
         if url.raw_user is not None or url.raw_password is not None:
             url = url.with_user(None)  # never sent, whatever a state file holds
+        if self._proxy is not None and not self.allow_private:
+            sessions.refuse_private_target(url)  # the proxy connects, out of our guard's sight
         trace = _RequestTrace()
         try:
             return await self._get(self._session, url, want_body, keep_alive, trace)
@@ -282,6 +288,9 @@ class Fetcher:
         except aiohttp.ClientConnectorDNSError as exc:
             raise ConnectError(f"DNS lookup failed for {url.host}: {exc.os_error}",
                                url=str(url)) from exc
+        except aiohttp.ClientProxyConnectionError as exc:
+            raise ConnectError(f"cannot connect to the proxy {exc.host}:{exc.port}: "
+                               f"{exc.os_error}", url=str(url)) from exc
         except aiohttp.ClientConnectorError as exc:
             if isinstance(exc.os_error, _Refused):
                 refused = exc.os_error
@@ -309,8 +318,11 @@ class Fetcher:
     async def _get(self, session: aiohttp.ClientSession, url: URL, want_body: WantBody | None,
                    keep_alive: bool, trace: _RequestTrace) -> FetchResult:
         cap = self._config.max_body
-        extra = None if keep_alive else _CLOSE
+        extra: Mapping[str, str] | None = None if keep_alive else _CLOSE
+        if self._credentials:  # basic auth or a proxy's: a crawl that has none pays nothing
+            extra = sessions.request_headers(extra, url, self._auth, self._proxy_headers)
         async with session.get(url, allow_redirects=False, headers=extra,
+                               proxy=self._proxy, proxy_headers=self._proxy_headers,
                                trace_request_ctx=trace) as resp:
             headers = resp.headers
             if resp.status in REDIRECT_STATUSES or (

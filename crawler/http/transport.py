@@ -7,7 +7,7 @@ answers from a dict, without sockets. Nothing here imports aiohttp.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, Self
@@ -35,6 +35,22 @@ class FetchResult:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class Cookie:
+    """One cookie of the crawl's jar, as plain data (what a Set-Cookie header said, with the
+    jar's own reading of it): the engine keeps it in the state file, so a resumed crawl is
+    still logged in."""
+
+    name: str
+    value: str
+    domain: str
+    path: str
+    expires: float | None  # wall-clock seconds; None: a session cookie (kept for the crawl)
+    secure: bool = False
+    http_only: bool = False
+    host_only: bool = True  # sent to `domain` only, not its subdomains (no Domain attribute)
+
+
 WantBody = Callable[[int, CIMultiDictProxy[str]], bool]
 """Given a response's status and headers: whether its body is wanted (else not read)."""
 
@@ -50,6 +66,19 @@ class Transport(Protocol):
 
     async def fetch(self, url: URL, want_body: WantBody | None = None, *,
                     keep_alive: bool = True) -> FetchResult: ...
+
+    @property
+    def cookie_changes(self) -> int:
+        """How many responses have set cookies so far: when it moves, `cookies()` changed."""
+        ...
+
+    def cookies(self) -> tuple[Cookie, ...]:
+        """The crawl's cookie jar now (empty when cookies are off)."""
+        ...
+
+    def load_cookies(self, cookies: Iterable[Cookie]) -> None:
+        """Fill the jar with cookies kept from an earlier run (expired ones are dropped)."""
+        ...
 
     async def private_kind(self, host: str) -> str | None:
         """The kind of private address `host` resolves to ("loopback", ...), or None."""

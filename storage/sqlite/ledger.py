@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from storage.base import Completion, CrawlCounts, Outcome
+from storage.base import Completion, CrawlCounts, Outcome, StoredCookie
 
 MAX_PENDING_NEW = 32_768  # new requests held for the next commit, at most: 64 MB of long URLs
 
@@ -63,6 +63,19 @@ class Ledger:
         self.applying: list[Outcome] = []  # taken into the open transaction
         self.tally = Tally()
         self.delta = Tally()
+        self.cookies: list[StoredCookie] | None = None  # the jar to write with the next commit
+        self._applying_cookies: list[StoredCookie] | None = None
+
+    @property
+    def due(self) -> bool:
+        """Whether anything waits for the next commit."""
+        return bool(self.pending) or self.cookies is not None
+
+    def take_cookies(self) -> list[StoredCookie] | None:
+        """The jar to write, into the open transaction (None: unchanged since written)."""
+        cookies, self.cookies = self.cookies, None
+        self._applying_cookies = cookies
+        return cookies
 
     def record(self, outcome: Outcome) -> bool:
         """Keep `outcome` for the next commit; whether that commit is due now."""
@@ -82,8 +95,12 @@ class Ledger:
         self.tally.merge(self.delta)
         self.applying = []
         self.delta = Tally()
+        self._applying_cookies = None
 
     def aborted(self) -> None:
+        if self.cookies is None:  # a jar kept since is newer than the one given back
+            self.cookies = self._applying_cookies
+        self._applying_cookies = None
         self.pending[:0] = self.applying
         self._found = sum(map(_found, self.pending))
         self.applying = []

@@ -7,7 +7,14 @@ from collections.abc import AsyncGenerator, Sequence
 
 import aiosqlite
 
-from storage.base import Breakdown, CrawlCounts, FailedRequest, RequestState, RunRecord
+from storage.base import (
+    Breakdown,
+    CrawlCounts,
+    FailedRequest,
+    RequestState,
+    RunRecord,
+    StoredCookie,
+)
 from storage.sqlite.schema import failure_columns, stats_column
 from storage.sqlite.transactions import Transactions
 
@@ -51,6 +58,17 @@ class Reader:
             counters=counters,
             parked=by_state[RequestState.PARKED],
         )
+
+    async def cookies(self) -> list[StoredCookie]:
+        if self.schema < 5:
+            return []  # a file from before sessions were kept
+        async with self._transactions.reading(), self._conn.execute(
+            "SELECT name, value, domain, path, expires, secure, http_only, host_only"
+            " FROM cookies ORDER BY domain, path, name"
+        ) as cur:
+            rows = await cur.fetchall()
+        return [StoredCookie(n, v, d, p, e, bool(s), bool(h), bool(o))
+                for n, v, d, p, e, s, h, o in rows]
 
     async def items(self) -> AsyncGenerator[str, None]:
         async with self._transactions.reading(), \

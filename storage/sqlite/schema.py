@@ -10,7 +10,19 @@ import aiosqlite
 from storage.base import RequestState
 
 APPLICATION_ID = 0x43524157  # "CRAW": marks a file as ours before any table is read
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
+# The crawl's session: its cookie jar as the last commit left it (schema 5).
+COOKIES_TABLE = """CREATE TABLE IF NOT EXISTS cookies (
+    domain TEXT NOT NULL,
+    path TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    expires REAL,
+    secure INTEGER NOT NULL,
+    http_only INTEGER NOT NULL,
+    host_only INTEGER NOT NULL,
+    PRIMARY KEY (domain, path, name)
+) WITHOUT ROWID"""
 PARKED_INDEX = (f"CREATE INDEX IF NOT EXISTS requests_parked ON requests (depth)"
                 f" WHERE state = {RequestState.PARKED}")
 
@@ -48,6 +60,7 @@ CREATE INDEX requests_queue ON requests (priority DESC, id, not_before) WHERE st
 {PARKED_INDEX};
 CREATE TABLE items (id INTEGER PRIMARY KEY, request INTEGER NOT NULL, data TEXT NOT NULL);
 CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+{COOKIES_TABLE};
 """
 
 # Up to schema 3, a failed request's kind was the text before the first colon of its error
@@ -63,13 +76,14 @@ LEGACY_MESSAGE = ("CASE WHEN instr(error, ':') > 0"
 
 # Opening an older file for writing brings it up to date (reading needs nothing): schema 1
 # lacked runs.stats, schema 2 parked requests (an older crawler must not meet that state),
-# schema 3 the failure's kind as a column.
+# schema 3 the failure's kind as a column, schema 4 the cookies table.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: ("ALTER TABLE runs ADD COLUMN stats TEXT",),
     2: (PARKED_INDEX,),
     3: ("ALTER TABLE requests ADD COLUMN kind TEXT",
         f"UPDATE requests SET kind = {LEGACY_KIND}, error = {LEGACY_MESSAGE}"
         f" WHERE state = {RequestState.FAILED}"),
+    4: (COOKIES_TABLE,),
 }
 
 

@@ -28,6 +28,7 @@ from storage.base import (
     RunRecord,
     SpiderMismatch,
     Store,
+    StoredCookie,
     StoreError,
 )
 from storage.files import check_writable, describe, held, lock, unlock
@@ -211,9 +212,16 @@ class SQLiteStore(Store):
             # A transaction under way (a claim's, another caller's flush) may hold outcomes
             # recorded before this call; one that fails gives them back to the ledger.
             await self._transactions.drain()
-        if self._ledger.pending:
+        if self._ledger.due:
             run = self._require_run()
             await self._transactions.run(lambda: self._writer.apply_pending(run))
+
+    def keep_cookies(self, cookies: Sequence[StoredCookie]) -> None:
+        self._require_run()
+        self._ledger.cookies = list(cookies)
+
+    async def cookies(self) -> list[StoredCookie]:
+        return await self._reader.cookies()
 
     # -- reading --------------------------------------------------------------------------
 

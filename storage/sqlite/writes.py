@@ -22,6 +22,7 @@ from storage.base import (
     Outcome,
     RequestState,
     Retry,
+    StoredCookie,
 )
 from storage.sqlite.ledger import Ledger
 from storage.sqlite.transactions import DATA_ERRORS, storable
@@ -68,6 +69,11 @@ _CLAIM = (
     " ORDER BY priority DESC, id LIMIT :limit)"
     " RETURNING id, url, callback, cb_kwargs, priority, depth, redirects, attempts"
 )
+_INSERT_COOKIE = (
+    "INSERT OR REPLACE INTO cookies"
+    " (domain, path, name, value, expires, secure, http_only, host_only)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
 ADD_COUNTER = (
     "INSERT INTO counters (name, value) VALUES (?, ?)"
     " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value"
@@ -96,7 +102,11 @@ class Writer:
         return leased
 
     async def apply_pending(self, run: int) -> None:
-        """Write every buffered outcome inside the caller's transaction."""
+        """Write every buffered outcome (and the jar kept before them) inside the caller's
+        transaction."""
+        cookies = self._ledger.take_cookies()
+        if cookies is not None:
+            await self._write_cookies(cookies)
         if not self._ledger.pending:
             return
         batch = self._ledger.take()
@@ -110,6 +120,13 @@ class Writer:
             await self._conn.execute("ROLLBACK TO batch")
             self._ledger.delta = counted  # what the rolled-back statements counted is undone
             await self._apply_each(batch, run)
+
+    async def _write_cookies(self, cookies: list[StoredCookie]) -> None:
+        # The whole jar each time: a few cookies, written only when a response set some.
+        await self._conn.execute("DELETE FROM cookies")
+        await self._conn.executemany(_INSERT_COOKIE, [
+            (c.domain, c.path, c.name, c.value, c.expires, c.secure, c.http_only, c.host_only)
+            for c in cookies])
 
     async def _apply_each(self, batch: list[Outcome], run: int) -> None:
         """Apply outcomes one at a time; one that cannot be stored becomes a Failure of its

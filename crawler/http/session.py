@@ -1,0 +1,131 @@
+"""What the crawl's one ClientSession carries from request to request: its cookie jar, the
+default headers, per-host basic auth and the crawl-wide proxy. aiohttp stays in this package:
+the jar's cookies leave it as `transport.Cookie`s, plain data.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from email.utils import formatdate
+from http.cookies import CookieError, Morsel
+
+import aiohttp
+from multidict import CIMultiDict
+from yarl import URL
+
+from crawler.config import CrawlConfig
+from crawler.errors import PrivateAddress
+from crawler.http.transport import Cookie
+from crawler.urls.addresses import private_kind
+
+
+class CountingJar(aiohttp.CookieJar):
+    """aiohttp's safe jar (never `unsafe`: no cookies from IP-address hosts, as browsers do)
+    that counts the responses that set cookies, so the engine saves the jar only when it
+    may have changed: a crawl without cookies pays nothing per page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changes = 0
+
+    def update_cookies_from_headers(self, headers: Sequence[str], response_url: URL) -> None:
+        self.changes += 1
+        super().update_cookies_from_headers(headers, response_url)
+
+
+def jar_for(config: CrawlConfig) -> aiohttp.abc.AbstractCookieJar:
+    return CountingJar() if config.cookies else aiohttp.DummyCookieJar()
+
+
+def cookies_of(jar: aiohttp.abc.AbstractCookieJar) -> tuple[Cookie, ...]:
+    """The jar's cookies as plain data (none from a DummyCookieJar)."""
+    if not isinstance(jar, aiohttp.CookieJar):
+        return ()
+    host_only = jar.host_only_cookies
+    # The absolute deadline a Max-Age became: aiohttp keeps it only here (3.9-3.14); an
+    # aiohttp without it gives session cookies, which a resumed crawl keeps all the same.
+    deadlines: Mapping[tuple[str, str, str], float] = getattr(jar, "_expirations", {})
+    found = []
+    for morsel in jar:  # iterating drops expired cookies first
+        domain, path, name = morsel["domain"], morsel["path"], morsel.key
+        key = (domain, path.rstrip("/"), name)
+        found.append(Cookie(name, morsel.coded_value, domain, path, deadlines.get(key),
+                            bool(morsel["secure"]), bool(morsel["httponly"]),
+                            key in host_only))
+    return tuple(found)
+
+
+def load_into(jar: aiohttp.abc.AbstractCookieJar, cookies: Iterable[Cookie]) -> None:
+    """Put kept cookies back, through the jar's own rules (expired ones are left out)."""
+    if not isinstance(jar, aiohttp.CookieJar):
+        return
+    now = time.time()
+    for cookie in cookies:
+        if cookie.expires is not None and cookie.expires <= now:
+            continue
+        morsel: Morsel[str] = Morsel()
+        try:
+            morsel.set(cookie.name, cookie.value, cookie.value)  # the value as it was sent
+        except CookieError:
+            continue  # a name http.cookies refuses could not be sent either
+        morsel["path"] = cookie.path
+        morsel["domain"] = "" if cookie.host_only else cookie.domain
+        morsel["secure"] = cookie.secure
+        morsel["httponly"] = cookie.http_only
+        if cookie.expires is not None:
+            morsel["expires"] = formatdate(cookie.expires, usegmt=True)
+        jar.update_cookies({cookie.name: morsel},
+                           URL.build(scheme="https", host=cookie.domain))
+
+
+def default_headers(config: CrawlConfig, accept: str) -> dict[str, str]:
+    """Every request's headers: ours, then the crawl's own (`headers`, `--header`)."""
+    headers = {"User-Agent": config.user_agent, "Accept": accept}
+    headers.update(config.headers)
+    return headers
+
+
+def auth_by_host(config: CrawlConfig) -> dict[str, str]:
+    """The Authorization header for each host named in `auth`."""
+    return {host.lower(): aiohttp.encode_basic_auth(user, password)
+            for host, (user, password) in config.auth.items()}
+
+
+def request_headers(extra: Mapping[str, str] | None, url: URL, auth: Mapping[str, str],
+                    proxy: Mapping[str, str] | None) -> Mapping[str, str] | None:
+    """One request's own headers with its credentials: basic auth for its host, exactly
+    (never a subdomain, never another host: each redirect hop is a request of its own, to
+    its own host), and an http target's Proxy-Authorization (an https one's goes in the
+    CONNECT, never inside the tunnel to the target)."""
+    headers = dict(extra or {})
+    authorization = auth.get(url.raw_host or "")
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    if proxy is not None and url.scheme == "http":
+        headers.update(proxy)
+    return headers or None
+
+
+def proxy_for(config: CrawlConfig) -> tuple[URL | None, CIMultiDict[str] | None]:
+    """The crawl-wide proxy without its credentials, and the Proxy-Authorization header that
+    carries them (this aiohttp reads no credentials from a proxy's URL). The header goes to
+    the proxy only: in the CONNECT of an https target (`proxy_headers`), in the request
+    itself for an http one, which the proxy reads and does not pass on."""
+    if config.proxy is None:
+        return None, None
+    url = URL(config.proxy)
+    if url.user is None:
+        return url, None
+    auth = aiohttp.encode_basic_auth(url.user, url.password or "")
+    return url.with_user(None), CIMultiDict({"Proxy-Authorization": auth})
+
+
+def refuse_private_target(url: URL) -> None:
+    """Through a proxy, our sockets go to the proxy only: a target that is a private IP
+    address is refused here. A name is resolved by the proxy, which we cannot watch."""
+    kind = private_kind(url.raw_host or "")
+    if kind is not None and kind != "not an IP address":
+        raise PrivateAddress(f"refused to send a request for {url.host}, a {kind} address, "
+                             "through the proxy: the crawl's start URLs are public "
+                             "(--allow-private allows private networks)", url=str(url))
