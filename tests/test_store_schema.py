@@ -111,7 +111,7 @@ async def test_a_schema_3_file_is_read_as_it_is_and_upgraded_to_write(tmp_path: 
     finally:
         await writer.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (4,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (5,)
         rows = conn.execute("SELECT state, kind, error FROM requests ORDER BY id").fetchall()
     conn.close()
     assert rows[0] == (3, "timeout", "no answer in 30s")

@@ -32,7 +32,7 @@ from crawler.errors import (
     ProtocolError,
     TLSError,
 )
-from crawler.http.transport import REDIRECT_STATUSES, FetchResult, WantBody
+from crawler.http.transport import REDIRECT_STATUSES, FetchResult, Sending, WantBody
 from crawler.observe.metrics import PoolStats
 from crawler.urls.addresses import private_kind
 
@@ -259,8 +259,9 @@ class Fetcher:
             self._resolver = None
 
     async def fetch(self, url: URL, want_body: WantBody | None = None, *,
-                    keep_alive: bool = True) -> FetchResult:
-        """One GET, no redirects followed. `want_body(status, headers)` may decline the body.
+                    keep_alive: bool = True, send: Sending | None = None) -> FetchResult:
+        """One GET (or what `send` says), no redirects followed. `want_body(status, headers)`
+        may decline the body.
 
         `keep_alive=False` asks the server to close the connection after this response: an
         idle keep-alive socket is not counted by aiohttp's `limit`, so a crawl of thousands
@@ -272,7 +273,7 @@ class Fetcher:
             url = url.with_user(None)  # never sent, whatever a state file holds
         trace = _RequestTrace()
         try:
-            return await self._get(self._session, url, want_body, keep_alive, trace)
+            return await self._get(self._session, url, want_body, keep_alive, trace, send=send)
         except FetchError:
             raise
         except aiohttp.ClientResponseError as exc:
@@ -307,11 +308,19 @@ class Fetcher:
             raise ProtocolError(f"{type(exc).__name__}: {exc}", url=str(url)) from exc
 
     async def _get(self, session: aiohttp.ClientSession, url: URL, want_body: WantBody | None,
-                   keep_alive: bool, trace: _RequestTrace) -> FetchResult:
+                   keep_alive: bool, trace: _RequestTrace, *,
+                   send: Sending | None) -> FetchResult:
         cap = self._config.max_body
         extra = None if keep_alive else _CLOSE
-        async with session.get(url, allow_redirects=False, headers=extra,
-                               trace_request_ctx=trace) as resp:
+        if send is None:  # a plain GET: the crawl's fast path
+            request = session.get(url, allow_redirects=False, headers=extra,
+                                  trace_request_ctx=trace)
+        else:
+            sent = [*send.headers, *_CLOSE.items()] if extra else send.headers
+            request = session.request(
+                send.method, url, allow_redirects=False, headers=sent, data=send.body,
+                cookies=send.cookies or None, proxy=send.proxy, trace_request_ctx=trace)
+        async with request as resp:
             headers = resp.headers
             if resp.status in REDIRECT_STATUSES or (
                 want_body is not None and not want_body(resp.status, headers)

@@ -7,6 +7,7 @@ a URL it turns away is a counted outcome (a `Skip`), never an exception.
 from __future__ import annotations
 
 import enum
+import hashlib
 import re
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable
@@ -15,6 +16,7 @@ from yarl import URL
 
 from crawler.config import CrawlConfig
 from crawler.model.request import Request
+from crawler.model.specs import RequestExtra
 from crawler.urls import canon as urls
 from crawler.urls.canon import CanonicalURL
 from crawler.urls.origin import Origin, origin_of
@@ -75,6 +77,17 @@ class RecentKeys:
 ORIGINS = 10_000  # origins remembered; a wide crawl's stream of new hosts must not grow it
 
 
+def _dedup_key(key: CanonicalURL, extra: RequestExtra, req: Request) -> CanonicalURL:
+    """What tells a request with extras from others (the store's dedup is the authority):
+    its method, URL and body; a dont_filter request is like no other."""
+    if extra.unique:
+        return CanonicalURL(f"{key} unique {id(req)}")
+    if extra.method is None and extra.body is None:
+        return key  # a GET with headers is the GET of its URL
+    digest = hashlib.blake2b(extra.body or b"", digest_size=12).hexdigest()
+    return CanonicalURL(f"{extra.method or 'GET'} {key} {digest}")
+
+
 class Admission:
     """Decides on canonical URLs (`Request.key`): nothing here parses a URL more than
     once per origin, unless queries are to be tidied (`strip_tracking`, `sort_query`)."""
@@ -115,7 +128,10 @@ class Admission:
                 skipped[STRIPPED_CREDENTIALS] += 1
             if self._tidying:
                 key = self._tidy(key)
-            if key in admitted or key in recent:
+            extra = req.extra
+            # A plain GET is known by its URL; any other request by a key of its own.
+            seen = key if extra is None else _dedup_key(key, extra, req)
+            if seen in admitted or seen in recent:
                 skipped[Skip.DUPLICATE] += 1
                 continue
             site = origin_of(key)
@@ -131,9 +147,12 @@ class Admission:
                 skipped[Skip.ROBOTS] += 1
             elif (room := room - 1 - len(key) // LINK_COST_CHARS) < 0:
                 skipped[Skip.LINK_LIMIT] += 1
-            else:
+            elif extra is None:
                 admitted[key] = NewRequest(key, req.callback, req.cb_kwargs_json,
                                            req.priority, depth, redirects, parent)
+            else:
+                admitted[seen] = NewRequest(key, req.callback, req.cb_kwargs_json,
+                                            req.priority, depth, redirects, parent, *extra)
         return admitted
 
     @property

@@ -10,7 +10,7 @@ import aiosqlite
 from storage.base import RequestState
 
 APPLICATION_ID = 0x43524157  # "CRAW": marks a file as ours before any table is read
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 PARKED_INDEX = (f"CREATE INDEX IF NOT EXISTS requests_parked ON requests (depth)"
                 f" WHERE state = {RequestState.PARKED}")
 
@@ -42,7 +42,10 @@ CREATE TABLE requests (
     run INTEGER,
     status INTEGER,
     error TEXT,
-    kind TEXT
+    kind TEXT,
+    method TEXT,
+    spec TEXT,
+    body BLOB
 );
 CREATE INDEX requests_queue ON requests (priority DESC, id, not_before) WHERE state = 0;
 {PARKED_INDEX};
@@ -63,13 +66,17 @@ LEGACY_MESSAGE = ("CASE WHEN instr(error, ':') > 0"
 
 # Opening an older file for writing brings it up to date (reading needs nothing): schema 1
 # lacked runs.stats, schema 2 parked requests (an older crawler must not meet that state),
-# schema 3 the failure's kind as a column.
+# schema 3 the failure's kind as a column, schema 4 what a request sends besides its URL
+# (an older row is a GET with nothing more).
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: ("ALTER TABLE runs ADD COLUMN stats TEXT",),
     2: (PARKED_INDEX,),
     3: ("ALTER TABLE requests ADD COLUMN kind TEXT",
         f"UPDATE requests SET kind = {LEGACY_KIND}, error = {LEGACY_MESSAGE}"
         f" WHERE state = {RequestState.FAILED}"),
+    4: ("ALTER TABLE requests ADD COLUMN method TEXT",
+        "ALTER TABLE requests ADD COLUMN spec TEXT",
+        "ALTER TABLE requests ADD COLUMN body BLOB"),
 }
 
 

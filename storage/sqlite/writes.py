@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -28,19 +29,19 @@ from storage.sqlite.transactions import DATA_ERRORS, storable
 
 log = logging.getLogger("storage")
 
+_COLUMNS = "fp, url, priority, depth, callback, cb_kwargs, redirects, parent, method, spec, body"
 INSERT_REQUEST = (
-    "INSERT INTO requests (fp, url, priority, depth, callback, cb_kwargs, redirects, parent)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fp) DO NOTHING"
+    f"INSERT INTO requests ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (fp) DO NOTHING"
 )
 _INSERT_PARKED = (
-    "INSERT INTO requests"
-    " (fp, url, priority, depth, callback, cb_kwargs, redirects, parent, state)"
-    f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, {RequestState.PARKED}) ON CONFLICT (fp) DO NOTHING"
+    f"INSERT INTO requests ({_COLUMNS}, state)"
+    f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {RequestState.PARKED}) ON CONFLICT (fp) DO NOTHING"
 )
 # A parked request found again where it may be queued is queued as found this time.
 _UNPARK_FOUND = (
     f"UPDATE requests SET state = {RequestState.QUEUED}, priority = ?, depth = ?,"
-    " callback = ?, cb_kwargs = ?, redirects = ?, parent = ?"
+    " callback = ?, cb_kwargs = ?, redirects = ?, parent = ?, method = ?, spec = ?, body = ?"
     f" WHERE fp = ? AND state = {RequestState.PARKED}"
 )
 LEASED = f"state = {RequestState.LEASED} AND run = ?"
@@ -66,7 +67,8 @@ _CLAIM = (
     f"UPDATE requests SET state = {RequestState.LEASED}, run = :run WHERE id IN ("
     f" SELECT id FROM requests WHERE state = {RequestState.QUEUED} AND not_before <= :now"
     " ORDER BY priority DESC, id LIMIT :limit)"
-    " RETURNING id, url, callback, cb_kwargs, priority, depth, redirects, attempts"
+    " RETURNING id, url, callback, cb_kwargs, priority, depth, redirects, attempts,"
+    " method, spec, body"
 )
 ADD_COUNTER = (
     "INSERT INTO counters (name, value) VALUES (?, ?)"
@@ -77,6 +79,19 @@ ADD_COUNTER = (
 def fingerprint(url: str) -> int:
     """A signed 64-bit key for dedup: 8 bytes per row instead of a second copy of the URL."""
     return int.from_bytes(hashlib.blake2b(url.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+def request_fingerprint(r: NewRequest) -> int:
+    """The dedup key of a request: its URL's for a GET without a body (as files of every
+    schema have it), else of its method, URL and body; a `unique` request's is random."""
+    if r.unique:
+        return int.from_bytes(os.urandom(8), "big", signed=True)
+    if r.method is None and r.body is None:
+        return fingerprint(r.url)
+    digest = hashlib.blake2b(digest_size=8)
+    for part in ((r.method or "GET").encode(), b" ", r.url.encode(), b"\n", r.body or b""):
+        digest.update(part)
+    return int.from_bytes(digest.digest(), "big", signed=True)
 
 
 class Writer:
@@ -165,6 +180,11 @@ class Writer:
                 defers.append((o.not_before, o.reason, o.request_id, run))
             else:
                 failures.append((o.kind, o.error, o.status, o.request_id, run))
+                # What the crawler made of the failure (an errback's output), with it.
+                items.extend((o.request_id, data) for data in o.items)
+                new.extend(o.requests)
+                parked.extend(o.parked)
+                counters.update(o.counters)
         conn = self._conn
         # Outputs first, then the done marks: all inside one transaction, so either a request
         # is done with all its outputs stored, or it is not done and stored nothing.
@@ -193,7 +213,8 @@ class Writer:
             return 0
         unparked, rows = 0, _rows(requests)
         if self.parking:  # only a crawl that parked requests pays for the extra lookups
-            # A row is (fp, url, priority, depth, callback, cb_kwargs, redirects, parent).
+            # A row is (fp, url, priority, depth, callback, cb_kwargs, redirects, parent,
+            # method, spec, body).
             cur = await self._conn.executemany(_UNPARK_FOUND, [(*row[2:], row[0])
                                                                for row in rows])
             unparked = max(cur.rowcount, 0)
@@ -223,5 +244,6 @@ class Writer:
 
 
 def _rows(requests: Sequence[NewRequest]) -> list[tuple[Any, ...]]:
-    return [(fingerprint(r.url), r.url, r.priority, r.depth, r.callback, r.cb_kwargs,
-             r.redirects, r.parent) for r in requests]
+    return [(fingerprint(r.url) if r.method is None and r.body is None and not r.unique
+             else request_fingerprint(r), r.url, r.priority, r.depth, r.callback,
+             r.cb_kwargs, r.redirects, r.parent, r.method, r.spec, r.body) for r in requests]
