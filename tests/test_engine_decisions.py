@@ -22,7 +22,7 @@ from yarl import URL
 from crawler import CrawlConfig, Crawler, CrawlResult, CrawlStatus, Request, Response, Spider
 from crawler.errors import ConnectError, FetchError
 from crawler.http.fetcher import Fetcher
-from crawler.http.transport import REDIRECT_STATUSES, FetchResult, Transport, WantBody
+from crawler.http.transport import REDIRECT_STATUSES, FetchResult, Sending, Transport, WantBody
 from crawler.observe.metrics import PoolStats
 from storage.sqlite import SQLiteStore
 
@@ -53,7 +53,7 @@ class DictTransport:
     allow_private: bool = True  # no DNS to ask: the hosts here are names only
 
     async def fetch(self, url: URL, want_body: WantBody | None = None, *,
-                    keep_alive: bool = True) -> FetchResult:
+                    keep_alive: bool = True, send: Sending | None = None) -> FetchResult:
         text = str(url)
         answer = self.answers.get(text, (404, {}, b""))
         if callable(answer):

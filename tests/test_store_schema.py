@@ -46,6 +46,8 @@ def _as_schema_3(path: Path) -> None:
         conn.execute("UPDATE requests SET error = 'robots.txt unreachable' WHERE kind = 'robots'")
         conn.execute("UPDATE requests SET error = NULL WHERE kind = 'unused'")
         conn.execute("ALTER TABLE requests DROP COLUMN kind")
+        for column in ("method", "spec", "body"):  # schema 5's
+            conn.execute(f"ALTER TABLE requests DROP COLUMN {column}")
         conn.execute("PRAGMA user_version = 3")
     conn.close()
 

@@ -40,7 +40,6 @@ from crawler.policy.admission import Admission, Skip
 from crawler.policy.frontier import Frontier
 from crawler.policy.retry import HostHealth, retry_after
 from crawler.urls import canon as urls
-from crawler.urls.canon import CanonicalURL
 from crawler.urls.resolve import JoinCache
 from storage import Completion, Failure, LeasedRequest, NewRequest, Outcome
 
@@ -231,7 +230,7 @@ class PageProcessor:
                                 depth=lease.depth + 1)
 
     def _completion(self, lease: LeasedRequest, status: int, items: list[str],
-                    admitted: dict[CanonicalURL, NewRequest], counters: Counter[str], *,
+                    admitted: dict[str, NewRequest], counters: Counter[str], *,
                     depth: int) -> Completion:
         if self._admission.too_deep(depth):
             # Parked, not remembered: a shorter way to them found later still queues them.
