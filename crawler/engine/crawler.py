@@ -238,9 +238,9 @@ class Crawler:
                               robots=robots, admission=admission, callbacks=callbacks,
                               outcomes=outcomes, html_only=self.spider.html_only,
                               metrics=self.metrics, wall_clock=self._wall,
-                              errbacks=Errbacks(self.spider, admission, self.metrics,
-                                                max_links=cfg.max_links),
                               handle_statuses=self._handled)
+        window.settle = Errbacks(self.spider, outcomes, admission, self.metrics,
+                                 max_links=cfg.max_links).settle
         self._parts = _Parts(window, robots, pages)
         if self._state is not RunState.RUNNING:  # stopped before it started
             window.close()

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from crawler.engine.callbacks import _where
+from crawler.engine.outcomes import Outcomes
 from crawler.errors import FailureKind, describe, message
 from crawler.model import specs
 from crawler.model.items import encode_item
@@ -29,15 +30,24 @@ _NOT_THE_REQUESTS = frozenset({FailureKind.CALLBACK, FailureKind.SPIDER, Failure
 
 
 class Errbacks:
-    def __init__(self, spider: Spider, admission: Admission, metrics: Metrics, *,
-                 max_links: int) -> None:
+    def __init__(self, spider: Spider, outcomes: Outcomes, admission: Admission,
+                 metrics: Metrics, *, max_links: int) -> None:
         self._spider = spider
+        self._outcomes = outcomes
         self._admission = admission
         self._metrics = metrics
         self._max_links = max_links
 
-    async def settle(self, lease: LeasedRequest, failure: Failure) -> Failure:
-        """The failure, with what the request's errback (if any) made of it."""
+    async def settle(self, failure: Failure) -> Failure:
+        """The failure, with what the request's errback (if any) made of it. Every failure
+        passes here on its way to the store (the claim window's `settle`), whatever path
+        failed it: the fetch, a host found down, robots.txt."""
+        lease = self._outcomes.failed_with_spec.pop(failure.request_id, None)
+        if lease is None:
+            return failure
+        return await self._call(lease, failure)
+
+    async def _call(self, lease: LeasedRequest, failure: Failure) -> Failure:
         name = specs.decode(lease.spec).errback
         if name is None or failure.kind in _NOT_THE_REQUESTS:
             return failure

@@ -14,7 +14,6 @@ from multidict import CIMultiDictProxy
 from crawler.config import CrawlConfig
 from crawler.engine.budget import ByteBudget
 from crawler.engine.callbacks import Callbacks
-from crawler.engine.errbacks import Errbacks
 from crawler.engine.fetch import MeteredFetch
 from crawler.engine.jobs import Job, Work
 from crawler.engine.outcomes import Outcomes
@@ -58,7 +57,6 @@ class PageProcessor:
                  frontier: Frontier[Work], health: HostHealth, robots: RobotsCoordinator,
                  admission: Admission, callbacks: Callbacks, outcomes: Outcomes,
                  html_only: bool, metrics: Metrics, wall_clock: Callable[[], float],
-                 errbacks: Errbacks | None = None,
                  handle_statuses: frozenset[int] = frozenset()) -> None:
         self._config = config
         self._fetch = fetch
@@ -74,17 +72,9 @@ class PageProcessor:
         self._joins = JoinCache()  # links repeat across a site's pages (menus, footers)
         self._metrics = metrics
         self._wall = wall_clock
-        self._errbacks = errbacks
         self._handled = handle_statuses  # the spider's: these reach its callbacks too
 
     async def process(self, job: Job) -> Outcome:
-        outcome = await self._process(job)
-        if isinstance(outcome, Failure) and self._errbacks is not None \
-                and job.lease.spec is not None:
-            return await self._errbacks.settle(job.lease, outcome)
-        return outcome
-
-    async def _process(self, job: Job) -> Outcome:
         lease = job.lease
         send, handled = None, self._handled
         if lease.spec is not None or lease.method is not None or lease.body is not None:
@@ -146,10 +136,7 @@ class PageProcessor:
                     extra={"host": host, "reason": f"{kind}: {reason}"})
         for item in self._frontier.withdraw(host):
             for job in self._robots.withdraw(item):
-                failed = self._outcomes.fail(job.lease, kind, reason, None)
-                if self._errbacks is not None and job.lease.spec is not None:
-                    failed = await self._errbacks.settle(job.lease, failed)
-                await self._window.record(failed)
+                await self._window.record(self._outcomes.fail(job.lease, kind, reason, None))
 
     # -- the response -----------------------------------------------------------------------
 
