@@ -40,7 +40,7 @@ def run(variant: str, pages: int, per_commit: int, folder: Path) -> float:
     for page in range(pages):
         for k in range(LINKS):
             url = f"http://127.0.0.1:8000/p/{page * LINKS + k + 1}"
-            batch.append((fingerprint(url), url, 0, 1, None, None, 0, page, None, None, None))
+            batch.append((fingerprint(url), url, 0, 1, None, None, 0, page))
         if len(batch) >= per_commit or page == pages - 1:
             start = time.process_time()
             conn.execute("BEGIN IMMEDIATE")

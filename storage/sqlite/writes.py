@@ -29,21 +29,34 @@ from storage.sqlite.transactions import DATA_ERRORS, storable
 
 log = logging.getLogger("storage")
 
-_COLUMNS = "fp, url, priority, depth, callback, cb_kwargs, redirects, parent, method, spec, body"
-INSERT_REQUEST = (
-    f"INSERT INTO requests ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (fp) DO NOTHING"
-)
-_INSERT_PARKED = (
-    f"INSERT INTO requests ({_COLUMNS}, state)"
-    f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {RequestState.PARKED}) ON CONFLICT (fp) DO NOTHING"
-)
-# A parked request found again where it may be queued is queued as found this time.
-_UNPARK_FOUND = (
-    f"UPDATE requests SET state = {RequestState.QUEUED}, priority = ?, depth = ?,"
-    " callback = ?, cb_kwargs = ?, redirects = ?, parent = ?, method = ?, spec = ?, body = ?"
-    f" WHERE fp = ? AND state = {RequestState.PARKED}"
-)
+_PLAIN_COLUMNS = ("fp", "url", "priority", "depth", "callback", "cb_kwargs", "redirects",
+                  "parent")
+_COLUMNS = (*_PLAIN_COLUMNS, "method", "spec", "body")
+
+
+def _insert(columns: tuple[str, ...], state: str = "") -> str:
+    names = ", ".join(columns) + (", state" if state else "")
+    marks = ", ".join("?" * len(columns)) + (f", {state}" if state else "")
+    return f"INSERT INTO requests ({names}) VALUES ({marks}) ON CONFLICT (fp) DO NOTHING"
+
+
+def _unpark(columns: tuple[str, ...]) -> str:
+    # A parked request found again where it may be queued is queued as found this time.
+    sets = ", ".join(f"{name} = ?" for name in columns[2:])
+    if columns is _PLAIN_COLUMNS:
+        sets += ", method = NULL, spec = NULL, body = NULL"
+    return (f"UPDATE requests SET state = {RequestState.QUEUED}, {sets}"
+            f" WHERE fp = ? AND state = {RequestState.PARKED}")
+
+
+# A batch of plain GETs (the crawl's bulk) binds and stores the columns it always had; a
+# batch with any other request, every column. Each as (insert, insert parked, unpark).
+INSERT_REQUEST = _insert(_PLAIN_COLUMNS)
+_PLAIN_SQL = (INSERT_REQUEST, _insert(_PLAIN_COLUMNS, str(int(RequestState.PARKED))),
+              _unpark(_PLAIN_COLUMNS))
+_FULL_SQL = (_insert(_COLUMNS), _insert(_COLUMNS, str(int(RequestState.PARKED))),
+             _unpark(_COLUMNS))
+_PLAIN = (None, None, None, False)  # the last fields of a NewRequest that is a plain GET
 LEASED = f"state = {RequestState.LEASED} AND run = ?"
 # A row's kind, when set, goes with the error beside it: the failure's. A retry's or a
 # deferral's error is the last attempt's words alone, which nothing groups.
@@ -211,16 +224,15 @@ class Writer:
         how many were queued."""
         if not requests:
             return 0
-        unparked, rows = 0, _rows(requests)
+        unparked, (sql, rows) = 0, _rows(requests)
         if self.parking:  # only a crawl that parked requests pays for the extra lookups
-            # A row is (fp, url, priority, depth, callback, cb_kwargs, redirects, parent,
-            # method, spec, body).
-            cur = await self._conn.executemany(_UNPARK_FOUND, [(*row[2:], row[0])
-                                                               for row in rows])
+            # A row is (fp, url, priority, depth, callback, cb_kwargs, redirects, parent[,
+            # method, spec, body]); the update takes all but the first two, then fp.
+            cur = await self._conn.executemany(sql[2], [(*row[2:], row[0]) for row in rows])
             unparked = max(cur.rowcount, 0)
             counters[PARKED_COUNTER] -= unparked
             self._ledger.delta.parked -= unparked
-        cur = await self._conn.executemany(INSERT_REQUEST, rows)
+        cur = await self._conn.executemany(sql[0], rows)
         added = max(cur.rowcount, 0) + unparked
         self._ledger.delta.queued += added
         return added
@@ -229,7 +241,8 @@ class Writer:
         """Keep requests that have no row yet parked; returns how many."""
         if not requests:
             return 0
-        cur = await self._conn.executemany(_INSERT_PARKED, _rows(requests))
+        sql, rows = _rows(requests)
+        cur = await self._conn.executemany(sql[1], rows)
         parked = max(cur.rowcount, 0)
         self.parking = self.parking or parked > 0
         counters[PARKED_COUNTER] += parked
@@ -243,7 +256,12 @@ class Writer:
         self._ledger.delta.counters.update(counters)
 
 
-def _rows(requests: Sequence[NewRequest]) -> list[tuple[Any, ...]]:
-    return [(fingerprint(r.url) if r.method is None and r.body is None and not r.unique
-             else request_fingerprint(r), r.url, r.priority, r.depth, r.callback,
-             r.cb_kwargs, r.redirects, r.parent, r.method, r.spec, r.body) for r in requests]
+def _rows(requests: Sequence[NewRequest]) -> tuple[tuple[str, str, str],
+                                                   list[tuple[Any, ...]]]:
+    """The statements for a batch, and its rows."""
+    if all(r[7:] == _PLAIN for r in requests):
+        return _PLAIN_SQL, [(fingerprint(r.url), r.url, r.priority, r.depth, r.callback,
+                             r.cb_kwargs, r.redirects, r.parent) for r in requests]
+    return _FULL_SQL, [(request_fingerprint(r), r.url, r.priority, r.depth, r.callback,
+                        r.cb_kwargs, r.redirects, r.parent, r.method, r.spec, r.body)
+                       for r in requests]
