@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import operator
 import os
 from collections import Counter
 from collections.abc import Sequence
@@ -56,7 +57,8 @@ _PLAIN_SQL = (INSERT_REQUEST, _insert(_PLAIN_COLUMNS, str(int(RequestState.PARKE
               _unpark(_PLAIN_COLUMNS))
 _FULL_SQL = (_insert(_COLUMNS), _insert(_COLUMNS, str(int(RequestState.PARKED))),
              _unpark(_COLUMNS))
-_PLAIN = (None, None, None, False)  # the last fields of a NewRequest that is a plain GET
+_PLAIN = {(None, None, None, False)}  # the last fields of a NewRequest that is a plain GET
+_EXTRAS = operator.itemgetter(slice(7, None))
 LEASED = f"state = {RequestState.LEASED} AND run = ?"
 # A row's kind, when set, goes with the error beside it: the failure's. A retry's or a
 # deferral's error is the last attempt's words alone, which nothing groups.
@@ -259,7 +261,7 @@ class Writer:
 def _rows(requests: Sequence[NewRequest]) -> tuple[tuple[str, str, str],
                                                    list[tuple[Any, ...]]]:
     """The statements for a batch, and its rows."""
-    if all(r[7:] == _PLAIN for r in requests):
+    if set(map(_EXTRAS, requests)) == _PLAIN:  # in C: no Python call a request
         return _PLAIN_SQL, [(fingerprint(r.url), r.url, r.priority, r.depth, r.callback,
                              r.cb_kwargs, r.redirects, r.parent) for r in requests]
     return _FULL_SQL, [(request_fingerprint(r), r.url, r.priority, r.depth, r.callback,
