@@ -294,3 +294,32 @@ def test_a_plain_get_keeps_its_fingerprint_and_stays_plain() -> None:
     assert request_fingerprint(post) == request_fingerprint(post._replace(spec="{}"))
     unique = NewRequest("http://h/a", unique=True)
     assert request_fingerprint(unique) != request_fingerprint(unique)
+
+
+def _proxy_app(seen: list[tuple[str, str | None]]) -> web.Application:
+    """A proxy that answers for every target itself, logging the target and the
+    Proxy-Authorization it was given."""
+    async def answer(request: web.Request) -> web.Response:
+        seen.append((str(request.url), request.headers.get("Proxy-Authorization")))
+        return web.json_response({"method": request.method, "body": "", "cookie": None})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    return app
+
+
+async def test_a_request_goes_through_its_proxy_whose_password_is_never_logged(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    seen: list[tuple[str, str | None]] = []
+    for name in ("crawler", "storage"):  # the crawl's own logs, at their most detailed
+        caplog.set_level("DEBUG", logger=name)
+    async with serve(_proxy_app(seen)) as proxy, serve(_api([])) as base:
+        with_password = proxy.replace("http://", "http://user:s3cret@")
+        out = await crawl(Sends(base, [("/echo?p", {"proxy": with_password})]),
+                          tmp_path / "p.db", CONFIG)
+    assert out.result.status is CrawlStatus.FINISHED
+    assert [url for url, _ in seen] == [base + "/echo?p"], "the request went by the proxy"
+    assert seen[0][1] == "Basic dXNlcjpzM2NyZXQ="  # user:s3cret
+    assert "s3cret" not in "".join(r.getMessage() for r in caplog.records
+                                   if r.name.startswith(("crawler", "storage")))
+    assert "s3cret" not in repr(Request(base, proxy=with_password))
