@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from aiohttp import web
 
-from crawler import CrawlConfig, CrawlStatus, Request, RequestFailure, Response, Spider
+from crawler import CrawlConfig, Crawler, CrawlStatus, Request, RequestFailure, Response, Spider
 from crawler.errors import SpiderError
 from crawler.model.specs import MAX_REQUEST_BYTES
-from storage import NewRequest
+from storage import NewRequest, Store
+from storage.sqlite import SQLiteStore
 from storage.sqlite.writes import fingerprint, request_fingerprint
 from tests.crawling import FAST, crawl
 from tests.sites.serve import serve
@@ -323,3 +325,40 @@ async def test_a_request_goes_through_its_proxy_whose_password_is_never_logged(
     assert "s3cret" not in "".join(r.getMessage() for r in caplog.records
                                    if r.name.startswith(("crawler", "storage")))
     assert "s3cret" not in repr(Request(base, proxy=with_password))
+
+
+async def test_a_schema_4_file_is_upgraded_its_rows_plain_gets(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    store = await SQLiteStore.open(path)
+    try:
+        await store.open_crawl("s", "{}", fresh=True)
+        await store.add([NewRequest("http://h/a"), NewRequest("http://h/b")])
+        await store.finish_run("finished")
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        for column in ("method", "spec", "body"):
+            conn.execute(f"ALTER TABLE requests DROP COLUMN {column}")
+        conn.execute("PRAGMA user_version = 4")
+    conn.close()
+    store = await SQLiteStore.open(path)
+    try:
+        await store.open_crawl("s", "{}", fresh=False)
+        # The same URL as a GET is a duplicate of the old row; as a POST, a request of its own.
+        assert await store.add([NewRequest("http://h/a"),
+                                NewRequest("http://h/a", method="POST", body=b"{}")]) == 1
+        leased = await store.claim(10, time.time())
+    finally:
+        await store.close()
+    assert sorted(((r.url, r.method, r.body) for r in leased), key=str) == sorted([
+        ("http://h/a", None, None), ("http://h/a", "POST", b"{}"), ("http://h/b", None, None)],
+        key=str)
+
+
+def test_a_spiders_handle_statuses_are_checked_when_the_crawl_is_made() -> None:
+    class Wrong(Spider):
+        name = "wrong"
+        handle_statuses = ("404",)  # type: ignore[assignment]
+
+    with pytest.raises(SpiderError, match="not an HTTP status"):
+        Crawler(Wrong(), cast(Store, None))

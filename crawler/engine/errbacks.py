@@ -28,6 +28,8 @@ log = logging.getLogger("crawler")
 _NOT_THE_REQUESTS = frozenset({FailureKind.CALLBACK, FailureKind.SPIDER, FailureKind.INTERNAL,
                                FailureKind.STORE})
 
+_KINDS = frozenset(FailureKind)
+
 
 class Errbacks:
     def __init__(self, spider: Spider, outcomes: Outcomes, admission: Admission,
@@ -52,8 +54,8 @@ class Errbacks:
         if name is None or failure.kind in _NOT_THE_REQUESTS:
             return failure
         method = getattr(self._spider, name, None)
-        about = RequestFailure(lease.url, FailureKind(failure.kind), failure.error,
-                               failure.status)
+        kind = failure.kind if failure.kind in _KINDS else FailureKind.FETCH
+        about = RequestFailure(lease.url, FailureKind(kind), failure.error, failure.status)
         items: list[str] = []
         found: list[Request] = []
         over = 0
