@@ -30,6 +30,7 @@ from crawler.errors import (
 )
 from crawler.model.request import Request
 from crawler.model.response import Response
+from crawler.model.specs import RequestFailure
 from crawler.model.spider import Spider
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "FetchError",
     "HostPolicy",
     "Request",
+    "RequestFailure",
     "Response",
     "Spider",
     "SpiderError",

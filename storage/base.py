@@ -64,7 +64,9 @@ class NewRequest(NamedTuple):
     """A request to admit. `cb_kwargs` is JSON text (or None for no arguments).
 
     A named tuple: a crawl makes fifty of these a page, and it builds in a third of a frozen
-    dataclass's time."""
+    dataclass's time. A plain GET leaves the last four fields as they are: the store
+    dedups it by its URL. Another method or a body makes the dedup key the method, the
+    URL and the body; `unique` (the crawler's dont_filter) a key of its own."""
 
     url: str
     callback: str | None = None
@@ -73,6 +75,12 @@ class NewRequest(NamedTuple):
     depth: int = 0
     redirects: int = 0
     parent: int | None = None
+    method: str | None = None
+    """The HTTP method, None for GET."""
+    spec: str | None = None
+    """Opaque text the crawler keeps with the request (its headers, cookies, ...)."""
+    body: bytes | None = None
+    unique: bool = False
 
 
 class StoredCookie(NamedTuple):
@@ -100,6 +108,9 @@ class LeasedRequest:
     depth: int
     redirects: int
     attempts: int
+    method: str | None = None
+    spec: str | None = None
+    body: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,12 +152,18 @@ class Defer:
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """Mark a leased request failed for good, keeping the reason."""
+    """Mark a leased request failed for good, keeping the reason. What the crawler made of
+    the failure (items, new requests, counters, as a `Completion` has) is stored with it,
+    all or nothing."""
 
     request_id: int
     kind: str  # one word saying what failed ("timeout", "callback", ...): grouped by stats
     error: str  # the details
     status: int | None = None
+    items: Sequence[str] = ()
+    requests: Sequence[NewRequest] = ()
+    counters: Mapping[str, int] = field(default_factory=dict)
+    parked: Sequence[NewRequest] = ()
 
 
 Outcome = Completion | Retry | Defer | Failure

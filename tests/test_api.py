@@ -659,7 +659,7 @@ def test_the_public_api_is_what_a_user_needs_and_no_more() -> None:
     # Spiders, requests and responses; settings; running a crawl and reading how it ended;
     # the errors a user may catch. Counters, loaders and plumbing stay in their modules.
     assert set(crawler.__all__) == {
-        "Spider", "Request", "Response", "CrawlConfig", "HostPolicy", "Crawler",
+        "Spider", "Request", "RequestFailure", "Response", "CrawlConfig", "HostPolicy", "Crawler",
         "CrawlResult", "CrawlStatus", "CrawlError", "ConfigError", "SpiderError",
         "StateFileError", "StateWriteError", "FetchError"}
     for internal in ("Metrics", "Snapshot", "RunState", "Skip", "layered",

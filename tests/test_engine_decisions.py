@@ -22,7 +22,14 @@ from yarl import URL
 from crawler import CrawlConfig, Crawler, CrawlResult, CrawlStatus, Request, Response, Spider
 from crawler.errors import ConnectError, FetchError
 from crawler.http.fetcher import Fetcher
-from crawler.http.transport import REDIRECT_STATUSES, Cookie, FetchResult, Transport, WantBody
+from crawler.http.transport import (
+    REDIRECT_STATUSES,
+    Cookie,
+    FetchResult,
+    Sending,
+    Transport,
+    WantBody,
+)
 from crawler.observe.metrics import PoolStats
 from storage.sqlite import SQLiteStore
 
@@ -60,7 +67,7 @@ class DictTransport:
         return None
 
     async def fetch(self, url: URL, want_body: WantBody | None = None, *,
-                    keep_alive: bool = True) -> FetchResult:
+                    keep_alive: bool = True, send: Sending | None = None) -> FetchResult:
         text = str(url)
         answer = self.answers.get(text, (404, {}, b""))
         if callable(answer):

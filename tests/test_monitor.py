@@ -14,7 +14,9 @@ from typing import Any
 from yarl import URL
 
 from crawler import CrawlConfig, Crawler, CrawlStatus, Response
-from crawler.http.fetcher import Fetcher, _live_counts, process_sockets
+from crawler.http.fetcher import Fetcher
+from crawler.http.pool import live_counts as _live_counts
+from crawler.http.pool import process_sockets
 from crawler.observe.metrics import Snapshot
 from spiders.site import SiteSpider
 from storage.sqlite import SQLiteStore

@@ -95,6 +95,8 @@ async def test_an_older_schema_gets_the_parked_index(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         conn.execute("DROP INDEX requests_parked")
         conn.execute("ALTER TABLE requests DROP COLUMN kind")  # schema 4's
+        for column in ("method", "spec", "body"):  # schema 5's
+            conn.execute(f"ALTER TABLE requests DROP COLUMN {column}")
         conn.execute("PRAGMA user_version = 2")
     s = await SQLiteStore.open(path)
     try:

@@ -133,6 +133,8 @@ def _as_schema_1(path: Path) -> None:
     try:
         conn.execute("ALTER TABLE runs DROP COLUMN stats")
         conn.execute("ALTER TABLE requests DROP COLUMN kind")  # schema 4's
+        for column in ("method", "spec", "body"):  # schema 5's
+            conn.execute(f"ALTER TABLE requests DROP COLUMN {column}")
         conn.execute("PRAGMA user_version = 1")
         conn.commit()
     finally:

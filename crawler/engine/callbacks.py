@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import os
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,9 +78,15 @@ class Callbacks:
         return Yielded(items, found, over)
 
 
+_LIBRARY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # crawler/
+
+
 def _where(exc: BaseException) -> str:
+    """The spider's own line that raised: the last frame outside the crawler package (an
+    error that Request(...) raises names the spider's line that made the request)."""
     frames = traceback.extract_tb(exc.__traceback__)
     if not frames:
         return ""
-    last = frames[-1]
+    own = [f for f in frames if not os.path.abspath(f.filename).startswith(_LIBRARY + os.sep)]
+    last = own[-1] if own else frames[-1]
     return f" (at {last.filename}:{last.lineno} in {last.name})"

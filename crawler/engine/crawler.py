@@ -29,6 +29,7 @@ from typing import Any
 from crawler.config import CrawlConfig
 from crawler.engine.callbacks import Callbacks
 from crawler.engine.cookies import CookieKeeper
+from crawler.engine.errbacks import Errbacks
 from crawler.engine.fetch import MeteredFetch
 from crawler.engine.intake import Intake
 from crawler.engine.jobs import Job, RobotsJob, Work
@@ -47,6 +48,7 @@ from crawler.engine.window import ClaimWindow, WindowState
 from crawler.errors import CrawlError, SpiderError, StateWriteError
 from crawler.http.fetcher import Fetcher
 from crawler.http.transport import Transport
+from crawler.model.specs import check_statuses
 from crawler.model.spider import Spider
 from crawler.observe.metrics import CrawlTotals, HostView, Metrics, PoolStats, Snapshot
 from crawler.policy.admission import Admission
@@ -114,6 +116,7 @@ class Crawler:
         if not spider.name:
             raise SpiderError(f"{type(spider).__name__} has no name; set `name = \"...\"`")
         self.spider = spider
+        self._handled = check_statuses(spider.handle_statuses)
         self.config = cfg = config or CrawlConfig()
         self.metrics = Metrics(clock, wall_clock)
         self._store = StateStore.of(store)  # storage's errors become the crawler's
@@ -240,7 +243,10 @@ class Crawler:
         pages = PageProcessor(cfg, fetch, window, frontier=self._frontier, health=self._health,
                               robots=robots, admission=admission, callbacks=callbacks,
                               outcomes=outcomes, html_only=self.spider.html_only,
-                              metrics=self.metrics, wall_clock=self._wall)
+                              metrics=self.metrics, wall_clock=self._wall,
+                              handle_statuses=self._handled)
+        window.settle = Errbacks(self.spider, outcomes, admission, self.metrics,
+                                 max_links=cfg.max_links).settle
         self._parts = _Parts(window, robots, pages)
         if self._state is not RunState.RUNNING:  # stopped before it started
             window.close()

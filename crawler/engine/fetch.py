@@ -9,7 +9,7 @@ from yarl import URL
 from crawler.engine.cookies import CookieKeeper
 from crawler.engine.loopwatch import LoopWatch
 from crawler.errors import FetchError, OutOfScope
-from crawler.http.transport import FetchResult, Transport, WantBody
+from crawler.http.transport import FetchResult, Sending, Transport, WantBody
 from crawler.observe.metrics import Metrics
 from crawler.urls import canon as urls
 from crawler.urls.scope import Scope
@@ -26,7 +26,7 @@ class MeteredFetch:
         self._clock = clock
 
     async def fetch(self, url: URL, want: WantBody | None = None, *,
-                    keep_alive: bool = True) -> FetchResult:
+                    keep_alive: bool = True, send: Sending | None = None) -> FetchResult:
         """One fetch, counted in the metrics (robots.txt included) whatever its end. Its time
         leaves out any stretch the event loop was blocked (by a callback) meanwhile: the
         server's answer waited for us then, not we for it."""
@@ -37,7 +37,7 @@ class MeteredFetch:
                 # (robots.txt, redirect hops, a state file written by an older version).
                 raise OutOfScope(f"{url.host}:{url.port} is outside the crawl's hosts and "
                                  f"ports ({_ports(self._scope.ports)})", url=str(url))
-            result = await self._transport.fetch(url, want, keep_alive=keep_alive)
+            result = await self._transport.fetch(url, want, keep_alive=keep_alive, send=send)
         except FetchError as exc:
             self._metrics.fetch_failed(host, exc.kind, self._took(started))
             raise

@@ -53,7 +53,8 @@ async def start_requests(spider: Spider) -> Seeds:
             log.warning("start URL %s named a user or password: the crawler never sends "
                         "credentials found in URLs", key, extra={"url": key})
         seeds.keys.append(key)
-        seeds.requests.append(NewRequest(key, req.callback, req.cb_kwargs_json, req.priority))
+        seeds.requests.append(NewRequest(key, req.callback, req.cb_kwargs_json, req.priority,
+                                         0, 0, None, *(req.extra or ())))
     return seeds
 
 

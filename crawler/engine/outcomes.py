@@ -20,10 +20,15 @@ class Outcomes:
         self._metrics = metrics
         self._retry = retry
         self._wall = wall_clock
+        self.failed_with_spec: dict[int, LeasedRequest] = {}
+        """Failed requests that may have an errback, until their failure is recorded (where
+        the errback is called: `crawler.engine.errbacks`)."""
 
     def fail(self, lease: LeasedRequest, kind: FailureKind, error: str,
              status: int | None) -> Failure:
         self._metrics.failed += 1
+        if lease.spec is not None:
+            self.failed_with_spec[lease.id] = lease
         return Failure(lease.id, kind, error, status)
 
     def retry_or_fail(self, lease: LeasedRequest, exc: FetchError, status: int | None,

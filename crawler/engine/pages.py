@@ -29,15 +29,16 @@ from crawler.errors import (
     describe,
     message,
 )
-from crawler.http.transport import FetchResult
+from crawler.http.transport import FetchResult, Sending, WantBody
+from crawler.model import specs
 from crawler.model.request import Request
 from crawler.model.response import Response, is_html_type
+from crawler.model.specs import RequestExtra, Spec
 from crawler.observe.metrics import Metrics
 from crawler.policy.admission import Admission, Skip
 from crawler.policy.frontier import Frontier
 from crawler.policy.retry import HostHealth, retry_after
 from crawler.urls import canon as urls
-from crawler.urls.canon import CanonicalURL
 from crawler.urls.resolve import JoinCache
 from storage import Completion, Failure, LeasedRequest, NewRequest, Outcome
 
@@ -55,7 +56,8 @@ class PageProcessor:
     def __init__(self, config: CrawlConfig, fetch: MeteredFetch, window: ClaimWindow, *,
                  frontier: Frontier[Work], health: HostHealth, robots: RobotsCoordinator,
                  admission: Admission, callbacks: Callbacks, outcomes: Outcomes,
-                 html_only: bool, metrics: Metrics, wall_clock: Callable[[], float]) -> None:
+                 html_only: bool, metrics: Metrics, wall_clock: Callable[[], float],
+                 handle_statuses: frozenset[int] = frozenset()) -> None:
         self._config = config
         self._fetch = fetch
         self._window = window
@@ -70,11 +72,19 @@ class PageProcessor:
         self._joins = JoinCache()  # links repeat across a site's pages (menus, footers)
         self._metrics = metrics
         self._wall = wall_clock
+        self._handled = handle_statuses  # the spider's: these reach its callbacks too
 
     async def process(self, job: Job) -> Outcome:
         lease = job.lease
+        send, handled = None, self._handled
+        if lease.spec is not None or lease.method is not None or lease.body is not None:
+            spec = specs.decode(lease.spec)
+            send = _sending(lease, spec)
+            handled = handled | spec.handle_statuses
         try:
-            want = self._want_html if self._wants_html(lease) else self._want_2xx
+            want: WantBody = self._want_html if self._wants_html(lease) else self._want_2xx
+            if handled:
+                want = _wanting(want, handled)
             # With many hosts, a host's last queued request closes its connection: no idle
             # socket is left behind for each of thousands of hosts (a later request
             # reconnects). With a few hosts (a site whose links come one at a time, say)
@@ -82,7 +92,7 @@ class PageProcessor:
             keep_alive = (self._frontier.queued(job.host) > 0
                           or self._frontier.hosts <= FEW_HOSTS)
             result: FetchResult | FetchError = await self._fetch.fetch(
-                job.url, want, keep_alive=keep_alive)
+                job.url, want, keep_alive=keep_alive, send=send)
         except FetchError as exc:
             result = exc
         finally:
@@ -101,7 +111,7 @@ class PageProcessor:
         else:
             self._frontier.recover(job.host)
         try:
-            return await self._on_response(job, result, wait)
+            return await self._on_response(job, result, wait, handled)
         except Exception as exc:  # a bug of ours must cost one request, not the crawl
             log.exception("internal error on %s", lease.url, extra={"url": lease.url})
             return self._outcomes.fail(lease, FailureKind.INTERNAL, message(exc), result.status)
@@ -142,15 +152,17 @@ class PageProcessor:
         declared = headers.get("Content-Type")
         return 200 <= status < 300 and (declared is None or is_html_type(declared))
 
-    async def _on_response(self, job: Job, result: FetchResult, wait: float | None) -> Outcome:
+    async def _on_response(self, job: Job, result: FetchResult, wait: float | None,
+                           handled: frozenset[int]) -> Outcome:
+        """`handled`: the statuses the callback asked to see, as they come (no retry)."""
         lease, status = job.lease, result.status
-        if result.location is not None:
+        if result.location is not None and status not in handled:
             return self._redirect(job, result, result.location)
-        if status in RETRYABLE_STATUSES:
+        if status in RETRYABLE_STATUSES and status not in handled:
             return self._outcomes.retry_or_fail(lease, HTTPStatusError(status, url=lease.url),
                                                 status, wait)
         self._metrics.page()
-        if not 200 <= status < 300:
+        if not 200 <= status < 300 and status not in handled:
             return Completion(lease.id, status)  # recorded with its status, not parsed
         # The fetcher does not follow redirects: result.url is job.url, the key's parsed view.
         response = Response(job.url, status, result.headers, result.body, depth=lease.depth,
@@ -178,9 +190,13 @@ class PageProcessor:
             )
             return self._outcomes.fail(lease, error.kind, message(error), result.status)
         self._metrics.page()
+        extra = None
+        if lease.spec is not None or lease.method is not None or lease.body is not None:
+            extra = specs.redirected(RequestExtra(lease.method, lease.spec, lease.body, False),
+                                     result.status)
         moved = Request.prepared(location, lease.callback, lease.cb_kwargs, lease.priority,
                                  key=urls.join(job.url, location),
-                                 credentials=urls.has_credentials(location))
+                                 credentials=urls.has_credentials(location), extra=extra)
         counters: Counter[str] = Counter()
         # Same depth, callback and priority: a redirect is the same request, moved.
         admitted = self._admission.admit([moved], lease.depth, lease.id, counters,
@@ -201,10 +217,21 @@ class PageProcessor:
                                 depth=lease.depth + 1)
 
     def _completion(self, lease: LeasedRequest, status: int, items: list[str],
-                    admitted: dict[CanonicalURL, NewRequest], counters: Counter[str], *,
+                    admitted: dict[str, NewRequest], counters: Counter[str], *,
                     depth: int) -> Completion:
         if self._admission.too_deep(depth):
             # Parked, not remembered: a shorter way to them found later still queues them.
             return Completion(lease.id, status, items, (), counters, list(admitted.values()))
         self._admission.remember(admitted)
         return Completion(lease.id, status, items, list(admitted.values()), counters)
+
+
+def _sending(lease: LeasedRequest, spec: Spec) -> Sending:
+    return Sending(lease.method or "GET", spec.headers, lease.body, spec.cookies, spec.proxy)
+
+
+def _wanting(want: WantBody, handled: frozenset[int]) -> WantBody:
+    """`want`, and the bodies of the statuses a callback asked for."""
+    def wanted(status: int, headers: CIMultiDictProxy[str]) -> bool:
+        return status in handled or want(status, headers)
+    return wanted

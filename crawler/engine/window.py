@@ -18,12 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from crawler.engine.jobs import Work
 from crawler.observe.metrics import Metrics
 from crawler.policy.frontier import Frontier
-from storage import Defer, LeasedRequest, Outcome, Retry, Store
+from storage import Defer, Failure, LeasedRequest, Outcome, Retry, Store
 
 Admit = Callable[[LeasedRequest], Outcome | None]
 """Queues a leased request in the frontier, or returns the outcome that ends it at once
@@ -53,6 +53,8 @@ class ClaimWindow:
         self._wall = wall_clock
         self.state = WindowState.OPEN
         self._changed = asyncio.Event()
+        self.settle: Callable[[Failure], Awaitable[Failure]] | None = None
+        """What the crawl makes of a failure before it is stored (a request's errback)."""
         self._refilling = False
         self._recorded = 0  # outcomes recorded: a change the store may not have shown us yet
         self._exhausted_at = -1  # value of _recorded when a claim last came back short
@@ -86,6 +88,8 @@ class ClaimWindow:
         return None
 
     async def record(self, outcome: Outcome) -> None:
+        if self.settle is not None and isinstance(outcome, Failure):
+            outcome = await self.settle(outcome)
         self._recorded += 1
         if not isinstance(outcome, Retry | Defer):  # those go back to the queue
             self._finished += 1

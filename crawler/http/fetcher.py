@@ -7,12 +7,9 @@ aiohttp's errors into the crawler's own, each saying whether a retry may help.
 
 from __future__ import annotations
 
-import os
 import socket
-import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from types import SimpleNamespace, TracebackType
+from collections.abc import Iterable, Mapping
+from types import TracebackType
 
 import aiohttp
 from aiohappyeyeballs import AddrInfoType
@@ -33,8 +30,9 @@ from crawler.errors import (
     TLSError,
 )
 from crawler.http import session as sessions
+from crawler.http.pool import PoolCounters, RequestTrace, live_counts, process_sockets, tracing
 from crawler.http.resolver import StaticResolver
-from crawler.http.transport import REDIRECT_STATUSES, Cookie, FetchResult, WantBody
+from crawler.http.transport import REDIRECT_STATUSES, Cookie, FetchResult, Sending, WantBody
 from crawler.observe.metrics import PoolStats
 from crawler.urls.addresses import private_kind
 
@@ -42,11 +40,6 @@ ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 # Small leftovers are read so the connection goes back to the pool; big ones are cut off.
 _DRAIN_LIMIT = 64 * 1024
 _CLOSE = {"Connection": "close"}
-
-
-@dataclass(slots=True)
-class _RequestTrace:
-    reused: bool = False  # sent on a keep-alive connection an earlier response used
 
 
 class _Refused(OSError):
@@ -60,88 +53,6 @@ class _Refused(OSError):
         self.kind = kind
 
 
-@dataclass(slots=True)
-class _PoolCounters:
-    created: int = 0
-    reused: int = 0
-    dns_hits: int = 0
-    dns_misses: int = 0
-    dns_seconds: float = 0.0
-
-
-def _tracing(counters: _PoolCounters) -> aiohttp.TraceConfig:
-    """aiohttp's only public window on its pool: signals for DNS and connections."""
-    trace = aiohttp.TraceConfig()
-
-    async def dns_hit(*_: object) -> None:
-        counters.dns_hits += 1
-
-    async def dns_miss(*_: object) -> None:
-        counters.dns_misses += 1
-
-    async def created(*_: object) -> None:
-        counters.created += 1
-
-    async def reused(_s: object, context: SimpleNamespace, _p: object) -> None:
-        counters.reused += 1
-        request = context.trace_request_ctx
-        if isinstance(request, _RequestTrace):
-            request.reused = True
-
-    async def resolve_start(_s: object, context: SimpleNamespace, _p: object) -> None:
-        context.dns_started = time.monotonic()
-
-    async def resolve_end(_s: object, context: SimpleNamespace, _p: object) -> None:
-        started = getattr(context, "dns_started", None)
-        if started is not None:
-            counters.dns_seconds += time.monotonic() - started
-
-    trace.on_dns_cache_hit.append(dns_hit)
-    trace.on_dns_cache_miss.append(dns_miss)
-    trace.on_connection_create_end.append(created)
-    trace.on_connection_reuseconn.append(reused)
-    trace.on_dns_resolvehost_start.append(resolve_start)
-    trace.on_dns_resolvehost_end.append(resolve_end)
-    trace.freeze()
-    return trace
-
-
-def _live_counts(connector: aiohttp.BaseConnector) -> tuple[int | None, int | None, int | None]:
-    """Sockets in use, idle keep-alive sockets and requests waiting for a slot.
-
-    aiohttp has no public pool statistics, so this reads its internals (as of 3.9-3.14); an
-    aiohttp that changed them gives None for what it no longer has, never an error.
-    """
-    def read(count: Callable[[], int]) -> int | None:
-        try:
-            return count()
-        except Exception:  # whatever a changed internal raises, a crawl must not stop
-            return None
-
-    def idle() -> int:
-        # Entries whose server has closed them stay listed until the pool next looks.
-        return sum(1 for conns in connector._conns.values()
-                   for proto, _ in conns if proto.is_connected())
-
-    return (read(lambda: len(connector._acquired)), read(idle),
-            read(lambda: sum(len(w) for w in connector._waiters.values())))
-
-
-def process_sockets() -> int | None:
-    """Sockets this process has open (None where the OS does not say: not Linux)."""
-    try:
-        names = os.listdir("/proc/self/fd")
-    except OSError:
-        return None
-    count = 0
-    for name in names:
-        try:
-            count += os.readlink(f"/proc/self/fd/{name}").startswith("socket:")
-        except OSError:  # closed since it was listed
-            continue
-    return count
-
-
 class Fetcher:
     """Use as `async with Fetcher(config) as fetcher: await fetcher.fetch(url)`."""
 
@@ -149,7 +60,7 @@ class Fetcher:
         self._config = config
         self._session: aiohttp.ClientSession | None = None
         self._resolver: AbstractResolver | None = None
-        self._counters = _PoolCounters()
+        self._counters = PoolCounters()
         self.allow_private = config.allow_private
         """Whether sockets may be opened to private addresses (see crawler.urls.addresses)."""
         self._jar: aiohttp.abc.AbstractCookieJar | None = None  # made on a running loop
@@ -204,7 +115,7 @@ class Fetcher:
         in_use = idle = waiting = None
         connector = None if self._session is None else self._session.connector
         if connector is not None:
-            in_use, idle, waiting = _live_counts(connector)
+            in_use, idle, waiting = live_counts(connector)
         return PoolStats(in_use, idle, waiting, c.created, c.reused, c.dns_hits, c.dns_misses,
                          c.dns_seconds, process_sockets() if count_process_sockets else None)
 
@@ -239,7 +150,7 @@ class Fetcher:
             cookie_jar=self._jar,
             raise_for_status=False,
             auto_decompress=True,
-            trace_configs=[_tracing(self._counters)],
+            trace_configs=[tracing(self._counters)],
         )
         return self
 
@@ -263,8 +174,9 @@ class Fetcher:
             self._resolver = None
 
     async def fetch(self, url: URL, want_body: WantBody | None = None, *,
-                    keep_alive: bool = True) -> FetchResult:
-        """One GET, no redirects followed. `want_body(status, headers)` may decline the body.
+                    keep_alive: bool = True, send: Sending | None = None) -> FetchResult:
+        """One GET (or what `send` says), no redirects followed. `want_body(status, headers)`
+        may decline the body.
 
         `keep_alive=False` asks the server to close the connection after this response: an
         idle keep-alive socket is not counted by aiohttp's `limit`, so a crawl of thousands
@@ -276,9 +188,9 @@ class Fetcher:
             url = url.with_user(None)  # never sent, whatever a state file holds
         if self._proxy is not None and not self.allow_private:
             sessions.refuse_private_target(url)  # the proxy connects, out of our guard's sight
-        trace = _RequestTrace()
+        trace = RequestTrace()
         try:
-            return await self._get(self._session, url, want_body, keep_alive, trace)
+            return await self._get(self._session, url, want_body, keep_alive, trace, send=send)
         except FetchError:
             raise
         except aiohttp.ClientResponseError as exc:
@@ -316,14 +228,25 @@ class Fetcher:
             raise ProtocolError(f"{type(exc).__name__}: {exc}", url=str(url)) from exc
 
     async def _get(self, session: aiohttp.ClientSession, url: URL, want_body: WantBody | None,
-                   keep_alive: bool, trace: _RequestTrace) -> FetchResult:
+                   keep_alive: bool, trace: RequestTrace, *,
+                   send: Sending | None) -> FetchResult:
         cap = self._config.max_body
         extra: Mapping[str, str] | None = None if keep_alive else _CLOSE
+        # A request's own proxy replaces the crawl's, and the crawl's proxy credentials with it.
+        proxy_headers = self._proxy_headers if send is None or send.proxy is None else None
         if self._credentials:  # basic auth or a proxy's: a crawl that has none pays nothing
-            extra = sessions.request_headers(extra, url, self._auth, self._proxy_headers)
-        async with session.get(url, allow_redirects=False, headers=extra,
-                               proxy=self._proxy, proxy_headers=self._proxy_headers,
-                               trace_request_ctx=trace) as resp:
+            extra = sessions.request_headers(extra, url, self._auth, proxy_headers)
+        if send is None:  # a plain GET: the crawl's fast path
+            request = session.get(url, allow_redirects=False, headers=extra,
+                                  proxy=self._proxy, proxy_headers=proxy_headers,
+                                  trace_request_ctx=trace)
+        else:
+            sent = [*send.headers, *extra.items()] if extra else send.headers
+            request = session.request(
+                send.method, url, allow_redirects=False, headers=sent, data=send.body,
+                cookies=send.cookies or None, proxy=send.proxy or self._proxy,
+                proxy_headers=proxy_headers, trace_request_ctx=trace)
+        async with request as resp:
             headers = resp.headers
             if resp.status in REDIRECT_STATUSES or (
                 want_body is not None and not want_body(resp.status, headers)
@@ -344,7 +267,7 @@ class Fetcher:
 _OWN_FAULTS = ("Too many headers", "Can not decode content-encoding")
 
 
-def _unparsable(exc: aiohttp.ClientResponseError, url: URL, trace: _RequestTrace) -> FetchError:
+def _unparsable(exc: aiohttp.ClientResponseError, url: URL, trace: RequestTrace) -> FetchError:
     """A response aiohttp could not parse (it reports it as a client-made "400", which is not
     the server's status). On a fresh connection it is the server's answer, the same every
     time (too many headers, an encoding it can't undo): final. On a reused keep-alive

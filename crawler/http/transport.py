@@ -51,12 +51,24 @@ class Cookie:
     host_only: bool = True  # sent to `domain` only, not its subdomains (no Domain attribute)
 
 
+@dataclass(frozen=True, slots=True)
+class Sending:
+    """What a request sends besides a plain GET of its URL (None for a plain GET)."""
+
+    method: str = "GET"
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes | None = None
+    cookies: tuple[tuple[str, str], ...] = ()
+    proxy: str | None = None  # may hold credentials: never logged
+
+
 WantBody = Callable[[int, CIMultiDictProxy[str]], bool]
 """Given a response's status and headers: whether its body is wanted (else not read)."""
 
 
 class Transport(Protocol):
-    """One GET at a time, one hop (redirects are the engine's), open for the whole run.
+    """One request at a time (a GET unless `send` says otherwise), one hop (redirects are
+    the engine's), open for the whole run.
 
     `fetch` raises `crawler.errors.FetchError` subclasses, each saying whether a retry may
     help, and never anything else for a failed fetch."""
@@ -65,7 +77,7 @@ class Transport(Protocol):
     """Whether connections to private addresses are allowed (see crawler.urls.addresses)."""
 
     async def fetch(self, url: URL, want_body: WantBody | None = None, *,
-                    keep_alive: bool = True) -> FetchResult: ...
+                    keep_alive: bool = True, send: Sending | None = None) -> FetchResult: ...
 
     @property
     def cookie_changes(self) -> int:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from yarl import URL
 
 from crawler.errors import SpiderError
+from crawler.model import specs
 from crawler.model.items import not_unicode
+from crawler.model.specs import Pairs, RequestExtra
 from crawler.urls.canon import (
     MAX_URL_LENGTH,
     CanonicalURL,
@@ -29,13 +31,26 @@ class Request:
     The callback must be an `async def` generator method of the running spider; it is stored
     by name so a resumed crawl can call it. `cb_kwargs` must be JSON-serialisable: they are
     stored as JSON, never pickled.
+
+    A GET by default. `method`, `headers`, `body` (bytes or text), `json=` (sent as JSON),
+    `data=` (form-encoded; json= and data= make it a POST unless a method is given),
+    `cookies=` (sent with this request), `proxy=` (an http(s) proxy URL for this request),
+    `errback=` (a generator method of the spider called with a `RequestFailure` when the
+    request fails for good), `handle_statuses=` (4xx/5xx statuses the callback sees) and
+    `dont_filter=True` (never deduplicated) are all kept in the state file with it.
+    Headers and body together take at most 1 MiB.
     """
 
     __slots__ = ("_key", "_text", "_url", "callback", "cb_kwargs_json", "credentials",
-                 "priority")
+                 "extra", "priority")
 
     def __init__(self, url: str | URL, callback: Callback | None = None, *,
-                 cb_kwargs: Mapping[str, Any] | None = None, priority: int = 0) -> None:
+                 cb_kwargs: Mapping[str, Any] | None = None, priority: int = 0,
+                 method: str | None = None, headers: Pairs | None = None,
+                 body: bytes | str | None = None, json: Any = None, data: Pairs | None = None,
+                 cookies: Pairs | None = None, proxy: str | None = None,
+                 errback: Callback | None = None, handle_statuses: Iterable[int] | None = None,
+                 dont_filter: bool = False) -> None:
         self._url: URL | None = None
         if isinstance(url, URL):
             canon = canonical(url)
@@ -49,11 +64,19 @@ class Request:
         self.callback = callback_name(callback)
         self.cb_kwargs_json = encode_kwargs(cb_kwargs, self._text)
         self.priority = check_priority(priority)
+        self.extra: RequestExtra | None = None if (
+            method is None and headers is None and body is None and json is None
+            and data is None and cookies is None and proxy is None and errback is None
+            and handle_statuses is None and not dont_filter
+        ) else specs.build(self._text, method=method, headers=headers, body=body,
+                           json_value=json, data=data, cookies=cookies, proxy=proxy,
+                           errback=errback, handle_statuses=handle_statuses,
+                           dont_filter=dont_filter)
 
     @classmethod
     def prepared(cls, url: str, callback: str | None, cb_kwargs_json: str | None,
                  priority: int, *, key: CanonicalURL | None,
-                 credentials: bool = False) -> Request:
+                 credentials: bool = False, extra: RequestExtra | None = None) -> Request:
         """A request from parts already checked: the URL's canonical text as `key` (None for
         a raw href that cannot be crawled), a callback name and JSON arguments, and whether
         the URL as written held credentials (dropped from the key). For many links at once."""
@@ -65,6 +88,7 @@ class Request:
         req.callback = callback
         req.cb_kwargs_json = cb_kwargs_json
         req.priority = priority
+        req.extra = extra
         return req
 
     credentials: bool
@@ -93,8 +117,23 @@ class Request:
             self._url = parsed(self._key)
         return self._url
 
+    @property
+    def method(self) -> str:
+        return "GET" if self.extra is None or self.extra.method is None else self.extra.method
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The headers this request adds to the crawl's own."""
+        return {} if self.extra is None else dict(specs.decode(self.extra.spec).headers)
+
+    @property
+    def body(self) -> bytes:
+        return (self.extra.body if self.extra is not None else None) or b""
+
     def __repr__(self) -> str:
-        return f"Request({self.url!r}, callback={self.callback or 'parse'})"
+        # Never the proxy: its URL may hold credentials.
+        verb = "" if self.extra is None or self.extra.method is None else f"{self.method} "
+        return f"Request({verb}{self.url!r}, callback={self.callback or 'parse'})"
 
 
 def _key(text: str) -> CanonicalURL | None:

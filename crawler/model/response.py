@@ -6,16 +6,17 @@ import itertools
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property
-from typing import Any
+from typing import Any, Unpack
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 from yarl import URL
 
 from crawler.config import MAX_LINKS
 from crawler.html import encoding, nesting
-from crawler.model import sitemaps
+from crawler.model import sitemaps, specs
 from crawler.model.request import Callback, Request, callback_name, check_priority, encode_kwargs
 from crawler.model.sitemaps import Sitemap
+from crawler.model.specs import RequestOptions
 from crawler.urls import canon as urls
 from crawler.urls.canon import CanonicalURL
 from crawler.urls.resolve import JoinCache, Resolver
@@ -164,29 +165,33 @@ class Response:
         return [key for key in joined if key is not None]
 
     def follow(self, href: str, callback: Callback | None = None, *,
-               cb_kwargs: Mapping[str, Any] | None = None, priority: int = 0) -> Request:
+               cb_kwargs: Mapping[str, Any] | None = None, priority: int = 0,
+               **options: Unpack[RequestOptions]) -> Request:
         """A request for `href` resolved against this page. A link that cannot be crawled
-        (malformed, mailto:, ...) still gives a Request: the crawler counts it as skipped."""
+        (malformed, mailto:, ...) still gives a Request: the crawler counts it as skipped.
+        The keywords of `Request` (method=, headers=, json=, ...) are taken too."""
         joined = urls.join(self.base_url, href)
         if joined is None:
-            return Request(href, callback, cb_kwargs=cb_kwargs, priority=priority)
+            return Request(href, callback, cb_kwargs=cb_kwargs, priority=priority, **options)
         # As a Request of the joined URL would be: its credentials are already dropped.
         return Request.prepared(joined, callback_name(callback),
                                 encode_kwargs(cb_kwargs, joined), check_priority(priority),
-                                key=joined)
+                                key=joined, extra=specs.from_options(joined, options))
 
     def follow_all(self, selector: str = LINKS, callback: Callback | None = None, *,
                    cb_kwargs: Mapping[str, Any] | None = None,
-                   priority: int = 0) -> list[Request]:
+                   priority: int = 0, **options: Unpack[RequestOptions]) -> list[Request]:
         """A request for every link the selector matches, in page order. Repeats and links
         that cannot be crawled (malformed, mailto:, ...) are included: the crawler counts them
-        as skipped (duplicate, invalid URL) instead of them vanishing unseen."""
+        as skipped (duplicate, invalid URL) instead of them vanishing unseen. The keywords of
+        `Request` (method=, headers=, ...) apply to every one of them."""
         name = callback_name(callback)
         kwargs = encode_kwargs(cb_kwargs, self.url)
+        extra = specs.from_options(self.url, options)
         join = Resolver(self.base_url, self._joins).join
         prepared, priority = Request.prepared, check_priority(priority)
         return [prepared(href, name, kwargs, priority, key=join(href),
-                         credentials="@" in href and urls.has_credentials(href))
+                         credentials="@" in href and urls.has_credentials(href), extra=extra)
                 for href in self._hrefs(selector)]
 
     def sitemap(self) -> Sitemap:

@@ -28,6 +28,9 @@ class Spider:
     """False: only the allowed hosts themselves (and their www. twins), no other subdomain."""
     allowed_ports: Sequence[int] = ()
     """Ports allowed besides the start URLs' own and 80 and 443 (http's and https's)."""
+    handle_statuses: Sequence[int] = ()
+    """HTTP statuses besides 2xx that reach the callbacks (e.g. [404]), as they come: not
+    retried, not followed. A request's own `handle_statuses=` adds to them."""
     html_only: bool = False
     """For the default `parse` callback, skip the body of non-HTML responses and do not call
     it (they are still recorded). Other callbacks get every 2xx response."""

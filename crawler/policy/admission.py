@@ -7,6 +7,7 @@ a URL it turns away is a counted outcome (a `Skip`), never an exception.
 from __future__ import annotations
 
 import enum
+import hashlib
 import re
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable
@@ -15,6 +16,7 @@ from yarl import URL
 
 from crawler.config import CrawlConfig
 from crawler.model.request import Request
+from crawler.model.specs import RequestExtra
 from crawler.urls import canon as urls
 from crawler.urls.canon import CanonicalURL
 from crawler.urls.origin import Origin, origin_of
@@ -58,13 +60,13 @@ class RecentKeys:
         self._size = size
         self._chars = chars
         self._new_chars = 0
-        self._new: set[CanonicalURL] = set()
-        self._old: set[CanonicalURL] = set()
+        self._new: set[str] = set()
+        self._old: set[str] = set()
 
-    def __contains__(self, key: CanonicalURL) -> bool:
+    def __contains__(self, key: str) -> bool:
         return key in self._new or key in self._old
 
-    def update(self, keys: Collection[CanonicalURL]) -> None:
+    def update(self, keys: Collection[str]) -> None:
         self._new.update(keys)
         self._new_chars += sum(map(len, keys))
         if len(self._new) >= self._size or self._new_chars >= self._chars:
@@ -73,6 +75,17 @@ class RecentKeys:
 
 
 ORIGINS = 10_000  # origins remembered; a wide crawl's stream of new hosts must not grow it
+
+
+def _dedup_key(key: CanonicalURL, extra: RequestExtra, req: Request) -> str:
+    """What tells a request with extras from others (the store's dedup is the authority):
+    its method, URL and body; a dont_filter request is like no other."""
+    if extra.unique:
+        return f"{key} unique {id(req)}"
+    if extra.method is None and extra.body is None:
+        return key  # a GET with headers is the GET of its URL
+    digest = hashlib.blake2b(extra.body or b"", digest_size=12).hexdigest()
+    return f"{extra.method or 'GET'} {key} {digest}"
 
 
 class Admission:
@@ -93,15 +106,16 @@ class Admission:
 
     def admit(self, found: Iterable[Request], depth: int, parent: int | None,
               skipped: Counter[str], *,
-              redirects: int = 0) -> dict[CanonicalURL, NewRequest]:
+              redirects: int = 0) -> dict[str, NewRequest]:
         """The requests found (on one page, or by one redirect) that may be queued at
-        `depth`, by key, each key once; the others counted in `skipped` by reason. Beyond
-        `max_depth` (see `too_deep`), they are to be parked, and robots.txt is not asked yet.
+        `depth`, by dedup key (a plain GET's is its canonical URL), each once; the others
+        counted in `skipped` by reason. Beyond `max_depth` (see `too_deep`), they are to be
+        parked, and robots.txt is not asked yet.
         What one page adds is bounded: `max_links` links, a long URL counting as several.
 
         The crawl's hottest loop (fifty links a page or more), hence one loop with the
         checks inline; they run cheapest first and in the order their reasons are counted."""
-        admitted: dict[CanonicalURL, NewRequest] = {}
+        admitted: dict[str, NewRequest] = {}
         recent = self._recent
         room = self._config.max_links
         max_depth = self._config.max_depth
@@ -115,7 +129,10 @@ class Admission:
                 skipped[STRIPPED_CREDENTIALS] += 1
             if self._tidying:
                 key = self._tidy(key)
-            if key in admitted or key in recent:
+            extra = req.extra
+            # A plain GET is known by its URL; any other request by a key of its own.
+            seen = key if extra is None else _dedup_key(key, extra, req)
+            if seen in admitted or seen in recent:
                 skipped[Skip.DUPLICATE] += 1
                 continue
             site = origin_of(key)
@@ -131,9 +148,12 @@ class Admission:
                 skipped[Skip.ROBOTS] += 1
             elif (room := room - 1 - len(key) // LINK_COST_CHARS) < 0:
                 skipped[Skip.LINK_LIMIT] += 1
-            else:
+            elif extra is None:
                 admitted[key] = NewRequest(key, req.callback, req.cb_kwargs_json,
                                            req.priority, depth, redirects, parent)
+            else:
+                admitted[seen] = NewRequest(key, req.callback, req.cb_kwargs_json,
+                                            req.priority, depth, redirects, parent, *extra)
         return admitted
 
     @property
@@ -146,7 +166,7 @@ class Admission:
         max_depth = self._config.max_depth
         return max_depth is not None and depth > max_depth
 
-    def remember(self, keys: Collection[CanonicalURL]) -> None:
+    def remember(self, keys: Collection[str]) -> None:
         """Keys now on their way to the store (their completion is recorded): later links to
         them are duplicates. Not before: a callback that fails loses its requests."""
         self._recent.update(keys)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from storage.base import Completion, CrawlCounts, Outcome, StoredCookie
+from storage.base import Completion, CrawlCounts, Failure, Outcome, StoredCookie
 
 MAX_PENDING_NEW = 32_768  # new requests held for the next commit, at most: 64 MB of long URLs
 
@@ -108,6 +108,6 @@ class Ledger:
 
 
 def _found(outcome: Outcome) -> int:
-    if isinstance(outcome, Completion):
+    if isinstance(outcome, Completion | Failure):
         return len(outcome.requests) + len(outcome.parked)
     return 0

@@ -10,8 +10,8 @@ import aiosqlite
 from storage.base import RequestState
 
 APPLICATION_ID = 0x43524157  # "CRAW": marks a file as ours before any table is read
-SCHEMA_VERSION = 5
-# The crawl's session: its cookie jar as the last commit left it (schema 5).
+SCHEMA_VERSION = 6
+# The crawl's session: its cookie jar as the last commit left it (schema 6).
 COOKIES_TABLE = """CREATE TABLE IF NOT EXISTS cookies (
     domain TEXT NOT NULL,
     path TEXT NOT NULL,
@@ -54,7 +54,10 @@ CREATE TABLE requests (
     run INTEGER,
     status INTEGER,
     error TEXT,
-    kind TEXT
+    kind TEXT,
+    method TEXT,
+    spec TEXT,
+    body BLOB
 );
 CREATE INDEX requests_queue ON requests (priority DESC, id, not_before) WHERE state = 0;
 {PARKED_INDEX};
@@ -76,14 +79,18 @@ LEGACY_MESSAGE = ("CASE WHEN instr(error, ':') > 0"
 
 # Opening an older file for writing brings it up to date (reading needs nothing): schema 1
 # lacked runs.stats, schema 2 parked requests (an older crawler must not meet that state),
-# schema 3 the failure's kind as a column, schema 4 the cookies table.
+# schema 3 the failure's kind as a column, schema 4 what a request sends besides its URL
+# (an older row is a GET with nothing more), schema 5 the cookies table.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: ("ALTER TABLE runs ADD COLUMN stats TEXT",),
     2: (PARKED_INDEX,),
     3: ("ALTER TABLE requests ADD COLUMN kind TEXT",
         f"UPDATE requests SET kind = {LEGACY_KIND}, error = {LEGACY_MESSAGE}"
         f" WHERE state = {RequestState.FAILED}"),
-    4: (COOKIES_TABLE,),
+    4: ("ALTER TABLE requests ADD COLUMN method TEXT",
+        "ALTER TABLE requests ADD COLUMN spec TEXT",
+        "ALTER TABLE requests ADD COLUMN body BLOB"),
+    5: (COOKIES_TABLE,),
 }
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import operator
+import os
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -29,21 +31,35 @@ from storage.sqlite.transactions import DATA_ERRORS, storable
 
 log = logging.getLogger("storage")
 
-INSERT_REQUEST = (
-    "INSERT INTO requests (fp, url, priority, depth, callback, cb_kwargs, redirects, parent)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fp) DO NOTHING"
-)
-_INSERT_PARKED = (
-    "INSERT INTO requests"
-    " (fp, url, priority, depth, callback, cb_kwargs, redirects, parent, state)"
-    f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, {RequestState.PARKED}) ON CONFLICT (fp) DO NOTHING"
-)
-# A parked request found again where it may be queued is queued as found this time.
-_UNPARK_FOUND = (
-    f"UPDATE requests SET state = {RequestState.QUEUED}, priority = ?, depth = ?,"
-    " callback = ?, cb_kwargs = ?, redirects = ?, parent = ?"
-    f" WHERE fp = ? AND state = {RequestState.PARKED}"
-)
+_PLAIN_COLUMNS = ("fp", "url", "priority", "depth", "callback", "cb_kwargs", "redirects",
+                  "parent")
+_COLUMNS = (*_PLAIN_COLUMNS, "method", "spec", "body")
+
+
+def _insert(columns: tuple[str, ...], state: str = "") -> str:
+    names = ", ".join(columns) + (", state" if state else "")
+    marks = ", ".join("?" * len(columns)) + (f", {state}" if state else "")
+    return f"INSERT INTO requests ({names}) VALUES ({marks}) ON CONFLICT (fp) DO NOTHING"
+
+
+def _unpark(columns: tuple[str, ...]) -> str:
+    # A parked request found again where it may be queued is queued as found this time.
+    sets = ", ".join(f"{name} = ?" for name in columns[2:])
+    if columns is _PLAIN_COLUMNS:
+        sets += ", method = NULL, spec = NULL, body = NULL"
+    return (f"UPDATE requests SET state = {RequestState.QUEUED}, {sets}"
+            f" WHERE fp = ? AND state = {RequestState.PARKED}")
+
+
+# A batch of plain GETs (the crawl's bulk) binds and stores the columns it always had; a
+# batch with any other request, every column. Each as (insert, insert parked, unpark).
+INSERT_REQUEST = _insert(_PLAIN_COLUMNS)
+_PLAIN_SQL = (INSERT_REQUEST, _insert(_PLAIN_COLUMNS, str(int(RequestState.PARKED))),
+              _unpark(_PLAIN_COLUMNS))
+_FULL_SQL = (_insert(_COLUMNS), _insert(_COLUMNS, str(int(RequestState.PARKED))),
+             _unpark(_COLUMNS))
+_PLAIN = {(None, None, None, False)}  # the last fields of a NewRequest that is a plain GET
+_EXTRAS = operator.itemgetter(slice(7, None))
 LEASED = f"state = {RequestState.LEASED} AND run = ?"
 # A row's kind, when set, goes with the error beside it: the failure's. A retry's or a
 # deferral's error is the last attempt's words alone, which nothing groups.
@@ -67,7 +83,8 @@ _CLAIM = (
     f"UPDATE requests SET state = {RequestState.LEASED}, run = :run WHERE id IN ("
     f" SELECT id FROM requests WHERE state = {RequestState.QUEUED} AND not_before <= :now"
     " ORDER BY priority DESC, id LIMIT :limit)"
-    " RETURNING id, url, callback, cb_kwargs, priority, depth, redirects, attempts"
+    " RETURNING id, url, callback, cb_kwargs, priority, depth, redirects, attempts,"
+    " method, spec, body"
 )
 _INSERT_COOKIE = (
     "INSERT OR REPLACE INTO cookies"
@@ -83,6 +100,19 @@ ADD_COUNTER = (
 def fingerprint(url: str) -> int:
     """A signed 64-bit key for dedup: 8 bytes per row instead of a second copy of the URL."""
     return int.from_bytes(hashlib.blake2b(url.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+def request_fingerprint(r: NewRequest) -> int:
+    """The dedup key of a request: its URL's for a GET without a body (as files of every
+    schema have it), else of its method, URL and body; a `unique` request's is random."""
+    if r.unique:
+        return int.from_bytes(os.urandom(8), "big", signed=True)
+    if r.method is None and r.body is None:
+        return fingerprint(r.url)
+    digest = hashlib.blake2b(digest_size=8)
+    for part in ((r.method or "GET").encode(), b" ", r.url.encode(), b"\n", r.body or b""):
+        digest.update(part)
+    return int.from_bytes(digest.digest(), "big", signed=True)
 
 
 class Writer:
@@ -182,6 +212,11 @@ class Writer:
                 defers.append((o.not_before, o.reason, o.request_id, run))
             else:
                 failures.append((o.kind, o.error, o.status, o.request_id, run))
+                # What the crawler made of the failure (an errback's output), with it.
+                items.extend((o.request_id, data) for data in o.items)
+                new.extend(o.requests)
+                parked.extend(o.parked)
+                counters.update(o.counters)
         conn = self._conn
         # Outputs first, then the done marks: all inside one transaction, so either a request
         # is done with all its outputs stored, or it is not done and stored nothing.
@@ -208,15 +243,15 @@ class Writer:
         how many were queued."""
         if not requests:
             return 0
-        unparked, rows = 0, _rows(requests)
+        unparked, (sql, rows) = 0, _rows(requests)
         if self.parking:  # only a crawl that parked requests pays for the extra lookups
-            # A row is (fp, url, priority, depth, callback, cb_kwargs, redirects, parent).
-            cur = await self._conn.executemany(_UNPARK_FOUND, [(*row[2:], row[0])
-                                                               for row in rows])
+            # A row is (fp, url, priority, depth, callback, cb_kwargs, redirects, parent[,
+            # method, spec, body]); the update takes all but the first two, then fp.
+            cur = await self._conn.executemany(sql[2], [(*row[2:], row[0]) for row in rows])
             unparked = max(cur.rowcount, 0)
             counters[PARKED_COUNTER] -= unparked
             self._ledger.delta.parked -= unparked
-        cur = await self._conn.executemany(INSERT_REQUEST, rows)
+        cur = await self._conn.executemany(sql[0], rows)
         added = max(cur.rowcount, 0) + unparked
         self._ledger.delta.queued += added
         return added
@@ -225,7 +260,8 @@ class Writer:
         """Keep requests that have no row yet parked; returns how many."""
         if not requests:
             return 0
-        cur = await self._conn.executemany(_INSERT_PARKED, _rows(requests))
+        sql, rows = _rows(requests)
+        cur = await self._conn.executemany(sql[1], rows)
         parked = max(cur.rowcount, 0)
         self.parking = self.parking or parked > 0
         counters[PARKED_COUNTER] += parked
@@ -239,6 +275,12 @@ class Writer:
         self._ledger.delta.counters.update(counters)
 
 
-def _rows(requests: Sequence[NewRequest]) -> list[tuple[Any, ...]]:
-    return [(fingerprint(r.url), r.url, r.priority, r.depth, r.callback, r.cb_kwargs,
-             r.redirects, r.parent) for r in requests]
+def _rows(requests: Sequence[NewRequest]) -> tuple[tuple[str, str, str],
+                                                   list[tuple[Any, ...]]]:
+    """The statements for a batch, and its rows."""
+    if set(map(_EXTRAS, requests)) == _PLAIN:  # in C: no Python call a request
+        return _PLAIN_SQL, [(fingerprint(r.url), r.url, r.priority, r.depth, r.callback,
+                             r.cb_kwargs, r.redirects, r.parent) for r in requests]
+    return _FULL_SQL, [(request_fingerprint(r), r.url, r.priority, r.depth, r.callback,
+                        r.cb_kwargs, r.redirects, r.parent, r.method, r.spec, r.body)
+                       for r in requests]

@@ -1,0 +1,269 @@
+"""What a request sends besides its URL: method, headers, body, cookies, proxy, and what the
+engine does with its answer (errback, handle_statuses). Checked where the spider makes the
+request, and kept in the state file as plain data (one JSON text, the body as bytes), so a
+resumed crawl sends exactly the same request.
+
+A plain GET has none of this (`Request.extra` is None): the crawl's fast path is untouched."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple, TypedDict
+from urllib.parse import urlencode
+
+from crawler.config import check_header_value
+from crawler.errors import ConfigError, FailureKind, SpiderError
+from crawler.model.items import not_unicode
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+MAX_REQUEST_BYTES = 1024 * 1024
+"""What one request's headers and body may take in the state file, together."""
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110's token: a header's name
+_COOKIE_VALUE = re.compile(r"[^\x00-\x1f\x7f;,\\\"\s]*")
+# Status codes whose redirect turns a POST (and the like) into a GET without a body, as
+# browsers and aiohttp do; 307 and 308 keep the method and the body.
+_TO_GET = frozenset({301, 302, 303})
+_BODY_HEADERS = frozenset({"content-type", "content-length", "content-encoding"})
+
+Pairs = Mapping[str, str] | Iterable[tuple[str, str]]
+
+
+class RequestExtra(NamedTuple):
+    """What a request adds to a plain GET, as the store keeps it: the last four fields of
+    `storage.NewRequest`, in their order (`NewRequest(..., *extra)`)."""
+
+    method: str | None  # None: GET
+    spec: str | None  # JSON text of a `Spec`, None when it would be empty
+    body: bytes | None
+    unique: bool  # dont_filter: never deduplicated
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """A stored request's headers, cookies, proxy, errback and statuses, read back."""
+
+    headers: tuple[tuple[str, str], ...] = ()
+    cookies: tuple[tuple[str, str], ...] = ()
+    proxy: str | None = None
+    errback: str | None = None
+    handle_statuses: frozenset[int] = frozenset()
+
+    def encode(self) -> str | None:
+        data: dict[str, Any] = {}
+        if self.headers:
+            data["headers"] = [list(pair) for pair in self.headers]
+        if self.cookies:
+            data["cookies"] = [list(pair) for pair in self.cookies]
+        if self.proxy:
+            data["proxy"] = self.proxy
+        if self.errback:
+            data["errback"] = self.errback
+        if self.handle_statuses:
+            data["handle_statuses"] = sorted(self.handle_statuses)
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False) if data else None
+
+
+NO_SPEC = Spec()
+
+
+def decode(text: str | None) -> Spec:
+    """A stored spec read back (the empty one for None)."""
+    if text is None:
+        return NO_SPEC
+    data = json.loads(text)
+    return Spec(tuple((k, v) for k, v in data.get("headers", ())),
+                tuple((k, v) for k, v in data.get("cookies", ())), data.get("proxy"),
+                data.get("errback"), frozenset(data.get("handle_statuses", ())))
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFailure:
+    """What an errback receives: the request that failed for good (after its retries), the
+    kind of failure (`timeout`, `connect`, `http_status`, ...), its message, and the HTTP
+    status when there was one."""
+
+    url: str
+    kind: FailureKind
+    message: str
+    status: int | None = None
+
+
+class RequestOptions(TypedDict, total=False):
+    """The keywords `Request` takes besides its URL, callback, cb_kwargs and priority (for
+    `Response.follow` and `follow_all`)."""
+
+    method: str | None
+    headers: Pairs | None
+    body: bytes | str | None
+    json: Any
+    data: Pairs | None
+    cookies: Pairs | None
+    proxy: str | None
+    errback: Callable[..., Any] | None
+    handle_statuses: Iterable[int] | None
+    dont_filter: bool
+
+
+def from_options(url: str, options: RequestOptions) -> RequestExtra | None:
+    if not options:
+        return None
+    unknown = set(options) - set(RequestOptions.__annotations__)
+    if unknown:
+        raise SpiderError(f"unknown request option {sorted(unknown)[0]!r}")
+    return build(url, method=options.get("method"), headers=options.get("headers"),
+                 body=options.get("body"), json_value=options.get("json"),
+                 data=options.get("data"), cookies=options.get("cookies"),
+                 proxy=options.get("proxy"), errback=options.get("errback"),
+                 handle_statuses=options.get("handle_statuses"),
+                 dont_filter=bool(options.get("dont_filter")))
+
+
+def build(url: str, *, method: str | None, headers: Pairs | None, body: bytes | str | None,
+          json_value: Any, data: Pairs | None, cookies: Pairs | None, proxy: str | None,
+          errback: Callable[..., Any] | None, handle_statuses: Iterable[int] | None,
+          dont_filter: bool) -> RequestExtra | None:
+    """The checked extras of a request to `url`, or None for a plain GET (SpiderError)."""
+    pairs = _headers(headers)
+    payload, content_type = _body(url, body, json_value, data)
+    if content_type and not any(name.lower() == "content-type" for name, _ in pairs):
+        pairs += (("Content-Type", content_type),)
+    verb = _method(method, json_value is not None or data is not None)
+    if payload is not None and verb in {"GET", "HEAD"}:
+        raise SpiderError(f"a {verb} request to {url} cannot have a body; "
+                          "use method='POST' (or PUT, PATCH)")
+    spec = Spec(pairs, _cookies(cookies), _proxy(proxy), errback_name(errback),
+                check_statuses(handle_statuses or ())).encode()
+    size = len(spec or "") + len(payload or b"")
+    if size > MAX_REQUEST_BYTES:
+        raise SpiderError(f"the request to {url} takes {size} bytes of headers and body; "
+                          f"a request may take at most {MAX_REQUEST_BYTES} in the state file")
+    if verb == "GET" and spec is None and payload is None and not dont_filter:
+        return None
+    return RequestExtra(None if verb == "GET" else verb, spec, payload, bool(dont_filter))
+
+
+def redirected(extra: RequestExtra, status: int) -> RequestExtra | None:
+    """The extras of the request a redirect with `status` makes: 301, 302 and 303 turn a
+    POST (any method but GET and HEAD) into a GET without a body; 307 and 308 keep all."""
+    if status not in _TO_GET or extra.method in {None, "HEAD"}:
+        return extra._replace(unique=False)
+    spec = decode(extra.spec)
+    kept = tuple(p for p in spec.headers if p[0].lower() not in _BODY_HEADERS)
+    text = Spec(kept, spec.cookies, spec.proxy, spec.errback, spec.handle_statuses).encode()
+    return None if text is None else RequestExtra(None, text, None, False)
+
+
+def _method(method: str | None, has_form: bool) -> str:
+    if method is None:
+        return "POST" if has_form else "GET"
+    verb = method.upper() if isinstance(method, str) else method
+    if verb not in METHODS:
+        raise SpiderError(f"unknown HTTP method {method!r}; use one of "
+                          f"{', '.join(sorted(METHODS))}")
+    return str(verb)
+
+
+def _pairs(what: str, value: Pairs) -> list[tuple[str, str]]:
+    items = value.items() if isinstance(value, Mapping) else value
+    pairs = []
+    for pair in items:
+        if not (isinstance(pair, tuple | list) and len(pair) == 2
+                and all(isinstance(part, str) for part in pair)):
+            raise SpiderError(f"{what} must map text to text (a dict, or a list of "
+                              f"(name, value) pairs), not {pair!r:.80}")
+        pairs.append((pair[0], pair[1]))
+    return pairs
+
+
+def _headers(headers: Pairs | None) -> tuple[tuple[str, str], ...]:
+    if not headers:
+        return ()
+    pairs = _pairs("headers", headers)
+    for name, value in pairs:
+        if not _TOKEN.fullmatch(name):
+            raise SpiderError(f"{name!r} is not a valid header name")
+        try:
+            check_header_value(name, value, setting="headers")
+        except ConfigError as exc:
+            raise SpiderError(str(exc)) from None
+    return tuple(pairs)
+
+
+def _body(url: str, body: bytes | str | None, json_value: Any,
+          data: Pairs | None) -> tuple[bytes | None, str | None]:
+    """The body to send and the Content-Type it implies (json= and data= only)."""
+    given = [name for name, v in (("body", body), ("json", json_value), ("data", data))
+             if v is not None]
+    if len(given) > 1:
+        raise SpiderError(f"the request to {url} has {' and '.join(given)}: give one")
+    if body is not None:
+        if isinstance(body, str):
+            return body.encode("utf-8"), None
+        if not isinstance(body, bytes | bytearray):
+            raise SpiderError(f"body must be bytes or text, not {type(body).__name__}")
+        return bytes(body), None
+    if json_value is not None:
+        try:
+            text = json.dumps(json_value, separators=(",", ":"), ensure_ascii=False,
+                              allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise SpiderError(f"json= of the request to {url} cannot be sent as JSON: "
+                              f"{exc}") from None
+        problem = not_unicode(text, json_value)
+        if problem:
+            raise SpiderError(f"json= of the request to {url} cannot be sent: {problem}")
+        return text.encode("utf-8"), "application/json"
+    if data is not None:
+        return (urlencode(_pairs("data", data)).encode("ascii"),
+                "application/x-www-form-urlencoded")
+    return None, None
+
+
+def _cookies(cookies: Pairs | None) -> tuple[tuple[str, str], ...]:
+    if not cookies:
+        return ()
+    pairs = _pairs("cookies", cookies)
+    for name, value in pairs:
+        if not _TOKEN.fullmatch(name) or not _COOKIE_VALUE.fullmatch(value):
+            raise SpiderError(f"cookie {name!r}={value!r} cannot be sent: a cookie's name "
+                              "is a token, its value has no spaces, quotes, ';' or ','")
+    return tuple(pairs)
+
+
+def _proxy(proxy: str | None) -> str | None:
+    if proxy is None:
+        return None
+    if not isinstance(proxy, str) or not proxy.startswith(("http://", "https://")):
+        # Never the URL itself in the message: it may hold credentials.
+        raise SpiderError("proxy must be an http:// or https:// URL")
+    return proxy
+
+
+def errback_name(errback: Callable[..., Any] | None) -> str | None:
+    """An errback is a generator method of the spider (async or not), kept by name."""
+    if errback is None:
+        return None
+    owner = getattr(errback, "__self__", None)
+    name = getattr(errback, "__name__", None)
+    if owner is None or name is None or getattr(owner, name, None) != errback:
+        raise SpiderError(f"errback {errback!r} must be a method of the spider (e.g. "
+                          "self.on_error), so that it can be stored by name")
+    if not (inspect.isasyncgenfunction(errback) or inspect.isgeneratorfunction(errback)):
+        raise SpiderError(f"errback {name!r} must be a generator: 'async def {name}(self, "
+                          "failure):' (or 'def') that yields items and requests")
+    return str(name)
+
+
+def check_statuses(statuses: Iterable[int]) -> frozenset[int]:
+    """HTTP statuses a callback asks to see (`handle_statuses`), checked."""
+    if isinstance(statuses, str | bytes) or not isinstance(statuses, Iterable):
+        raise SpiderError(f"handle_statuses must be a list of HTTP statuses, not {statuses!r}")
+    found = frozenset(statuses)
+    for status in found:
+        if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status < 600:
+            raise SpiderError(f"handle_statuses: {status!r} is not an HTTP status (100-599)")
+    return found
