@@ -15,6 +15,7 @@ from crawler.engine.loopwatch import BLOCKING, LoopWatch
 from crawler.engine.outcomes import Outcomes
 from crawler.errors import FailureKind, SpiderError, describe, message
 from crawler.model.callshape import Shape, returned_wrong, shape_of
+from crawler.model.callsite import in_library
 from crawler.model.items import encode_item
 from crawler.model.request import Request
 from crawler.model.response import Response
@@ -157,8 +158,10 @@ async def _drain(values: Iterator[Any], name: str, url: str, watch: LoopWatch,
 
 
 def _where(exc: BaseException) -> str:
+    """Where the callback failed: the innermost frame outside the crawler package (the
+    spider's line that called it wrongly, not the library's line that said so)."""
     frames = traceback.extract_tb(exc.__traceback__)
-    if not frames:
-        return ""
-    last = frames[-1]
+    last = next((f for f in reversed(frames) if not in_library(f.filename)), None)
+    if last is None or f"(at {last.filename}:{last.lineno})" in str(exc):
+        return ""  # the error already says where
     return f" (at {last.filename}:{last.lineno} in {last.name})"

@@ -47,7 +47,7 @@ def shape_of(method: Callable[..., Any], name: str | None = None) -> Shape:
     if known is not None:
         return known
     name = name or getattr(method, "__name__", repr(method))
-    if not callable(method):
+    if not inspect.ismethod(method):
         raise SpiderError(f"callback {name!r} is {method!r}, not a method: write "
                           f"'async def {name}(self, response):' that yields items and requests")
     if inspect.isasyncgenfunction(method):

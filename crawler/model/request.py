@@ -123,7 +123,8 @@ def callback_name(callback: Callback | None) -> str | None:
         return None
     owner = getattr(callback, "__self__", None)
     name = getattr(callback, "__name__", None)
-    if owner is None or name is None or getattr(owner, name, None) != callback:
+    if owner is None or name is None or getattr(owner, name, None) != callback \
+            or not inspect.ismethod(callback):  # a builtin's owner is its module
         raise SpiderError(
             f"callback {callback!r} must be a method of the spider (e.g. self.parse_item), "
             "so that it can be stored by name and called when the crawl resumes"
