@@ -160,6 +160,9 @@ class Shapes(Spider):
     def opaque(self, response: Response) -> Any:
         return response.json()  # cannot be told from the source
 
+    def concatenated(self, response: Response) -> list[Any]:
+        return [{}] + response.follow_all()  # noqa: RUF005 (a BinOp return, under test)
+
     def returns_tuple(self, response: Response) -> Any:
         return {}, {}
 
@@ -176,6 +179,7 @@ class Shapes(Spider):
 @pytest.mark.parametrize(("name", "shape"), [
     ("agen", Shape.ASYNC_GENERATOR), ("gen", Shape.GENERATOR), ("listing", Shape.FUNCTION),
     ("coroutine", Shape.COROUTINE), ("opaque", Shape.FUNCTION),
+    ("concatenated", Shape.FUNCTION),
 ])
 def test_accepted_shapes(name: str, shape: Shape) -> None:
     assert shape_of(getattr(Shapes(), name)) is shape
@@ -200,6 +204,8 @@ def test_refused_shapes_name_the_method_and_its_line(name: str, what: str) -> No
 def test_not_a_method_refused() -> None:
     with pytest.raises(SpiderError, match="'parse' is 5, not a method"):
         shape_of(5, "parse")  # type: ignore[arg-type]
+    with pytest.raises(SpiderError, match=r"'parse' is \['x'\], not a method"):
+        shape_of(["x"], "parse")  # type: ignore[arg-type]
 
 
 BAD_SPIDER = """

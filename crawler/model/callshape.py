@@ -33,7 +33,7 @@ ACCEPTED = ("an `async def` or `def` generator that yields items and requests, o
 
 # Return values that are never a list: refused when the spider is loaded.
 _NOT_A_LIST = (ast.Dict, ast.DictComp, ast.Set, ast.SetComp, ast.Tuple, ast.Constant,
-               ast.JoinedStr, ast.GeneratorExp, ast.Lambda, ast.BinOp, ast.Compare)
+               ast.JoinedStr, ast.GeneratorExp, ast.Lambda, ast.Compare)
 # Calls that make one request or item, not a list of them.
 _SINGLE = frozenset({"Request", "follow", "submit", "dict"})
 
@@ -42,14 +42,15 @@ _shapes: dict[Any, Shape] = {}  # by function: a check reads source once per met
 
 def shape_of(method: Callable[..., Any], name: str | None = None) -> Shape:
     """The shape of a bound callback, or SpiderError naming it (and where it is defined)."""
-    function = getattr(method, "__func__", method)
+    if not inspect.ismethod(method):
+        name = name or getattr(method, "__name__", repr(method))
+        raise SpiderError(f"callback {name!r} is {method!r}, not a method: write "
+                          f"'async def {name}(self, response):' that yields items and requests")
+    function = method.__func__
     known = _shapes.get(function)
     if known is not None:
         return known
-    name = name or getattr(method, "__name__", repr(method))
-    if not inspect.ismethod(method):
-        raise SpiderError(f"callback {name!r} is {method!r}, not a method: write "
-                          f"'async def {name}(self, response):' that yields items and requests")
+    name = name or method.__name__
     if inspect.isasyncgenfunction(method):
         shape = Shape.ASYNC_GENERATOR
     elif inspect.isgeneratorfunction(method):
@@ -131,7 +132,7 @@ def _line(function: Any, node: ast.AST) -> int:
 
 
 def _article(kind: str) -> str:
-    names = {"joinedstr": "str", "binop": "computed value", "compare": "bool",
+    names = {"joinedstr": "str", "compare": "bool",
              "generator": "generator expression"}
     kind = names.get(kind, kind)
     return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
