@@ -30,8 +30,7 @@ class Request:
 
     The callback must be a method of the running spider (an `async def` or `def` generator,
     or a function returning a list or None); it is stored by name so a resumed crawl can
-    call it. `cb_kwargs` must be JSON-serialisable: they are
-    stored as JSON, never pickled.
+    call it. `cb_kwargs` must be JSON-serialisable: they are stored as JSON, never pickled.
     """
 
     __slots__ = ("_key", "_text", "_url", "callback", "cb_kwargs_json", "credentials",
