@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlencode
 
 from yarl import URL
 
@@ -34,14 +33,10 @@ class Request:
     """
 
     __slots__ = ("_key", "_text", "_url", "callback", "cb_kwargs_json", "credentials",
-                 "data", "method", "priority")
+                 "priority")
 
     def __init__(self, url: str | URL, callback: Callback | None = None, *,
-                 cb_kwargs: Mapping[str, Any] | None = None, priority: int = 0,
-                 method: str = "GET", data: Iterable[tuple[str, str]] | None = None) -> None:
-        # STUB for forms (helper A's branch has the real method/data): stored, never sent.
-        self.method = method
-        self.data = None if data is None else list(data)
+                 cb_kwargs: Mapping[str, Any] | None = None, priority: int = 0) -> None:
         self._url: URL | None = None
         if isinstance(url, URL):
             canon = canonical(url)
@@ -64,7 +59,6 @@ class Request:
         a raw href that cannot be crawled), a callback name and JSON arguments, and whether
         the URL as written held credentials (dropped from the key). For many links at once."""
         req = cls.__new__(cls)
-        req.method, req.data = "GET", None  # STUB for forms
         req.credentials = credentials
         req._url = None
         req._key = key
@@ -73,11 +67,6 @@ class Request:
         req.cb_kwargs_json = cb_kwargs_json
         req.priority = priority
         return req
-
-    @property
-    def body(self) -> bytes:
-        """STUB for forms: `data` form-encoded, as helper A's Request has it."""
-        return b"" if self.data is None else urlencode(self.data).encode("ascii")
 
     credentials: bool
     """The URL as written named a user or password. They are never sent nor stored: the
