@@ -3,17 +3,20 @@ failed. The event loop is watched meanwhile: a callback that blocks it is named.
 
 from __future__ import annotations
 
-import inspect
+import asyncio
 import json
 import logging
 import os
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from crawler.engine.loopwatch import BLOCKING, LoopWatch
 from crawler.engine.outcomes import Outcomes
-from crawler.errors import FailureKind, describe, message
+from crawler.errors import FailureKind, SpiderError, describe, message
+from crawler.model.callshape import Shape, returned_wrong, shape_of
+from crawler.model.callsite import in_library
 from crawler.model.items import encode_item
 from crawler.model.request import Request
 from crawler.model.response import Response
@@ -21,6 +24,8 @@ from crawler.model.spider import Spider
 from storage import Failure, LeasedRequest
 
 log = logging.getLogger("crawler")
+
+SLICE = 0.02  # seconds a `def` generator may hold the loop before the loop gets a turn
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,15 +46,30 @@ class Callbacks:
         self._watch = watch
         self._max_links = max_links
         self._clock = clock
+        self._shapes: dict[str, Shape] = {}  # by callback name, once checked
+
+    def _shape(self, name: str, method: Any) -> Shape | str:
+        """The callback's shape (remembered), or why it cannot be called."""
+        if method is None:
+            return f"{type(self._spider).__name__} has no callback named {name!r}"
+        try:
+            shape = shape_of(method)
+        except SpiderError as exc:
+            return str(exc)
+        self._shapes[name] = shape
+        return shape
 
     async def run(self, lease: LeasedRequest, response: Response) -> Yielded | Failure:
         name = lease.callback or "parse"
-        method = getattr(self._spider, name, None)
-        if method is None or not inspect.isasyncgenfunction(method):
-            return self._outcomes.fail(lease, FailureKind.SPIDER,
-                                       f"{type(self._spider).__name__} has no async "
-                                       f"generator callback named {name!r}", response.status)
+        method: Any = getattr(self._spider, name, None)
+        shape: Shape | str | None = self._shapes.get(name)
+        if shape is None:
+            shape = self._shape(name, method)
+            if isinstance(shape, str):
+                return self._outcomes.fail(lease, FailureKind.SPIDER, shape, response.status)
         kwargs = json.loads(lease.cb_kwargs) if lease.cb_kwargs else {}
+        if shape is not Shape.ASYNC_GENERATOR:  # the other shapes, off the hot path
+            return await self._run_other(name, method, lease, response, kwargs)
         found: list[Request] = []
         cap, over = self._max_links, 0  # requests past the cap: counted, not kept
         items: list[str] = []
@@ -69,24 +89,83 @@ class Callbacks:
                 elif value is not None:
                     items.append(encode_item(value))  # raises the SpiderError that explains
         except Exception as exc:
-            where = _where(exc)
-            log.error("callback %s failed on %s: %s%s", name, lease.url, describe(exc), where,
-                      extra={"url": lease.url, "reason": f"callback: {describe(exc)}{where}"})
-            return self._outcomes.fail(lease, FailureKind.CALLBACK, f"{message(exc)}{where}",
-                                       response.status)
+            return self._failed(name, lease, response, exc)
         self._watch.callback_step(name, lease.url, step, clock())
         return Yielded(items, found, over)
+
+    async def _run_other(self, name: str, method: Any, lease: LeasedRequest,
+                         response: Response, kwargs: dict[str, Any]) -> Yielded | Failure:
+        """A `def` generator, or a function returning a list or None."""
+        shape = self._shapes[name]
+        clock, watch = self._clock, self._watch
+        start = clock()
+        try:
+            if shape is Shape.GENERATOR:
+                values: Any = await _drain(method(response, **kwargs), name, lease.url,
+                                           watch, clock)
+            else:
+                values = method(response, **kwargs)
+                if shape is Shape.COROUTINE:
+                    values = await values
+                watch.callback_step(name, lease.url, start, clock())
+                if values is None:
+                    values = []
+                elif not isinstance(values, list):
+                    why = returned_wrong(name, method, values)
+                    log.error("%s (on %s)", why, lease.url,
+                              extra={"url": lease.url, "reason": f"callback: {why}"})
+                    return self._outcomes.fail(lease, FailureKind.CALLBACK, why,
+                                               response.status)
+            items: list[str] = []
+            found: list[Request] = []
+            over = 0
+            for value in values:
+                if isinstance(value, Request):
+                    if len(found) < self._max_links:
+                        found.append(value)
+                    else:
+                        over += 1
+                elif value is not None:
+                    items.append(encode_item(value))
+        except Exception as exc:
+            return self._failed(name, lease, response, exc)
+        return Yielded(items, found, over)
+
+    def _failed(self, name: str, lease: LeasedRequest, response: Response,
+                exc: Exception) -> Failure:
+        where = _where(exc)
+        log.error("callback %s failed on %s: %s%s", name, lease.url, describe(exc), where,
+                  extra={"url": lease.url, "reason": f"callback: {describe(exc)}{where}"})
+        return self._outcomes.fail(lease, FailureKind.CALLBACK, f"{message(exc)}{where}",
+                                   response.status)
+
+
+async def _drain(values: Iterator[Any], name: str, url: str, watch: LoopWatch,
+                 clock: Callable[[], float]) -> list[Any]:
+    """What a `def` generator yields. It never gives the event loop a turn by itself, so it
+    is given one whenever it has held the loop for a slice: a generator whose steps are short
+    does not block the crawl, and one whose step alone holds it too long is named."""
+    out: list[Any] = []
+    held = clock()  # since when the loop has been held
+    for value in values:
+        out.append(value)
+        now = clock()
+        if now - held > SLICE:
+            watch.callback_step(name, url, held, now)
+            await asyncio.sleep(0)
+            held = clock()
+    watch.callback_step(name, url, held, clock())
+    return out
 
 
 _LIBRARY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # crawler/
 
 
 def _where(exc: BaseException) -> str:
-    """The spider's own line that raised: the last frame outside the crawler package (an
-    error that Request(...) raises names the spider's line that made the request)."""
+    """Where the callback failed: the innermost frame outside the crawler package (the
+    spider's line that called it wrongly, not the library's line that said so)."""
     frames = traceback.extract_tb(exc.__traceback__)
-    if not frames:
-        return ""
-    own = [f for f in frames if not os.path.abspath(f.filename).startswith(_LIBRARY + os.sep)]
-    last = own[-1] if own else frames[-1]
+    last = next((f for f in reversed(frames) if not in_library(f.filename)), None)
+    if last is None or f"(at {last.filename}:{last.lineno})" in str(exc):
+        return ""  # the error already says where
     return f" (at {last.filename}:{last.lineno} in {last.name})"

@@ -14,6 +14,7 @@ from yarl import URL
 from crawler.config import CrawlConfig
 from crawler.errors import SpiderError, StateFileError
 from crawler.http.transport import Transport
+from crawler.model.callshape import shape_of
 from crawler.model.request import Request
 from crawler.model.spider import Spider
 from crawler.observe import logs
@@ -43,6 +44,7 @@ async def start_requests(spider: Spider) -> Seeds:
     """The spider's start requests, read before the state file is opened: they are part of
     the crawl's identity, and they set its scope."""
     seeds = Seeds()
+    check_callback(spider, "parse")
     async for req in spider.start_requests():
         if not isinstance(req, Request):
             raise SpiderError(f"start_requests() yielded {req!r}; yield Request objects")
@@ -52,10 +54,21 @@ async def start_requests(spider: Spider) -> Seeds:
         if req.credentials:
             log.warning("start URL %s named a user or password: the crawler never sends "
                         "credentials found in URLs", key, extra={"url": key})
+        if req.callback is not None:
+            check_callback(spider, req.callback)
         seeds.keys.append(key)
         seeds.requests.append(NewRequest(key, req.callback, req.cb_kwargs_json, req.priority,
                                          0, 0, None, *(req.extra or ())))
     return seeds
+
+
+def check_callback(spider: Spider, name: str) -> None:
+    """Refuse a callback of a shape the crawl cannot call before anything is fetched: a
+    `def parse` that returns a dict would otherwise fail every page it is given."""
+    method = getattr(spider, name, None)
+    if method is None:
+        raise SpiderError(f"{type(spider).__name__} has no callback named {name!r}")
+    shape_of(method, name)
 
 
 def _why_not(req: Request) -> str:

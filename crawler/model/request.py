@@ -11,6 +11,7 @@ from yarl import URL
 
 from crawler.errors import SpiderError
 from crawler.model import specs
+from crawler.model.callshape import shape_of
 from crawler.model.items import not_unicode
 from crawler.model.specs import Pairs, RequestExtra
 from crawler.urls.canon import (
@@ -28,9 +29,9 @@ Callback = Callable[..., Any]
 class Request:
     """A page to fetch, and the spider method (by name) that will parse it.
 
-    The callback must be an `async def` generator method of the running spider; it is stored
-    by name so a resumed crawl can call it. `cb_kwargs` must be JSON-serialisable: they are
-    stored as JSON, never pickled.
+    The callback must be a method of the running spider (an `async def` or `def` generator,
+    or a function returning a list or None); it is stored by name so a resumed crawl can
+    call it. `cb_kwargs` must be JSON-serialisable: they are stored as JSON, never pickled.
 
     A GET by default. `method`, `headers`, `body` (bytes or text), `json=` (sent as JSON),
     `data=` (form-encoded; json= and data= make it a POST unless a method is given),
@@ -149,16 +150,14 @@ def callback_name(callback: Callback | None) -> str | None:
         return None
     owner = getattr(callback, "__self__", None)
     name = getattr(callback, "__name__", None)
-    if owner is None or name is None or getattr(owner, name, None) != callback:
+    if owner is None or name is None or getattr(owner, name, None) != callback \
+            or not inspect.ismethod(callback):  # a builtin's owner is its module
         raise SpiderError(
             f"callback {callback!r} must be a method of the spider (e.g. self.parse_item), "
             "so that it can be stored by name and called when the crawl resumes"
         )
-    if not inspect.isasyncgenfunction(callback):
-        raise SpiderError(
-            f"callback {name!r} must be an async generator: 'async def {name}(self, response):'"
-            " that yields items and requests"
-        )
+    if not inspect.isasyncgenfunction(callback):  # the usual shape, checked at no cost
+        shape_of(callback)  # raises the SpiderError that names it
     return None if name == "parse" else name
 
 

@@ -13,7 +13,8 @@ from yarl import URL
 
 from crawler.config import MAX_LINKS
 from crawler.html import encoding, nesting
-from crawler.model import sitemaps, specs
+from crawler.model import forms, sitemaps, specs
+from crawler.model.forms import Form
 from crawler.model.request import Callback, Request, callback_name, check_priority, encode_kwargs
 from crawler.model.sitemaps import Sitemap
 from crawler.model.specs import RequestOptions
@@ -193,6 +194,13 @@ class Response:
         return [prepared(href, name, kwargs, priority, key=join(href),
                          credentials="@" in href and urls.has_credentials(href), extra=extra)
                 for href in self._hrefs(selector)]
+
+    def form(self, selector: str | None = None, *, index: int = 0) -> Form:
+        """The page's `index`-th form, or the `index`-th form the CSS selector matches, with
+        its fields as a browser would send them: `.fill(name=value)`, then `.submit(...)`
+        for the request (see `crawler.model.forms`). SpiderError if there is no such form."""
+        return Form(forms.find(self.tree, self.url, selector, index), self._url,
+                    self.base_url)
 
     def sitemap(self) -> Sitemap:
         """The body read as a sitemap (urlset or index, gzipped or not); ValueError if it is
