@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -158,7 +157,6 @@ async def _drain(values: Iterator[Any], name: str, url: str, watch: LoopWatch,
     return out
 
 
-_LIBRARY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # crawler/
 
 
 def _where(exc: BaseException) -> str:
