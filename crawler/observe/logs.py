@@ -17,6 +17,10 @@ from typing import Any, TextIO
 FORMATS = ("text", "json")
 STATUS = "crawler.status"
 REPORT = "crawler.status.report"  # progress lines and the summary: what --quiet silences
+# Libraries whose DEBUG lines print the values they handle (aiosqlite: every statement with
+# its parameters, which hold stored passwords, headers, bodies and cookies): --log-level is
+# for the crawler's own loggers, so these stay at WARNING whatever it says.
+QUIET_LIBRARIES = ("aiosqlite", "asyncio", "aiohttp")
 
 # Attributes every LogRecord has; anything else on a record came in through `extra=`.
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
@@ -78,3 +82,5 @@ def setup(level: str, fmt: str = "text", *, quiet: bool = False) -> None:
     level_ = min(logging.INFO, root.level)
     logging.getLogger(STATUS).setLevel(level_)
     logging.getLogger(REPORT).setLevel(logging.WARNING if quiet else level_)
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
