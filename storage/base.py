@@ -66,7 +66,9 @@ class NewRequest(NamedTuple):
     A named tuple: a crawl makes fifty of these a page, and it builds in a third of a frozen
     dataclass's time. A plain GET leaves the last four fields as they are: the store
     dedups it by its URL. Another method or a body makes the dedup key the method, the
-    URL and the body; `unique` (the crawler's dont_filter) a key of its own."""
+    URL and the body; `unique` (the crawler's dont_filter) a key of its own: random when
+    True; when a str, made of it, the method, the URL and the body, so that adding the same
+    request with the same str again adds nothing (a start request's place among them)."""
 
     url: str
     callback: str | None = None
@@ -80,7 +82,7 @@ class NewRequest(NamedTuple):
     spec: str | None = None
     """Opaque text the crawler keeps with the request (its headers, cookies, ...)."""
     body: bytes | None = None
-    unique: bool = False
+    unique: bool | str = False
 
 
 class StoredCookie(NamedTuple):

@@ -57,9 +57,17 @@ async def start_requests(spider: Spider) -> Seeds:
         if req.callback is not None:
             check_callback(spider, req.callback)
         seeds.keys.append(key)
-        seeds.requests.append(NewRequest(key, req.callback, req.cb_kwargs_json, req.priority,
-                                         0, 0, None, *(req.extra or ())))
+        seeds.requests.append(_seed(req, key, len(seeds.requests)))
     return seeds
+
+
+def _seed(req: Request, key: CanonicalURL, index: int) -> NewRequest:
+    """The start request to store. Every run adds the start requests again (a resumed crawl
+    may have new ones), so a dont_filter one is keyed by its place among them instead of at
+    random: adding it again adds nothing, and it is sent once a crawl, not once a run."""
+    seed = NewRequest(key, req.callback, req.cb_kwargs_json, req.priority, 0, 0, None,
+                      *(req.extra or ()))
+    return seed._replace(unique=f"seed {index}") if seed.unique else seed
 
 
 def check_callback(spider: Spider, name: str) -> None:

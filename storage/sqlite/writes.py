@@ -104,12 +104,16 @@ def fingerprint(url: str) -> int:
 
 def request_fingerprint(r: NewRequest) -> int:
     """The dedup key of a request: its URL's for a GET without a body (as files of every
-    schema have it), else of its method, URL and body; a `unique` request's is random."""
-    if r.unique:
+    schema have it), else of its method, URL and body; a `unique` request's is random, or
+    made of its `unique` text too when it has one."""
+    if r.unique is True:
         return int.from_bytes(os.urandom(8), "big", signed=True)
-    if r.method is None and r.body is None:
+    if r.method is None and r.body is None and not r.unique:
         return fingerprint(r.url)
     digest = hashlib.blake2b(digest_size=8)
+    if r.unique:  # the salt first, length-prefixed: no other request's parts can spell it
+        salt = r.unique.encode()
+        digest.update(b"%d:%s " % (len(salt), salt))
     for part in ((r.method or "GET").encode(), b" ", r.url.encode(), b"\n", r.body or b""):
         digest.update(part)
     return int.from_bytes(digest.digest(), "big", signed=True)
