@@ -191,11 +191,13 @@ class PageProcessor:
             return self._outcomes.fail(lease, error.kind, message(error), result.status)
         self._metrics.page()
         extra = None
+        key = urls.join(job.url, location)
         if lease.spec is not None or lease.method is not None or lease.body is not None:
             extra = specs.redirected(RequestExtra(lease.method, lease.spec, lease.body, False),
-                                     result.status)
+                                     result.status, job.url,
+                                     None if key is None else urls.parsed(key))
         moved = Request.prepared(location, lease.callback, lease.cb_kwargs, lease.priority,
-                                 key=urls.join(job.url, location),
+                                 key=key,
                                  credentials=urls.has_credentials(location), extra=extra)
         counters: Counter[str] = Counter()
         # Same depth, callback and priority: a redirect is the same request, moved.

@@ -7,6 +7,7 @@ aiohttp's errors into the crawler's own, each saying whether a retry may help.
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Iterable, Mapping
 from types import TracebackType
@@ -18,7 +19,7 @@ from aiohttp.http_exceptions import ContentEncodingError, LineTooLong
 from aiohttp.resolver import AsyncResolver
 from yarl import URL
 
-from crawler.config import CrawlConfig
+from crawler.config import REDACTED, CrawlConfig
 from crawler.errors import (
     BadResponse,
     BodyTooLarge,
@@ -64,9 +65,14 @@ class Fetcher:
         self.allow_private = config.allow_private
         """Whether sockets may be opened to private addresses (see crawler.urls.addresses)."""
         self._jar: aiohttp.abc.AbstractCookieJar | None = None  # made on a running loop
-        self._auth = sessions.auth_by_host(config)
+        self._auth: dict[sessions.Origin, str] = {}  # see `auth_for`
         self._proxy, self._proxy_headers = sessions.proxy_for(config)
         self._proxy_addresses: frozenset[str] = frozenset()  # the user's proxy: never refused
+        self._credentials = bool(self._auth) or self._proxy_headers is not None
+
+    def auth_for(self, starts: Iterable[URL]) -> None:
+        """Send the crawl's basic auth where these start URLs reach its hosts, only there."""
+        self._auth = sessions.auth_by_origin(self._config, starts)
         self._credentials = bool(self._auth) or self._proxy_headers is not None
 
     @property
@@ -222,10 +228,11 @@ class Fetcher:
             raise ProtocolError(f"connection broke mid-body: {exc}", url=str(url)) from exc
         except aiohttp.ServerDisconnectedError as exc:
             raise ProtocolError(f"connection broke: {exc}", url=str(url)) from exc
-        except aiohttp.InvalidURL as exc:
-            raise BadResponse(f"invalid URL: {exc}", url=str(url)) from exc
+        except aiohttp.InvalidURL as exc:  # a proxy's URL too: its password never shown
+            raise BadResponse(f"invalid URL: {_redacted(str(exc))}", url=str(url)) from exc
         except (aiohttp.ClientError, OSError) as exc:
-            raise ProtocolError(f"{type(exc).__name__}: {exc}", url=str(url)) from exc
+            raise ProtocolError(f"{type(exc).__name__}: {_redacted(str(exc))}",
+                                url=str(url)) from exc
 
     async def _get(self, session: aiohttp.ClientSession, url: URL, want_body: WantBody | None,
                    keep_alive: bool, trace: RequestTrace, *,
@@ -313,3 +320,11 @@ async def _discard(resp: aiohttp.ClientResponse) -> None:
 def _timeouts(cfg: CrawlConfig) -> str:
     return (f"limits: {cfg.connect_timeout:g}s to connect, {cfg.read_timeout:g}s between "
             f"reads, {cfg.timeout:g}s in all")
+
+
+_USERINFO = re.compile(r"(?<=://)[^/?#\s]*@")
+
+
+def _redacted(text: str) -> str:
+    """An error's text without the user name and password of any URL in it (a proxy's)."""
+    return _USERINFO.sub(f"{REDACTED}@", text)

@@ -86,20 +86,28 @@ def default_headers(config: CrawlConfig, accept: str) -> dict[str, str]:
     return headers
 
 
-def auth_by_host(config: CrawlConfig) -> dict[str, str]:
-    """The Authorization header for each host named in `auth`."""
-    return {host.lower(): aiohttp.encode_basic_auth(user, password)
-            for host, (user, password) in config.auth.items()}
+Origin = tuple[str, str, int | None]
+"""(scheme, host, port): where basic auth may go."""
 
 
-def request_headers(extra: Mapping[str, str] | None, url: URL, auth: Mapping[str, str],
+def auth_by_origin(config: CrawlConfig, starts: Iterable[URL]) -> dict[Origin, str]:
+    """The Authorization header for each host named in `auth`, on the scheme and port where
+    the crawl's start URLs reach it only: another port is another server, and http would
+    carry in clear what was given for https."""
+    by_host = {host.lower(): aiohttp.encode_basic_auth(user, password)
+               for host, (user, password) in config.auth.items()}
+    return {(url.scheme, host, url.port): by_host[host] for url in starts
+            if (host := (url.raw_host or "").lower()) in by_host}
+
+
+def request_headers(extra: Mapping[str, str] | None, url: URL, auth: Mapping[Origin, str],
                     proxy: Mapping[str, str] | None) -> Mapping[str, str] | None:
-    """One request's own headers with its credentials: basic auth for its host, exactly
-    (never a subdomain, never another host: each redirect hop is a request of its own, to
-    its own host), and an http target's Proxy-Authorization (an https one's goes in the
-    CONNECT, never inside the tunnel to the target)."""
+    """One request's own headers with its credentials: basic auth for its origin, exactly
+    (never a subdomain, another port or scheme: each redirect hop is a request of its own,
+    to its own origin), and an http target's Proxy-Authorization (an https one's goes in
+    the CONNECT, never inside the tunnel to the target)."""
     headers = dict(extra or {})
-    authorization = auth.get(url.raw_host or "")
+    authorization = auth.get((url.scheme, (url.raw_host or "").lower(), url.port))
     if authorization is not None:
         headers["Authorization"] = authorization
     if proxy is not None and url.scheme == "http":

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, TypedDict
 from urllib.parse import urlencode
 
-from crawler.config import check_header_value
+from yarl import URL
+
+from crawler.config import check_header_value, redact_url
 from crawler.errors import ConfigError, FailureKind, SpiderError
 from crawler.model.items import not_unicode
 
@@ -28,6 +30,9 @@ _COOKIE_VALUE = re.compile(r"[^\x00-\x1f\x7f;,\\\"\s]*")
 # browsers and aiohttp do; 307 and 308 keep the method and the body.
 _TO_GET = frozenset({301, 302, 303})
 _BODY_HEADERS = frozenset({"content-type", "content-length", "content-encoding"})
+_SECRETS = frozenset({"authorization", "proxy-authorization", "cookie"})
+# The crawler's own: what they say follows from the URL and the body.
+_REFUSED_HEADERS = frozenset({"host", "content-length", "transfer-encoding"})
 
 Pairs = Mapping[str, str] | Iterable[tuple[str, str]]
 
@@ -146,15 +151,29 @@ def build(url: str, *, method: str | None, headers: Pairs | None, body: bytes | 
     return RequestExtra(None if verb == "GET" else verb, spec, payload, bool(dont_filter))
 
 
-def redirected(extra: RequestExtra, status: int) -> RequestExtra | None:
+def redirected(extra: RequestExtra, status: int, source: URL,
+               target: URL | None) -> RequestExtra | None:
     """The extras of the request a redirect with `status` makes: 301, 302 and 303 turn a
-    POST (any method but GET and HEAD) into a GET without a body; 307 and 308 keep all."""
-    if status not in _TO_GET or extra.method in {None, "HEAD"}:
+    POST (any method but GET and HEAD) into a GET without a body; 307 and 308 keep all.
+    To another origin (scheme, host or port) the request's own credentials stay behind:
+    its Authorization, Proxy-Authorization and Cookie headers and its cookies=, as browsers
+    do (the crawl's jar still sends that origin's own cookies)."""
+    to_get = status in _TO_GET and extra.method not in {None, "HEAD"}
+    moved = target is None or _origin(source) != _origin(target)
+    if not to_get and not moved:
         return extra._replace(unique=False)
     spec = decode(extra.spec)
-    kept = tuple(p for p in spec.headers if p[0].lower() not in _BODY_HEADERS)
-    text = Spec(kept, spec.cookies, spec.proxy, spec.errback, spec.handle_statuses).encode()
+    dropped = (_BODY_HEADERS if to_get else frozenset()) | (_SECRETS if moved else frozenset())
+    kept = tuple(p for p in spec.headers if p[0].lower() not in dropped)
+    cookies = () if moved else spec.cookies
+    text = Spec(kept, cookies, spec.proxy, spec.errback, spec.handle_statuses).encode()
+    if not to_get:
+        return extra._replace(spec=text, unique=False)
     return None if text is None else RequestExtra(None, text, None, False)
+
+
+def _origin(url: URL) -> tuple[str, str, int | None]:
+    return url.scheme, (url.raw_host or "").lower(), url.port
 
 
 def _method(method: str | None, has_form: bool) -> str:
@@ -186,6 +205,9 @@ def _headers(headers: Pairs | None) -> tuple[tuple[str, str], ...]:
     for name, value in pairs:
         if not _TOKEN.fullmatch(name):
             raise SpiderError(f"{name!r} is not a valid header name")
+        if name.lower() in _REFUSED_HEADERS:
+            raise SpiderError(f"the {name} header cannot be set in a request's headers "
+                              "(it is the crawler's)")
         try:
             check_header_value(name, value, setting="headers")
         except ConfigError as exc:
@@ -235,11 +257,22 @@ def _cookies(cookies: Pairs | None) -> tuple[tuple[str, str], ...]:
 
 
 def _proxy(proxy: str | None) -> str | None:
+    """A request's proxy, checked whole as the crawl-wide one is: a malformed one would fail
+    at fetch time with a message that holds its password."""
     if proxy is None:
         return None
-    if not isinstance(proxy, str) or not proxy.startswith(("http://", "https://")):
-        # Never the URL itself in the message: it may hold credentials.
+    if not isinstance(proxy, str):
         raise SpiderError("proxy must be an http:// or https:// URL")
+    try:
+        url = URL(proxy)
+        port = url.port
+    except ValueError:
+        url, port = URL(), None
+    if url.scheme not in ("http", "https") or not url.raw_host or port is None \
+            or url.path not in ("", "/") or url.query_string or url.fragment:
+        # Never the URL itself in the message: it may hold credentials.
+        raise SpiderError("proxy must be http://[USER:PASSWORD@]HOST[:PORT] (or https://), "
+                          f"not {redact_url(proxy)!r}")
     return proxy
 
 
