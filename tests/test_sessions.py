@@ -228,3 +228,66 @@ async def test_the_jar_gives_back_what_it_was_given_but_expired_cookies() -> Non
     async with Fetcher(CrawlConfig(cookies=False)) as fetcher:
         fetcher.load_cookies(kept)
         assert fetcher.cookies() == ()
+
+
+def wide_app() -> web.Application:
+    """Each host's `/` sets a session cookie and links to `/bye`, which drops it (Max-Age=0)
+    and sets another under a path given with a trailing slash."""
+
+    async def home(request: web.Request) -> web.Response:
+        resp = web.Response(content_type="text/html", text='<a href="/bye">bye</a>')
+        resp.set_cookie("sid", request.host.split(".")[0], max_age=3600)
+        return resp
+
+    async def bye(request: web.Request) -> web.Response:
+        resp = web.Response(content_type="text/html", text="<p>bye</p>")
+        resp.set_cookie("sid", "", max_age=0)
+        resp.set_cookie("seen", "1", path="/bye/")
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/", home)
+    app.router.add_get("/bye", bye)
+    return app
+
+
+async def test_a_response_hands_on_only_the_cookies_it_changed() -> None:
+    # The jar holds many cookies already: what crosses to the store after a response is
+    # what that response set or dropped, not the whole jar (a wide crawl stays fast).
+    many = [Cookie("k", str(n), f"h{n}.test", "/", None) for n in range(300)]
+    async with serve(wide_app(), "127.0.0.2") as base:
+        port = URL(base).port
+        config = CrawlConfig(resolve={"w.test": "127.0.0.2"}, allow_private=True)
+        async with Fetcher(config) as fetcher:
+            fetcher.load_cookies(many)
+            fetcher.changed_cookies()  # the jar as loaded
+            await fetcher.fetch(URL(f"http://w.test:{port}/"))
+            kept, gone = fetcher.changed_cookies()
+            assert [(c.name, c.value, c.domain) for c in kept] == [("sid", "w", "w.test")]
+            assert gone == []
+            assert fetcher.changed_cookies() == ([], [])  # taken once
+            await fetcher.fetch(URL(f"http://w.test:{port}/bye"))
+            kept, gone = fetcher.changed_cookies()
+            assert [(c.name, c.path) for c in kept] == [("seen", "/bye/")]
+            assert gone == [("w.test", "", "sid")]
+            assert len(fetcher.cookies()) == 301
+
+
+async def test_the_state_file_holds_the_jar_after_changes_by_key(tmp_path: Path) -> None:
+    class Wide(Spider):
+        name = "wide"
+
+        async def parse(self, response: Response) -> Any:
+            for request in response.follow_all():
+                yield request
+
+    hosts = [f"h{n}.test" for n in range(6)]
+    async with serve(wide_app(), "127.0.0.2") as base:
+        port = URL(base).port
+        config = CrawlConfig(delay=0, resolve=dict.fromkeys(hosts, "127.0.0.2"))
+        state = tmp_path / "w.db"
+        await crawl(Wide([f"http://{h}:{port}/" for h in hosts]), state, config)
+    # Every sid was dropped by its host's /bye; a cookie set again replaced its row.
+    with sqlite3.connect(f"file:{state}?mode=ro", uri=True) as conn:
+        rows = conn.execute("SELECT name, domain, path FROM cookies ORDER BY domain").fetchall()
+    assert rows == [("seen", h, "/bye/") for h in hosts]
