@@ -56,8 +56,9 @@ class CountingJar(aiohttp.CookieJar):
     def take_changed(self) -> tuple[list[Cookie], list[tuple[str, str, str]]]:
         """The cookies set since the last call, and the (domain, path, name) of those gone
         (the path without its trailing slashes, as the jar files it)."""
-        # Purges the cookies expired by now (their deletions are noted), as iterating does.
-        self.clear(lambda _: False)
+        # Purges the cookies expired by now (their deletions are noted), as iterating does:
+        # from the jar's heap of deadlines, not a pass over the jar.
+        self._do_expiration()
         changed, self.changed = self.changed, set()
         host_only = self.host_only_cookies
         deadlines: Mapping[tuple[str, str, str], float] = getattr(self, "_expirations", {})
