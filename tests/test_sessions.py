@@ -23,6 +23,9 @@ from crawler import CrawlConfig, Response, Spider
 from crawler.config import layered
 from crawler.http.fetcher import Fetcher
 from crawler.http.transport import Cookie
+from storage import StoredCookie
+from storage.sqlite import SQLiteStore
+from storage.sqlite.ledger import CookieChanges
 from tests.crawling import crawl
 from tests.helpers import DONE, CrawlProcess, crawl_ok, export_items
 from tests.sites.serve import serve, serve_in_thread
@@ -291,3 +294,39 @@ async def test_the_state_file_holds_the_jar_after_changes_by_key(tmp_path: Path)
     with sqlite3.connect(f"file:{state}?mode=ro", uri=True) as conn:
         rows = conn.execute("SELECT name, domain, path FROM cookies ORDER BY domain").fetchall()
     assert rows == [("seen", h, "/bye/") for h in hosts]
+
+
+async def test_the_store_writes_each_changed_cookie_once_by_its_key(tmp_path: Path) -> None:
+    def kept(name: str, value: str, path: str = "/") -> StoredCookie:
+        return StoredCookie(name, value, "a.test", path, None, False, False, True)
+
+    store = await SQLiteStore.open(tmp_path / "s.db")
+    try:
+        await store.open_crawl("s", "{}", fresh=False)
+        store.keep_cookies([kept("sid", "1"), kept("p", "x", "/a/"), kept("old", "o")])
+        await store.flush()
+        # Changes between commits: the last one of each cookie is what the commit writes;
+        # "/a" is the jar's key of "/a/" (one cookie), so its row is replaced, not doubled.
+        store.change_cookies([kept("sid", "2")], [])
+        store.change_cookies([kept("sid", "3"), kept("p", "y", "/a")], [("a.test", "", "old")])
+        store.change_cookies([kept("new", "n")], [])
+        await store.flush()
+        assert sorted(await store.cookies()) == [
+            kept("new", "n"), kept("p", "y", "/a"), kept("sid", "3")]
+    finally:
+        await store.close()
+
+
+def test_changes_given_back_by_a_failed_commit_come_before_those_kept_since() -> None:
+    def kept(value: str) -> StoredCookie:
+        return StoredCookie("sid", value, "a.test", "/", None, False, False, True)
+
+    failed, since = CookieChanges(), CookieChanges()
+    failed.change([kept("1")], [("a.test", "/x/", "gone")])
+    since.change([kept("2")], [])
+    back = failed.then(since)
+    assert back.by_key == {("a.test", "", "sid"): kept("2"), ("a.test", "/x", "gone"): None}
+    assert not back.replace
+    whole = CookieChanges()
+    whole.whole([kept("3")])
+    assert failed.then(whole) is whole  # a whole jar kept since replaces what came before
