@@ -279,6 +279,13 @@ class Store(ABC):
         never holds an outcome without the cookies its response set."""
 
     @abstractmethod
+    def change_cookies(self, kept: Sequence[StoredCookie],
+                       gone: Sequence[tuple[str, str, str]]) -> None:
+        """Some of the crawl's cookies changed: each of `kept` replaces the one kept with its
+        domain, name and path (trailing slashes aside), each (domain, path, name) of `gone`
+        is dropped, likewise. No I/O: written as `keep_cookies`'s are, in the same order."""
+
+    @abstractmethod
     async def cookies(self) -> list[StoredCookie]:
         """The cookies last kept (and committed)."""
 

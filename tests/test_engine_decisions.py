@@ -66,6 +66,9 @@ class DictTransport:
     def load_cookies(self, cookies: Iterable[Cookie]) -> None:
         return None
 
+    def changed_cookies(self) -> tuple[list[Cookie], list[tuple[str, str, str]]]:
+        return [], []
+
     async def fetch(self, url: URL, want_body: WantBody | None = None, *,
                     keep_alive: bool = True, send: Sending | None = None) -> FetchResult:
         text = str(url)

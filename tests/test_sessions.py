@@ -23,6 +23,9 @@ from crawler import CrawlConfig, Response, Spider
 from crawler.config import layered
 from crawler.http.fetcher import Fetcher
 from crawler.http.transport import Cookie
+from storage import StoredCookie
+from storage.sqlite import SQLiteStore
+from storage.sqlite.ledger import CookieChanges
 from tests.crawling import crawl
 from tests.helpers import DONE, CrawlProcess, crawl_ok, export_items
 from tests.sites.serve import serve, serve_in_thread
@@ -228,3 +231,102 @@ async def test_the_jar_gives_back_what_it_was_given_but_expired_cookies() -> Non
     async with Fetcher(CrawlConfig(cookies=False)) as fetcher:
         fetcher.load_cookies(kept)
         assert fetcher.cookies() == ()
+
+
+def wide_app() -> web.Application:
+    """Each host's `/` sets a session cookie and links to `/bye`, which drops it (Max-Age=0)
+    and sets another under a path given with a trailing slash."""
+
+    async def home(request: web.Request) -> web.Response:
+        resp = web.Response(content_type="text/html", text='<a href="/bye">bye</a>')
+        resp.set_cookie("sid", request.host.split(".")[0], max_age=3600)
+        return resp
+
+    async def bye(request: web.Request) -> web.Response:
+        resp = web.Response(content_type="text/html", text="<p>bye</p>")
+        resp.set_cookie("sid", "", max_age=0)
+        resp.set_cookie("seen", "1", path="/bye/")
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/", home)
+    app.router.add_get("/bye", bye)
+    return app
+
+
+async def test_a_response_hands_on_only_the_cookies_it_changed() -> None:
+    # The jar holds many cookies already: what crosses to the store after a response is
+    # what that response set or dropped, not the whole jar (a wide crawl stays fast).
+    many = [Cookie("k", str(n), f"h{n}.test", "/", None) for n in range(300)]
+    async with serve(wide_app(), "127.0.0.2") as base:
+        port = URL(base).port
+        config = CrawlConfig(resolve={"w.test": "127.0.0.2"}, allow_private=True)
+        async with Fetcher(config) as fetcher:
+            fetcher.load_cookies(many)
+            fetcher.changed_cookies()  # the jar as loaded
+            await fetcher.fetch(URL(f"http://w.test:{port}/"))
+            kept, gone = fetcher.changed_cookies()
+            assert [(c.name, c.value, c.domain) for c in kept] == [("sid", "w", "w.test")]
+            assert gone == []
+            assert fetcher.changed_cookies() == ([], [])  # taken once
+            await fetcher.fetch(URL(f"http://w.test:{port}/bye"))
+            kept, gone = fetcher.changed_cookies()
+            assert [(c.name, c.path) for c in kept] == [("seen", "/bye/")]
+            assert gone == [("w.test", "", "sid")]
+            assert len(fetcher.cookies()) == 301
+
+
+async def test_the_state_file_holds_the_jar_after_changes_by_key(tmp_path: Path) -> None:
+    class Wide(Spider):
+        name = "wide"
+
+        async def parse(self, response: Response) -> Any:
+            for request in response.follow_all():
+                yield request
+
+    hosts = [f"h{n}.test" for n in range(6)]
+    async with serve(wide_app(), "127.0.0.2") as base:
+        port = URL(base).port
+        config = CrawlConfig(delay=0, resolve=dict.fromkeys(hosts, "127.0.0.2"))
+        state = tmp_path / "w.db"
+        await crawl(Wide([f"http://{h}:{port}/" for h in hosts]), state, config)
+    # Every sid was dropped by its host's /bye; a cookie set again replaced its row.
+    with sqlite3.connect(f"file:{state}?mode=ro", uri=True) as conn:
+        rows = conn.execute("SELECT name, domain, path FROM cookies ORDER BY domain").fetchall()
+    assert rows == [("seen", h, "/bye/") for h in hosts]
+
+
+async def test_the_store_writes_each_changed_cookie_once_by_its_key(tmp_path: Path) -> None:
+    def kept(name: str, value: str, path: str = "/") -> StoredCookie:
+        return StoredCookie(name, value, "a.test", path, None, False, False, True)
+
+    store = await SQLiteStore.open(tmp_path / "s.db")
+    try:
+        await store.open_crawl("s", "{}", fresh=False)
+        store.keep_cookies([kept("sid", "1"), kept("p", "x", "/a/"), kept("old", "o")])
+        await store.flush()
+        # Changes between commits: the last one of each cookie is what the commit writes;
+        # "/a" is the jar's key of "/a/" (one cookie), so its row is replaced, not doubled.
+        store.change_cookies([kept("sid", "2")], [])
+        store.change_cookies([kept("sid", "3"), kept("p", "y", "/a")], [("a.test", "", "old")])
+        store.change_cookies([kept("new", "n")], [])
+        await store.flush()
+        assert sorted(await store.cookies()) == [
+            kept("new", "n"), kept("p", "y", "/a"), kept("sid", "3")]
+    finally:
+        await store.close()
+
+
+def test_changes_given_back_by_a_failed_commit_come_before_those_kept_since() -> None:
+    def kept(value: str) -> StoredCookie:
+        return StoredCookie("sid", value, "a.test", "/", None, False, False, True)
+
+    failed, since = CookieChanges(), CookieChanges()
+    failed.change([kept("1")], [("a.test", "/x/", "gone")])
+    since.change([kept("2")], [])
+    back = failed.then(since)
+    assert back.by_key == {("a.test", "", "sid"): kept("2"), ("a.test", "/x", "gone"): None}
+    assert not back.replace
+    whole = CookieChanges()
+    whole.whole([kept("3")])
+    assert failed.then(whole) is whole  # a whole jar kept since replaces what came before

@@ -124,6 +124,13 @@ class StateStore(Store):
         except StoreError as exc:
             raise _failed(exc) from exc
 
+    def change_cookies(self, kept: Sequence[StoredCookie],
+                       gone: Sequence[tuple[str, str, str]]) -> None:
+        try:
+            self._store.change_cookies(kept, gone)
+        except StoreError as exc:
+            raise _failed(exc) from exc
+
     async def cookies(self) -> list[StoredCookie]:
         try:
             return await self._store.cookies()

@@ -82,6 +82,11 @@ class Fetcher:
     def cookies(self) -> tuple[Cookie, ...]:
         return () if self._jar is None else sessions.cookies_of(self._jar)
 
+    def changed_cookies(self) -> tuple[list[Cookie], list[tuple[str, str, str]]]:
+        if isinstance(self._jar, sessions.CountingJar):
+            return self._jar.take_changed()
+        return [], []
+
     def load_cookies(self, cookies: Iterable[Cookie]) -> None:
         if self._jar is None:
             raise RuntimeError("Fetcher is not open")

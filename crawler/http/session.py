@@ -9,8 +9,10 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from email.utils import formatdate
 from http.cookies import CookieError, Morsel
+from typing import Any
 
 import aiohttp
+from aiohttp.typedefs import LooseCookies
 from multidict import CIMultiDict
 from yarl import URL
 
@@ -23,15 +25,71 @@ from crawler.urls.addresses import private_kind
 class CountingJar(aiohttp.CookieJar):
     """aiohttp's safe jar (never `unsafe`: no cookies from IP-address hosts, as browsers do)
     that counts the responses that set cookies, so the engine saves the jar only when it
-    may have changed: a crawl without cookies pays nothing per page."""
+    may have changed: a crawl without cookies pays nothing per page. It notes the
+    (domain, path, name) of each cookie set or dropped since `take_changed`, so only those
+    cross to the store: a response costs what it set, not the whole jar."""
 
     def __init__(self) -> None:
         super().__init__()
         self.changes = 0
+        self.changed: set[tuple[str, str, str]] = set()
 
     def update_cookies_from_headers(self, headers: Sequence[str], response_url: URL) -> None:
         self.changes += 1
         super().update_cookies_from_headers(headers, response_url)
+
+    def _update_cookies(self, cookies: LooseCookies, response_url: URL,
+                        **options: Any) -> None:
+        # Every way in (headers, update_cookies, a saved jar) passes here: the keys are
+        # noted as the jar will file them; a cookie the jar refuses is read back absent.
+        pairs = list(cookies.items() if isinstance(cookies, Mapping) else cookies)
+        for name, value in pairs:
+            morsel = value if isinstance(value, Morsel) else None
+            self.changed.add(_jar_key(name, morsel, response_url))
+        super()._update_cookies(pairs, response_url, **options)
+
+    def _delete_cookies(self, to_del: list[tuple[str, str, str]]) -> None:
+        # Expired, evicted or cleared cookies: gone from the store too.
+        self.changed.update(to_del)
+        super()._delete_cookies(to_del)
+
+    def take_changed(self) -> tuple[list[Cookie], list[tuple[str, str, str]]]:
+        """The cookies set since the last call, and the (domain, path, name) of those gone
+        (the path without its trailing slashes, as the jar files it)."""
+        # Purges the cookies expired by now (their deletions are noted), as iterating does:
+        # from the jar's heap of deadlines, not a pass over the jar.
+        self._do_expiration()
+        changed, self.changed = self.changed, set()
+        host_only = self.host_only_cookies
+        deadlines: Mapping[tuple[str, str, str], float] = getattr(self, "_expirations", {})
+        kept, gone = [], []
+        for key in changed:
+            domain, path, name = key
+            bucket = self._cookies.get((domain, path))
+            morsel = None if bucket is None else bucket.get(name)
+            if morsel is None:
+                gone.append(key)
+            else:
+                kept.append(_cookie(morsel, deadlines.get(key), key in host_only))
+        return kept, gone
+
+
+def _jar_key(name: str, morsel: Morsel[Any] | None, url: URL) -> tuple[str, str, str]:
+    """Where aiohttp's jar files a cookie (its `_update_cookies` rules)."""
+    domain: str = "" if morsel is None else morsel["domain"]
+    if domain.endswith("."):
+        domain = ""
+    domain = domain.removeprefix(".") or (url.raw_host or "")
+    path: str = "" if morsel is None else morsel["path"]
+    url_path = url.path
+    if not path.startswith("/"):
+        path = "/" + url_path[1:url_path.rfind("/")] if url_path.startswith("/") else "/"
+    return domain, path.rstrip("/"), name
+
+
+def _cookie(morsel: Morsel[str], expires: float | None, host_only: bool) -> Cookie:
+    return Cookie(morsel.key, morsel.coded_value, morsel["domain"], morsel["path"], expires,
+                  bool(morsel["secure"]), bool(morsel["httponly"]), host_only)
 
 
 def jar_for(config: CrawlConfig) -> aiohttp.abc.AbstractCookieJar:
@@ -48,11 +106,8 @@ def cookies_of(jar: aiohttp.abc.AbstractCookieJar) -> tuple[Cookie, ...]:
     deadlines: Mapping[tuple[str, str, str], float] = getattr(jar, "_expirations", {})
     found = []
     for morsel in jar:  # iterating drops expired cookies first
-        domain, path, name = morsel["domain"], morsel["path"], morsel.key
-        key = (domain, path.rstrip("/"), name)
-        found.append(Cookie(name, morsel.coded_value, domain, path, deadlines.get(key),
-                            bool(morsel["secure"]), bool(morsel["httponly"]),
-                            key in host_only))
+        key = (morsel["domain"], morsel["path"].rstrip("/"), morsel.key)
+        found.append(_cookie(morsel, deadlines.get(key), key in host_only))
     return tuple(found)
 
 

@@ -88,6 +88,11 @@ class Transport(Protocol):
         """The crawl's cookie jar now (empty when cookies are off)."""
         ...
 
+    def changed_cookies(self) -> tuple[list[Cookie], list[tuple[str, str, str]]]:
+        """The cookies set since the last call, and the (domain, path without its trailing
+        slashes, name) of those gone: what a response changed, not the whole jar."""
+        ...
+
     def load_cookies(self, cookies: Iterable[Cookie]) -> None:
         """Fill the jar with cookies kept from an earlier run (expired ones are dropped)."""
         ...

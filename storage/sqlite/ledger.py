@@ -4,6 +4,7 @@ run's counts, kept as the writes go so that showing progress costs no table scan
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from storage.base import Completion, CrawlCounts, Failure, Outcome, StoredCookie
@@ -63,17 +64,19 @@ class Ledger:
         self.applying: list[Outcome] = []  # taken into the open transaction
         self.tally = Tally()
         self.delta = Tally()
-        self.cookies: list[StoredCookie] | None = None  # the jar to write with the next commit
-        self._applying_cookies: list[StoredCookie] | None = None
+        # The cookies to write with the next commit, by (domain, path without its trailing
+        # slashes, name): several changes to one cookie write once. None: it is gone.
+        self.cookies = CookieChanges()
+        self._applying_cookies = CookieChanges()
 
     @property
     def due(self) -> bool:
         """Whether anything waits for the next commit."""
-        return bool(self.pending) or self.cookies is not None
+        return bool(self.pending) or bool(self.cookies)
 
-    def take_cookies(self) -> list[StoredCookie] | None:
-        """The jar to write, into the open transaction (None: unchanged since written)."""
-        cookies, self.cookies = self.cookies, None
+    def take_cookies(self) -> CookieChanges:
+        """The cookie changes to write, into the open transaction."""
+        cookies, self.cookies = self.cookies, CookieChanges()
         self._applying_cookies = cookies
         return cookies
 
@@ -95,16 +98,50 @@ class Ledger:
         self.tally.merge(self.delta)
         self.applying = []
         self.delta = Tally()
-        self._applying_cookies = None
+        self._applying_cookies = CookieChanges()
 
     def aborted(self) -> None:
-        if self.cookies is None:  # a jar kept since is newer than the one given back
-            self.cookies = self._applying_cookies
-        self._applying_cookies = None
+        self.cookies = self._applying_cookies.then(self.cookies)
+        self._applying_cookies = CookieChanges()
         self.pending[:0] = self.applying
         self._found = sum(map(_found, self.pending))
         self.applying = []
         self.delta = Tally()
+
+
+CookieKey = tuple[str, str, str]
+
+
+@dataclass
+class CookieChanges:
+    """Cookie writes waiting for a commit: `replace` drops every kept cookie first (a whole
+    jar given), then each key's cookie is written, or deleted (None)."""
+
+    replace: bool = False
+    by_key: dict[CookieKey, StoredCookie | None] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return self.replace or bool(self.by_key)
+
+    def whole(self, cookies: Iterable[StoredCookie]) -> None:
+        self.replace = True
+        self.by_key = {cookie_key(c): c for c in cookies}
+
+    def change(self, kept: Iterable[StoredCookie], gone: Iterable[CookieKey]) -> None:
+        for domain, path, name in gone:
+            self.by_key[domain, path.rstrip("/"), name] = None
+        for cookie in kept:
+            self.by_key[cookie_key(cookie)] = cookie
+
+    def then(self, later: CookieChanges) -> CookieChanges:
+        """These changes followed by `later` (given back by a failed commit)."""
+        if later.replace:
+            return later
+        return CookieChanges(self.replace, {**self.by_key, **later.by_key})
+
+
+def cookie_key(cookie: StoredCookie) -> CookieKey:
+    return cookie.domain, cookie.path.rstrip("/"), cookie.name
 
 
 def _found(outcome: Outcome) -> int:

@@ -218,7 +218,12 @@ class SQLiteStore(Store):
 
     def keep_cookies(self, cookies: Sequence[StoredCookie]) -> None:
         self._require_run()
-        self._ledger.cookies = list(cookies)
+        self._ledger.cookies.whole(cookies)
+
+    def change_cookies(self, kept: Sequence[StoredCookie],
+                       gone: Sequence[tuple[str, str, str]]) -> None:
+        self._require_run()
+        self._ledger.cookies.change(kept, gone)
 
     async def cookies(self) -> list[StoredCookie]:
         return await self._reader.cookies()

@@ -24,9 +24,8 @@ from storage.base import (
     Outcome,
     RequestState,
     Retry,
-    StoredCookie,
 )
-from storage.sqlite.ledger import Ledger
+from storage.sqlite.ledger import CookieChanges, Ledger
 from storage.sqlite.transactions import DATA_ERRORS, storable
 
 log = logging.getLogger("storage")
@@ -86,6 +85,8 @@ _CLAIM = (
     " RETURNING id, url, callback, cb_kwargs, priority, depth, redirects, attempts,"
     " method, spec, body"
 )
+_DELETE_COOKIE = ("DELETE FROM cookies WHERE domain = ?1 AND rtrim(path, '/') = ?2"
+                  " AND name = ?3")
 _INSERT_COOKIE = (
     "INSERT OR REPLACE INTO cookies"
     " (domain, path, name, value, expires, secure, http_only, host_only)"
@@ -139,7 +140,7 @@ class Writer:
         """Write every buffered outcome (and the jar kept before them) inside the caller's
         transaction."""
         cookies = self._ledger.take_cookies()
-        if cookies is not None:
+        if cookies:
             await self._write_cookies(cookies)
         if not self._ledger.pending:
             return
@@ -155,12 +156,16 @@ class Writer:
             self._ledger.delta = counted  # what the rolled-back statements counted is undone
             await self._apply_each(batch, run)
 
-    async def _write_cookies(self, cookies: list[StoredCookie]) -> None:
-        # The whole jar each time: a few cookies, written only when a response set some.
-        await self._conn.execute("DELETE FROM cookies")
+    async def _write_cookies(self, cookies: CookieChanges) -> None:
+        # Only the cookies that changed since the last commit. A path is one cookie's with or
+        # without trailing slashes (as the jar files it): the old row goes, whatever its own.
+        if cookies.replace:
+            await self._conn.execute("DELETE FROM cookies")
+        else:
+            await self._conn.executemany(_DELETE_COOKIE, list(cookies.by_key))
         await self._conn.executemany(_INSERT_COOKIE, [
             (c.domain, c.path, c.name, c.value, c.expires, c.secure, c.http_only, c.host_only)
-            for c in cookies])
+            for c in cookies.by_key.values() if c is not None])
 
     async def _apply_each(self, batch: list[Outcome], run: int) -> None:
         """Apply outcomes one at a time; one that cannot be stored becomes a Failure of its
