@@ -13,9 +13,11 @@ from typing import Any, cast
 
 import pytest
 from aiohttp import web
+from yarl import URL
 
 from crawler import CrawlConfig, Crawler, CrawlStatus, Request, RequestFailure, Response, Spider
 from crawler.errors import SpiderError
+from crawler.model import specs
 from crawler.model.specs import MAX_REQUEST_BYTES
 from storage import NewRequest, Store
 from storage.sqlite import SQLiteStore
@@ -362,3 +364,20 @@ def test_a_spiders_handle_statuses_are_checked_when_the_crawl_is_made() -> None:
 
     with pytest.raises(SpiderError, match="not an HTTP status"):
         Crawler(Wrong(), cast(Store, None))
+
+
+def test_a_301_or_302_turns_only_a_post_into_a_get_and_a_303_any_method() -> None:
+    # The Fetch standard: 301 and 302 change a POST into a GET; 303 changes every method
+    # but HEAD; a PUT or DELETE moved by a 301 or 302 stays what it was.
+    src, dst = URL("http://a.test/x"), URL("http://a.test/y")
+    post = Request("http://a.test/x", method="POST", body=b"b").extra
+    put = Request("http://a.test/x", method="PUT", body=b"b").extra
+    delete = Request("http://a.test/x", method="DELETE").extra
+    assert post is not None and put is not None and delete is not None
+    for status in (301, 302, 303):
+        assert specs.redirected(post, status, src, dst) is None  # a plain GET
+        assert specs.redirected(put, 303, src, dst) is None
+    for status in (301, 302):
+        for extra, method in ((put, "PUT"), (delete, "DELETE")):
+            moved = specs.redirected(extra, status, src, dst)
+            assert moved is not None and moved.method == method and moved.body == extra.body

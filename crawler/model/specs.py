@@ -153,12 +153,14 @@ def build(url: str, *, method: str | None, headers: Pairs | None, body: bytes | 
 
 def redirected(extra: RequestExtra, status: int, source: URL,
                target: URL | None) -> RequestExtra | None:
-    """The extras of the request a redirect with `status` makes: 301, 302 and 303 turn a
-    POST (any method but GET and HEAD) into a GET without a body; 307 and 308 keep all.
+    """The extras of the request a redirect with `status` makes (the Fetch standard): 301
+    and 302 turn a POST into a GET without a body, 303 any method but GET and HEAD; other
+    methods moved by a 301 or 302, and everything moved by a 307 or 308, keep all.
     To another origin (scheme, host or port) the request's own credentials stay behind:
     its Authorization, Proxy-Authorization and Cookie headers and its cookies=, as browsers
     do (the crawl's jar still sends that origin's own cookies)."""
-    to_get = status in _TO_GET and extra.method not in {None, "HEAD"}
+    to_get = (status == 303 and extra.method not in {None, "HEAD"}) or (
+        status in _TO_GET and extra.method == "POST")
     moved = target is None or _origin(source) != _origin(target)
     if not to_get and not moved:
         return extra._replace(unique=False)
