@@ -8,7 +8,7 @@ import json
 import logging
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from crawler.engine.loopwatch import BLOCKING, LoopWatch
@@ -27,14 +27,25 @@ log = logging.getLogger("crawler")
 SLICE = 0.02  # seconds a `def` generator may hold the loop before the loop gets a turn
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Yielded:
-    """What a callback yielded: items as JSON text, the requests kept (up to `max_links`)
-    and how many more it yielded past that cap."""
+    """What a callback (or an errback) yielded: items as JSON text, the requests kept (up to
+    `max_links`) and how many more it yielded past that cap."""
 
-    items: list[str]
-    requests: list[Request]
-    over: int
+    items: list[str] = field(default_factory=list)
+    requests: list[Request] = field(default_factory=list)
+    over: int = 0
+
+    def take(self, value: object, cap: int) -> None:
+        """One yielded value: a request (kept up to `cap`, then counted), an item (encoded,
+        or the SpiderError that explains why not), or None (nothing)."""
+        if isinstance(value, Request):
+            if len(self.requests) < cap:
+                self.requests.append(value)
+            else:
+                self.over += 1
+        elif value is not None:
+            self.items.append(encode_item(value))
 
 
 class Callbacks:
@@ -115,20 +126,12 @@ class Callbacks:
                               extra={"url": lease.url, "reason": f"callback: {why}"})
                     return self._outcomes.fail(lease, FailureKind.CALLBACK, why,
                                                response.status)
-            items: list[str] = []
-            found: list[Request] = []
-            over = 0
+            got = Yielded()
             for value in values:
-                if isinstance(value, Request):
-                    if len(found) < self._max_links:
-                        found.append(value)
-                    else:
-                        over += 1
-                elif value is not None:
-                    items.append(encode_item(value))
+                got.take(value, self._max_links)
         except Exception as exc:
             return self._failed(name, lease, response, exc)
-        return Yielded(items, found, over)
+        return got
 
     def _failed(self, name: str, lease: LeasedRequest, response: Response,
                 exc: Exception) -> Failure:

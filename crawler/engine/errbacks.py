@@ -10,12 +10,10 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from crawler.engine.callbacks import _where
+from crawler.engine.callbacks import Yielded, _where
 from crawler.engine.outcomes import Outcomes
 from crawler.errors import FailureKind, describe, message
 from crawler.model import specs
-from crawler.model.items import encode_item
-from crawler.model.request import Request
 from crawler.model.specs import RequestFailure
 from crawler.model.spider import Spider
 from crawler.observe.metrics import Metrics
@@ -56,20 +54,12 @@ class Errbacks:
         method = getattr(self._spider, name, None)
         kind = failure.kind if failure.kind in _KINDS else FailureKind.FETCH
         about = RequestFailure(lease.url, FailureKind(kind), failure.error, failure.status)
-        items: list[str] = []
-        found: list[Request] = []
-        over = 0
+        got = Yielded()
         try:
             if method is None:
                 raise AttributeError(f"{type(self._spider).__name__} has no method {name!r}")
             async for value in _values(method(about)):
-                if isinstance(value, Request):
-                    if len(found) < self._max_links:
-                        found.append(value)
-                    else:
-                        over += 1
-                elif value is not None:
-                    items.append(encode_item(value))
+                got.take(value, self._max_links)
         except Exception as exc:
             where = _where(exc)
             log.error("errback %s failed on %s: %s%s", name, lease.url, describe(exc), where,
@@ -77,9 +67,10 @@ class Errbacks:
             return Failure(failure.request_id, failure.kind,
                            f"{failure.error}; errback {name} failed: {message(exc)}{where}",
                            failure.status)
+        items, found = got.items, got.requests
         counters: Counter[str] = Counter()
-        if over:
-            counters[Skip.LINK_LIMIT] += over
+        if got.over:
+            counters[Skip.LINK_LIMIT] += got.over
         depth = lease.depth + 1
         admitted = list(self._admission.admit(found, depth, lease.id, counters).items())
         self._metrics.items += len(items)
