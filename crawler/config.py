@@ -8,6 +8,7 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any
 
 from yarl import URL
@@ -20,6 +21,38 @@ _status = logging.getLogger("crawler.status")  # shown even with --quiet
 
 DEFAULT_USER_AGENT = "crawler/0.1 (polite asyncio web crawler)"
 MAX_LINKS = 10_000  # links one page may add (Heritrix caps a page's outlinks too)
+
+
+OUTPUT_FORMATS = ("jsonl", "json", "csv")
+"""What items can be written as, by `output` feeds and `crawl export`."""
+_OUTPUT_EXTENSIONS = {".jsonl": "jsonl", ".json": "json", ".csv": "csv"}
+STDOUT = "-"
+"""The output that is the standard output."""
+
+
+def output_format(target: str, given: str | None) -> str:
+    """The format an output is written in: the one given, else its file's extension's
+    (JSON Lines for the standard output)."""
+    if given is not None:
+        return given
+    if target == STDOUT:
+        return "jsonl"
+    fmt = _OUTPUT_EXTENSIONS.get(PurePath(target).suffix.lower())
+    if fmt is None:
+        raise ConfigError(f"output {target}: cannot tell its format from its extension (use "
+                          ".jsonl, .json or .csv, or give the format: --output-format)")
+    return fmt
+
+
+def _outputs(name: str, outputs: tuple[str, ...]) -> None:
+    if isinstance(outputs, str):  # a str is a sequence too: of one-letter files
+        raise ConfigError(f'{name} must be a list of files, e.g. ["items.jsonl"], not '
+                          f"{outputs!r}")
+
+
+def _output_format(name: str, fmt: str | None) -> None:
+    if fmt is not None and fmt not in OUTPUT_FORMATS:
+        raise ConfigError(f"{name} must be one of {', '.join(OUTPUT_FORMATS)}, not {fmt!r}")
 
 
 def _user_agent(name: str, value: str) -> None:
@@ -271,6 +304,19 @@ class CrawlConfig:
                              help="seconds a DNS answer is cached by the connection pool")
     keepalive_timeout: float = setting(30.0, low=0,
                                        help="seconds an idle keep-alive connection is kept")
+    output: tuple[str, ...] = setting(
+        (), spider=True, check=_outputs,
+        cli=Option("--output", "FILE", repeat=True, short="-o",
+                   help="write the items to FILE as they are committed, each once, in "
+                   "commit order, across kill -9 and resume (format from the extension: "
+                   ".jsonl, .json, .csv; - for stdout)"),
+        help="files the items are written to as they are committed (.jsonl, .json or .csv; "
+        '"-" for stdout), e.g. ["items.jsonl"]: each item once, in commit order, even across '
+        "kill -9 and resume")
+    output_format: str | None = setting(
+        None, spider=True, check=_output_format,
+        cli=Option("--output-format", "FORMAT"),
+        help="the format of every output, instead of its extension's: jsonl, json or csv")
     dead_after: int = setting(
         5, low=1, help="consecutive connection failures after which a host is down for the "
         "rest of the run: its queued requests fail at once (--retry-failed queues them again "
@@ -278,6 +324,8 @@ class CrawlConfig:
 
     def __post_init__(self) -> None:
         settings.validate(self)
+        for target in self.output:  # an output that cannot be written fails before the crawl
+            output_format(target, self.output_format)
 
     def policy_for(self, host: str) -> HostPolicy | None:
         """The policy for a host: its own, else its closest parent domain's."""

@@ -49,6 +49,11 @@ class StateWriteError(CrawlError):
     value it cannot hold. The crawl stops; the file can be resumed once the cause is gone."""
 
 
+class FeedError(CrawlError):
+    """A feed (`-o FILE`) could not be written: a full disk, a folder gone. The crawl
+    stops; run it again to resume it, feed included."""
+
+
 class FetchError(CrawlError):
     """A request could not be fetched. `retryable` says whether trying again may help."""
 

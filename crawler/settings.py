@@ -41,6 +41,8 @@ class Option:
     """The option's own help; "" uses the setting's."""
     repeat: bool = False
     """The option may be given more than once; its values are kept in order."""
+    short: str = ""
+    """A one-letter spelling too, e.g. "-o"; "" for none."""
 
 
 @dataclass(frozen=True, slots=True)

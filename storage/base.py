@@ -172,6 +172,26 @@ Outcome = Completion | Retry | Defer | Failure
 
 
 @dataclass(frozen=True, slots=True)
+class FeedMark:
+    """How far a feed (a file the items are written to as they are committed) has got, kept
+    in the store's commits so that a resumed crawl knows what the file holds. The store
+    keeps it as given: only `item` means something to it (an item position, see
+    `items_after`)."""
+
+    name: str
+    """The feed's key (e.g. the file's absolute path)."""
+    format: str
+    item: int
+    """The position of the last item written (0: none yet)."""
+    length: int
+    """Bytes written (the file's content that later writes keep)."""
+    checksum: int
+    """A checksum of those bytes (the writer's choice)."""
+    extra: str = ""
+    """Whatever else the writer needs to go on (e.g. a CSV file's columns)."""
+
+
+@dataclass(frozen=True, slots=True)
 class CrawlCounts:
     queued: int
     leased: int
@@ -314,6 +334,21 @@ class Store(ABC):
     @abstractmethod
     def items(self) -> AsyncGenerator[str, None]:
         """Every stored item's JSON text, in the order they were stored."""
+
+    @abstractmethod
+    async def items_after(self, position: int, limit: int) -> list[tuple[int, str]]:
+        """Up to `limit` committed items after `position` (0: from the first), in the order
+        they were committed, each with its position: an integer that grows with each item
+        committed, never reused while the crawl lasts (a fresh start begins again)."""
+
+    @abstractmethod
+    async def feed_marks(self) -> dict[str, FeedMark]:
+        """The committed mark of every feed, by name (none in a fresh crawl)."""
+
+    @abstractmethod
+    def keep_feed_mark(self, mark: FeedMark) -> None:
+        """Replace the mark of the feed `mark.name`. No I/O: written by the next commit (a
+        `flush()` makes one), after the outcomes recorded before this call."""
 
     @abstractmethod
     async def runs(self) -> list[RunRecord]:

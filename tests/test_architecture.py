@@ -199,10 +199,11 @@ LAYERS: dict[str, frozenset[str]] = {
     "policy": frozenset({"config", "errors", "model", "settings", "urls", "storage"}),
     "observe": frozenset({"config", "errors"}),
     "http": frozenset({"config", "errors", "observe", "urls"}),
-    "engine": frozenset({"config", "errors", "html", "http", "model", "observe", "policy",
-                         "urls", "storage"}),
-    "cli": frozenset({"config", "errors", "html", "http", "model", "observe", "policy", "urls",
-                      "engine", "settings", "storage", "spiders", "__init__"}),
+    "feeds": frozenset({"config", "errors", "observe", "storage"}),  # items out while crawling
+    "engine": frozenset({"config", "errors", "feeds", "html", "http", "model", "observe",
+                         "policy", "urls", "storage"}),
+    "cli": frozenset({"config", "errors", "feeds", "html", "http", "model", "observe", "policy",
+                      "urls", "engine", "settings", "storage", "spiders", "__init__"}),
     "__init__": frozenset({"config", "engine", "errors", "model"}),  # the public API
 }
 # Packages that decide without doing I/O: what they do is tested without sockets or files.

@@ -30,9 +30,10 @@ SPIDER_FIELDS = [f for f in FIELDS if f.about.spider]
 BOUNDED = [f for f in FIELDS if f.about.low is not None]
 # One text for each kind of command-line value that is not a plain number or text.
 TEXTS = {"HOST=N": "a.test=3", "HOST=SECONDS": "a.test=2.5", "HOST:ADDRESS": "a.test:127.0.0.2",
-         "REGEX": "/sample/", "'NAME: VALUE'": "X-Sample: 1"}
+         "REGEX": "/sample/", "'NAME: VALUE'": "X-Sample: 1", "FILE": "items.jsonl"}
 # Fields whose text must be of a shape of their own.
-BY_NAME = {"proxy": "http://127.0.0.1:3128", "headers": {"X-Sample": "1"}}
+BY_NAME = {"proxy": "http://127.0.0.1:3128", "headers": {"X-Sample": "1"},
+           "output": ("items.jsonl",), "output_format": "csv"}
 
 
 def sample(f: Field) -> Any:

@@ -46,6 +46,7 @@ def _as_schema_3(path: Path) -> None:
         conn.execute("UPDATE requests SET error = 'robots.txt unreachable' WHERE kind = 'robots'")
         conn.execute("UPDATE requests SET error = NULL WHERE kind = 'unused'")
         conn.execute("ALTER TABLE requests DROP COLUMN kind")
+        conn.execute("DROP TABLE feeds")  # schema 7's
         conn.execute("DROP TABLE cookies")  # schema 6's
         for column in ("method", "spec", "body"):  # schema 5's
             conn.execute(f"ALTER TABLE requests DROP COLUMN {column}")
@@ -115,7 +116,7 @@ async def test_a_schema_3_file_is_read_as_it_is_and_upgraded_to_write(tmp_path: 
     finally:
         await writer.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (6,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (7,)
         assert conn.execute("SELECT count(*) FROM cookies").fetchone() == (0,)
         rows = conn.execute("SELECT state, kind, error FROM requests ORDER BY id").fetchall()
     conn.close()

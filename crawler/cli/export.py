@@ -1,28 +1,25 @@
-"""`crawl export`: writing a crawl's items out as JSON Lines or CSV."""
+"""`crawl export`: writing a crawl's items out as JSON Lines, a JSON array or CSV."""
 
 from __future__ import annotations
 
 import argparse
-import csv
 import fcntl
-import json
 import logging
 import os
-import re
 import sys
-from collections.abc import AsyncIterator
-from contextlib import aclosing
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from crawler.cli import running
 from crawler.cli.exits import EXIT_OK
 from crawler.engine.state import open_state
 from crawler.errors import ConfigError
+from crawler.feeds.formats import FORMATS, encoder
+from crawler.feeds.reading import write_all
 from crawler.observe import logs
 from storage import Store
 
-FORMATS = ("jsonl", "csv")
+__all__ = ["FORMATS", "command", "export"]
 
 status_log = logging.getLogger(logs.STATUS)
 
@@ -88,61 +85,6 @@ def _still_named(fd: int, path: Path) -> bool:
 
 
 async def export(store: Store, fmt: str, out: TextIO) -> int:
-    """Write every item to `out`; returns how many were written."""
-    if fmt == "jsonl":
-        async with aclosing(store.items()) as items:
-            return await _jsonl(items, out)
-    if fmt == "csv":
-        return await _csv(store, out)
-    raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-
-
-async def _jsonl(items: AsyncIterator[str], out: TextIO) -> int:
-    n = 0
-    async for text in items:  # stored as compact JSON already: no re-encoding
-        out.write(text)
-        out.write("\n")
-        n += 1
-    return n
-
-
-async def _csv(store: Store, out: TextIO) -> int:
-    # Two passes: the columns are every field any item has, in first-seen order.
-    columns: dict[str, None] = {}
-    async with aclosing(store.items()) as items:
-        async for text in items:
-            columns.update(dict.fromkeys(_as_dict(text)))
-    # RFC 4180's CRLF: with "\n" alone, the csv module leaves a field holding a lone "\r"
-    # unquoted, and readers end the row there.
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([_cell(name) for name in columns])  # field names come from the site too
-    n = 0
-    async with aclosing(store.items()) as items:
-        async for text in items:
-            item = _as_dict(text)
-            writer.writerow([_cell(item.get(name)) for name in columns])
-            n += 1
-    return n
-
-
-def _as_dict(text: str) -> dict[str, Any]:
-    value = json.loads(text)
-    return value if isinstance(value, dict) else {"value": value}
-
-
-# A spreadsheet runs a cell that starts with one of these as a formula (OWASP, "CSV
-# Injection"); the text of a crawled page must never do that.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
-
-
-def _cell(value: Any) -> Any:
-    """A CSV cell: nested values as JSON, text that a spreadsheet would take for a formula
-    behind a single quote (as OWASP recommends). Numbers, and text that is just a number
-    such as "-5", are left as they are: a spreadsheet reads them as numbers, nothing more."""
-    if value is None or isinstance(value, int | float):
-        return value
-    text = json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else str(value)
-    if text.startswith(_FORMULA_START) and not _NUMBER.fullmatch(text):
-        return "'" + text
-    return text
+    """Write every item to `out`; returns how many were written. The encoders are the
+    feeds' (crawler/feeds/formats.py): a feed and an export are the same bytes."""
+    return await write_all(store, encoder(fmt), out.write)

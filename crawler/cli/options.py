@@ -31,17 +31,18 @@ def add_settings(group: argparse._ActionsContainer, config: type = CrawlConfig) 
     for f in setting_fields(config):
         for option in f.about.options:
             text = option.help or f.about.help
+            flags = (option.short, option.flag) if option.short else (option.flag,)
             if not option.metavar:
-                group.add_argument(option.flag, dest=dest(option), action="store_const",
+                group.add_argument(*flags, dest=dest(option), action="store_const",
                                    const=option.value, help=text)
             elif option.repeat:
-                group.add_argument(option.flag, dest=dest(option), action="append",
+                group.add_argument(*flags, dest=dest(option), action="append",
                                    metavar=option.metavar, help=f"{text}; repeatable")
             elif f.about.parse is not None:  # its texts are read by `parse`, after argparse
-                group.add_argument(option.flag, dest=dest(option), metavar=option.metavar,
+                group.add_argument(*flags, dest=dest(option), metavar=option.metavar,
                                    help=text)
             else:
-                group.add_argument(option.flag, dest=dest(option), type=_text_type(f),
+                group.add_argument(*flags, dest=dest(option), type=_text_type(f),
                                    metavar=option.metavar,
                                    help=f"{text}{_default(f.default)}")
 

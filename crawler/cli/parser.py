@@ -65,7 +65,7 @@ def _add_run(sub: _Commands[argparse.ArgumentParser]) -> None:
 
 
 def _add_export(sub: _Commands[argparse.ArgumentParser]) -> None:
-    exp = sub.add_parser("export", help="write a crawl's items as JSON Lines or CSV",
+    exp = sub.add_parser("export", help="write a crawl's items as JSON Lines, JSON or CSV",
                          description="Write the items of a state file (also while it runs).")
     exp.add_argument("state", metavar="STATE", help="the crawl's state file")
     exp.add_argument("--format", choices=FORMATS, default="jsonl",

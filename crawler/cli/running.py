@@ -19,6 +19,7 @@ try:
 except ImportError:  # optional: it is not built for Windows or PyPy
     uvloop = None  # type: ignore[assignment]
 
+from crawler import feeds
 from crawler.cli.exits import EXIT_INTERRUPTED
 from crawler.config import CrawlConfig
 from crawler.engine.crawler import Crawler, CrawlResult
@@ -53,6 +54,7 @@ def loop_factory(choice: str) -> tuple[Callable[[], asyncio.AbstractEventLoop] |
 
 async def run_crawl(spider: Spider, config: CrawlConfig, state: str,
                     args: argparse.Namespace) -> CrawlResult:
+    feeds.check(config)  # before the state file is made
     store = await open_state(state)
     try:
         crawler = Crawler(spider, store, config, fresh=args.fresh,

@@ -46,6 +46,7 @@ from crawler.engine.robotstxt import RobotsCoordinator
 from crawler.engine.state import StateStore
 from crawler.engine.window import ClaimWindow, WindowState
 from crawler.errors import CrawlError, SpiderError, StateWriteError
+from crawler.feeds import Feeds
 from crawler.http.fetcher import Fetcher
 from crawler.http.transport import Transport
 from crawler.model.specs import check_statuses
@@ -120,6 +121,7 @@ class Crawler:
         self.config = cfg = config or CrawlConfig()
         self.metrics = Metrics(clock, wall_clock)
         self._store = StateStore.of(store)  # storage's errors become the crawler's
+        self._feeds = Feeds(self._store, cfg)  # an output that cannot be written: refused now
         self._transport = transport if transport is not None else Fetcher(cfg)
         self._fresh = fresh
         self._grace = stop_grace
@@ -199,6 +201,7 @@ class Crawler:
             self._on_start(info)
         ended = "error"
         try:
+            await self._feeds.open()
             await self._seed(seeds.requests)
             if self._state is RunState.CREATED:
                 self._state = RunState.RUNNING
@@ -214,12 +217,14 @@ class Crawler:
                     self._final_pool = transport.pool(count_process_sockets=True)
                     self._open_transport = None
             status, counts = await self._status()
+            await self._feeds.finish()  # every item committed, before the run is over
             ended = status.value
             # finish_run changes one thing since those counts: our leases go back in the queue.
             self._last_counts = dataclasses.replace(
                 counts, queued=counts.queued + counts.leased, leased=0)
         finally:
             self._state = RunState.ENDED
+            self._feeds.close()
             await self._store.finish_run(ended, self._stats_json())
         return CrawlResult(status, info, self._last_counts, self.snapshot())
 
@@ -315,6 +320,7 @@ class Crawler:
                 await self._store.flush()
             else:
                 await self._store.save_stats(stats)
+            await self._feeds.catch_up()  # their marks go with the next commit
 
     async def _worker(self, parts: _Parts) -> None:
         window = parts.window

@@ -22,6 +22,7 @@ from storage import (
     Breakdown,
     CrawlCounts,
     FailedRequest,
+    FeedMark,
     LeasedRequest,
     NewRequest,
     Outcome,
@@ -174,6 +175,24 @@ class StateStore(Store):
             async with contextlib.aclosing(self._store.items()) as items:
                 async for item in items:
                     yield item
+        except StoreError as exc:
+            raise _failed(exc) from exc
+
+    async def items_after(self, position: int, limit: int) -> list[tuple[int, str]]:
+        try:
+            return await self._store.items_after(position, limit)
+        except StoreError as exc:
+            raise _failed(exc) from exc
+
+    async def feed_marks(self) -> dict[str, FeedMark]:
+        try:
+            return await self._store.feed_marks()
+        except StoreError as exc:
+            raise _failed(exc) from exc
+
+    def keep_feed_mark(self, mark: FeedMark) -> None:
+        try:
+            self._store.keep_feed_mark(mark)
         except StoreError as exc:
             raise _failed(exc) from exc
 

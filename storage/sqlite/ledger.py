@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from storage.base import Completion, CrawlCounts, Failure, Outcome, StoredCookie
+from storage.base import Completion, CrawlCounts, Failure, FeedMark, Outcome, StoredCookie
 
 MAX_PENDING_NEW = 32_768  # new requests held for the next commit, at most: 64 MB of long URLs
 
@@ -68,11 +68,19 @@ class Ledger:
         # slashes, name): several changes to one cookie write once. None: it is gone.
         self.cookies = CookieChanges()
         self._applying_cookies = CookieChanges()
+        # The feeds' marks to write with the next commit, by name: the last one of each.
+        self.feeds: dict[str, FeedMark] = {}
+        self._applying_feeds: dict[str, FeedMark] = {}
 
     @property
     def due(self) -> bool:
         """Whether anything waits for the next commit."""
-        return bool(self.pending) or bool(self.cookies)
+        return bool(self.pending) or bool(self.cookies) or bool(self.feeds)
+
+    def take_feeds(self) -> list[FeedMark]:
+        """The feed marks to write, into the open transaction."""
+        self._applying_feeds, self.feeds = self.feeds, {}
+        return list(self._applying_feeds.values())
 
     def take_cookies(self) -> CookieChanges:
         """The cookie changes to write, into the open transaction."""
@@ -99,10 +107,13 @@ class Ledger:
         self.applying = []
         self.delta = Tally()
         self._applying_cookies = CookieChanges()
+        self._applying_feeds = {}
 
     def aborted(self) -> None:
         self.cookies = self._applying_cookies.then(self.cookies)
         self._applying_cookies = CookieChanges()
+        self.feeds = {**self._applying_feeds, **self.feeds}  # a later mark wins
+        self._applying_feeds = {}
         self.pending[:0] = self.applying
         self._found = sum(map(_found, self.pending))
         self.applying = []

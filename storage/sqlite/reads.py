@@ -11,6 +11,7 @@ from storage.base import (
     Breakdown,
     CrawlCounts,
     FailedRequest,
+    FeedMark,
     RequestState,
     RunRecord,
     StoredCookie,
@@ -75,6 +76,21 @@ class Reader:
                 self._conn.execute("SELECT data FROM items ORDER BY id") as cur:
             async for (data,) in cur:
                 yield data
+
+    async def items_after(self, position: int, limit: int) -> list[tuple[int, str]]:
+        # Settled: only what is committed (a transaction under way holds the next items).
+        async with self._transactions.settled(), self._conn.execute(
+            "SELECT id, data FROM items WHERE id > ? ORDER BY id LIMIT ?", (position, limit)
+        ) as cur:
+            return list(await cur.fetchall())  # type: ignore[arg-type]
+
+    async def feed_marks(self) -> dict[str, FeedMark]:
+        if self.schema < 7:
+            return {}  # a file from before feeds
+        async with self._transactions.settled(), self._conn.execute(
+            "SELECT name, format, item, length, checksum, extra FROM feeds"
+        ) as cur:
+            return {row[0]: FeedMark(*row) async for row in cur}
 
     async def runs(self) -> list[RunRecord]:
         stats = stats_column(self.schema)

@@ -21,7 +21,8 @@ async def start(conn: aiosqlite.Connection, spider: str, config: str, *, fresh: 
                 identity: str | None, depth_limit: int | None) -> tuple[int, int]:
     """Start a run; returns its id and how many leases of dead runs went back to the queue."""
     if fresh:
-        for table in ("requests", "items", "counters", "runs", "cookies"):
+        # The feeds' marks go with the items they count: the feeds are written anew.
+        for table in ("requests", "items", "counters", "runs", "cookies", "feeds"):
             await conn.execute(f"DELETE FROM {table}")
     await conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('spider', ?)", (spider,))
     if identity is not None:

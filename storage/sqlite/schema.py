@@ -10,7 +10,7 @@ import aiosqlite
 from storage.base import RequestState
 
 APPLICATION_ID = 0x43524157  # "CRAW": marks a file as ours before any table is read
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 # The crawl's session: its cookie jar as the last commit left it (schema 6).
 COOKIES_TABLE = """CREATE TABLE IF NOT EXISTS cookies (
     domain TEXT NOT NULL,
@@ -22,6 +22,16 @@ COOKIES_TABLE = """CREATE TABLE IF NOT EXISTS cookies (
     http_only INTEGER NOT NULL,
     host_only INTEGER NOT NULL,
     PRIMARY KEY (domain, path, name)
+) WITHOUT ROWID"""
+# How far each feed (a file the crawl writes its items to) has got (schema 7): written in
+# the same commits as the rest, so a resumed crawl knows what each file holds.
+FEEDS_TABLE = """CREATE TABLE IF NOT EXISTS feeds (
+    name TEXT PRIMARY KEY,
+    format TEXT NOT NULL,
+    item INTEGER NOT NULL,
+    length INTEGER NOT NULL,
+    checksum INTEGER NOT NULL,
+    extra TEXT NOT NULL
 ) WITHOUT ROWID"""
 PARKED_INDEX = (f"CREATE INDEX IF NOT EXISTS requests_parked ON requests (depth)"
                 f" WHERE state = {RequestState.PARKED}")
@@ -64,6 +74,7 @@ CREATE INDEX requests_queue ON requests (priority DESC, id, not_before) WHERE st
 CREATE TABLE items (id INTEGER PRIMARY KEY, request INTEGER NOT NULL, data TEXT NOT NULL);
 CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 {COOKIES_TABLE};
+{FEEDS_TABLE};
 """
 
 # Up to schema 3, a failed request's kind was the text before the first colon of its error
@@ -80,7 +91,7 @@ LEGACY_MESSAGE = ("CASE WHEN instr(error, ':') > 0"
 # Opening an older file for writing brings it up to date (reading needs nothing): schema 1
 # lacked runs.stats, schema 2 parked requests (an older crawler must not meet that state),
 # schema 3 the failure's kind as a column, schema 4 what a request sends besides its URL
-# (an older row is a GET with nothing more), schema 5 the cookies table.
+# (an older row is a GET with nothing more), schema 5 the cookies table, schema 6 the feeds.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: ("ALTER TABLE runs ADD COLUMN stats TEXT",),
     2: (PARKED_INDEX,),
@@ -91,6 +102,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE requests ADD COLUMN spec TEXT",
         "ALTER TABLE requests ADD COLUMN body BLOB"),
     5: (COOKIES_TABLE,),
+    6: (FEEDS_TABLE,),
 }
 
 

@@ -20,6 +20,7 @@ from storage.base import (
     Breakdown,
     CrawlCounts,
     FailedRequest,
+    FeedMark,
     LeasedRequest,
     NewRequest,
     NotAStateFile,
@@ -236,6 +237,16 @@ class SQLiteStore(Store):
     def items(self) -> AsyncGenerator[str, None]:
         return self._reader.items()
 
+    async def items_after(self, position: int, limit: int) -> list[tuple[int, str]]:
+        return await self._reader.items_after(position, limit)
+
+    async def feed_marks(self) -> dict[str, FeedMark]:
+        return await self._reader.feed_marks()
+
+    def keep_feed_mark(self, mark: FeedMark) -> None:
+        self._require_run()
+        self._ledger.feeds[mark.name] = mark
+
     async def runs(self) -> list[RunRecord]:
         return await self._reader.runs()
 
@@ -246,9 +257,7 @@ class SQLiteStore(Store):
         return await self._reader.failures(limit)
 
     async def live(self) -> bool:
-        if self._lock_fd is not None:
-            return True
-        return await asyncio.to_thread(held, self._path)
+        return self._lock_fd is not None or await asyncio.to_thread(held, self._path)
 
     async def spider_name(self) -> str:
         value = await self._reader.meta("spider")

@@ -92,6 +92,8 @@ _INSERT_COOKIE = (
     " (domain, path, name, value, expires, secure, http_only, host_only)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_SAVE_FEED = ("INSERT OR REPLACE INTO feeds (name, format, item, length, checksum, extra)"
+              " VALUES (?, ?, ?, ?, ?, ?)")
 ADD_COUNTER = (
     "INSERT INTO counters (name, value) VALUES (?, ?)"
     " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value"
@@ -142,6 +144,10 @@ class Writer:
         cookies = self._ledger.take_cookies()
         if cookies:
             await self._write_cookies(cookies)
+        marks = self._ledger.take_feeds()
+        if marks:
+            await self._conn.executemany(_SAVE_FEED, [
+                (m.name, m.format, m.item, m.length, m.checksum, m.extra) for m in marks])
         if not self._ledger.pending:
             return
         batch = self._ledger.take()
