@@ -71,6 +71,10 @@ class FileFeed:
             texts = [text for _, text in batch]
             if self._encoder.widen(texts):  # a new CSV column: the header changes
                 await self._rebuild(upto=batch[-1][0])
+                # Its mark at once: a kill before it commits would find a file unlike its
+                # mark, and write it anew again, saying it was changed.
+                await self._store.flush()
+                start = self._mark
                 continue
             rows = self._encoder.rows(texts, self._mark.item == 0).encode()
             self._write(rows, dataclasses.replace(
