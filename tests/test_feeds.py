@@ -93,21 +93,31 @@ def test_three_formats_equal_the_export(site: Site, tmp_path: Path) -> None:
     assert [row[0] for row in rows[1:]] == [item["url"] for item in array]
 
 
+def wait_for_growth(path: Path, size: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not (path.exists() and path.stat().st_size > size):
+        assert time.monotonic() < deadline, f"{path} was not written to"
+        time.sleep(0.02)
+
+
 def test_three_kills_at_random_moments_then_resume(site: Site, tmp_path: Path) -> None:
     state = tmp_path / "killed.db"
     command = site_command(site, state, "--workers", "4", "--per-host", "4",
                            *feed_args(tmp_path))
-    site.throttle.delay = 0.03  # about 130 pages a second: each run is caught unfinished
+    site.throttle.delay = 0.08  # about 50 pages a second: each run is caught unfinished
     rng = random.Random(13)
+    feed = tmp_path / "items.jsonl"
     for _ in range(3):
+        size = feed.stat().st_size if feed.exists() else 0
         with CrawlProcess(*command) as proc:
             proc.wait_started()
-            time.sleep(rng.uniform(0.3, 1.3))  # the feeds are written a second in
+            wait_for_growth(feed, size)  # this run writes the feeds: now kill it at random
+            time.sleep(rng.uniform(0.0, 0.9))
             assert proc.running(), proc.stderr
             proc.send(signal.SIGKILL)
             assert proc.wait() == -signal.SIGKILL
         site.throttle.wait_idle()
-        json.loads((tmp_path / "items.json").read_text(encoding="utf-8") or "[]")
+        json.loads((tmp_path / "items.json").read_text(encoding="utf-8"))  # whole, always
     site.throttle.delay = 0.0
     last = crawl_ok(*command)
     assert "writing it anew" not in last.stderr, last.stderr  # a kill is not an edit
