@@ -127,7 +127,8 @@ def command(args: argparse.Namespace) -> int:
         raise ConfigError("--pages and --links must be at least 1; --site-pages and "
                           "--page-size at least 0")
     config = CrawlConfig(workers=args.workers, per_host=args.per_host, delay=args.delay,
-                         max_pages=args.pages, obey_robots=args.obey_robots)
+                         max_pages=args.pages, obey_robots=args.obey_robots,
+                         output=tuple(args.output))
     if args.state and Path(args.state).exists() and Path(args.state).stat().st_size:
         raise ConfigError(f"--state {args.state}: the file exists; crawl bench starts a new "
                           "crawl, so give it a file that does not")

@@ -111,6 +111,8 @@ def _add_bench(sub: _Commands[argparse.ArgumentParser]) -> None:
                    help="do not fetch or obey robots.txt")
     g.add_argument("--state", metavar="FILE",
                    help="keep the state file here (default: a temporary file, deleted)")
+    g.add_argument("-o", "--output", metavar="FILE", action="append", default=[],
+                   help="also write the items to FILE as they are committed; repeatable")
     g.add_argument("--json", action="store_true", help="print the figures as JSON")
     g.add_argument("--quiet", action="store_true", help="no live display or progress lines")
     g.add_argument("--progress-every", type=float, default=PROGRESS_EVERY,
