@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import fcntl
 import io
 import json
 import random
@@ -188,6 +189,15 @@ def test_outputs_that_cannot_be_written_are_refused_before_crawling(site: Site,
         assert words in proc.stderr, proc.stderr
     assert not state.exists(), "refused before the state file was made"
     assert site.requests() == before, "nothing fetched"
+
+
+def test_a_feed_another_process_writes_is_refused(site: Site, tmp_path: Path) -> None:
+    feed = tmp_path / "items.jsonl"
+    with feed.open("w") as held:  # as a running crawl holds its feed
+        fcntl.flock(held, fcntl.LOCK_EX)
+        proc = run_crawl(*site_command(site, tmp_path / "s.db", "-o", str(feed)))
+    assert proc.returncode == EXIT_USAGE, describe(proc)
+    assert f"output {feed} is being written by another process" in proc.stderr, proc.stderr
 
 
 # -- in-process: the store's marks, new CSV columns mid-crawl, a spider's own output -------

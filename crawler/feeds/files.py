@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import fcntl
 import logging
 import os
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
-from crawler.errors import FeedError
+from crawler.errors import ConfigError, FeedError
 from crawler.feeds.formats import encoder
 from crawler.feeds.reading import BATCH, write_body
 from crawler.observe import logs
@@ -46,9 +47,11 @@ class FileFeed:
         """Go on from the mark if the file still holds what it says, else write anew."""
         mark = marks.get(self._mark.name)
         if mark is None or mark.format != self._mark.format:
+            self._fd = self._claimed(self.path, os.O_WRONLY | os.O_CREAT)
             await self._rebuild()  # a new feed: whatever was at that path is written over
             return
         why = await asyncio.to_thread(_mismatch, self.path, mark)
+        self._fd = self._claimed(self.path, os.O_WRONLY | os.O_CREAT)
         if why is not None:
             status_log.warning("output %s %s: writing it anew from the state file",
                                self.path, why, extra={"event": "feed_rebuilt",
@@ -57,7 +60,6 @@ class FileFeed:
             return
         self._encoder.restore(mark.extra)
         self._mark = mark
-        self._fd = self._opened(self.path, os.O_WRONLY)
         extra = os.fstat(self._fd).st_size - mark.length - len(self._tail())
         if extra > 0:
             log.info("output %s: cut off %d bytes written after its last committed item",
@@ -112,7 +114,8 @@ class FileFeed:
         """Write the file anew from the state file (items up to `upto`, or all): aside, then
         renamed into place, so a kill meanwhile leaves the file as it was."""
         tmp = self.path.with_name(f".{self.path.name}.partial")
-        fd = self._opened(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        fd = self._claimed(tmp, os.O_WRONLY | os.O_CREAT)
+        os.ftruncate(fd, 0)  # only once it is ours (`crawl export -o` writes aside there too)
         if upto is None:
             self._encoder = encoder(self._mark.format)
         crc, length = 0, 0
@@ -142,11 +145,20 @@ class FileFeed:
         self._fd, self._mark = fd, mark
         self._store.keep_feed_mark(mark)
 
-    def _opened(self, path: Path, flags: int) -> int:
+    def _claimed(self, path: Path, flags: int) -> int:
+        """`path` opened and locked: two crawls must not write one feed (the lock dies with
+        its process, as the state file's does)."""
         try:
-            return os.open(path, flags, 0o666)
+            fd = os.open(path, flags, 0o666)
         except OSError as exc:
             raise FeedError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ConfigError(f"output {self.path} is being written by another process (a "
+                              "crawl or an export); give this crawl another file") from None
+        return fd
 
 
 def _mismatch(path: Path, mark: FeedMark) -> str | None:
