@@ -5,6 +5,7 @@ the jar's cookies leave it as `transport.Cookie`s, plain data.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from email.utils import formatdate
@@ -14,6 +15,7 @@ from typing import Any
 import aiohttp
 from aiohttp.typedefs import LooseCookies
 from multidict import CIMultiDict
+from publicsuffixlist import PublicSuffixList
 from yarl import URL
 
 from crawler.config import CrawlConfig
@@ -42,10 +44,16 @@ class CountingJar(aiohttp.CookieJar):
                         **options: Any) -> None:
         # Every way in (headers, update_cookies, a saved jar) passes here: the keys are
         # noted as the jar will file them; a cookie the jar refuses is read back absent.
-        pairs = list(cookies.items() if isinstance(cookies, Mapping) else cookies)
-        for name, value in pairs:
+        pairs = []
+        for name, given in cookies.items() if isinstance(cookies, Mapping) else cookies:
+            value = given
             morsel = value if isinstance(value, Morsel) else None
+            if morsel is not None and morsel["domain"]:
+                value = morsel = _within_site(morsel, response_url.raw_host)
+                if morsel is None:
+                    continue
             self.changed.add(_jar_key(name, morsel, response_url))
+            pairs.append((name, value))
         super()._update_cookies(pairs, response_url, **options)
 
     def _delete_cookies(self, to_del: list[tuple[str, str, str]]) -> None:
@@ -72,6 +80,36 @@ class CountingJar(aiohttp.CookieJar):
             else:
                 kept.append(_cookie(morsel, deadlines.get(key), key in host_only))
         return kept, gone
+
+
+@functools.cache
+def _suffixes() -> PublicSuffixList:
+    return PublicSuffixList()
+
+
+def _public_suffix(domain: str) -> bool:
+    """Whether `domain` is one under which unrelated parties register names (co.uk,
+    github.io, an unknown TLD). The list changes every week and has rules no short code
+    gets right (wildcards, exceptions, private suffixes): the maintained package ships it,
+    offline. Parsed once, when the first cookie with a Domain attribute arrives."""
+    return bool(_suffixes().is_public(domain))
+
+
+def _within_site(morsel: Morsel[Any], host: str | None) -> Morsel[Any] | None:
+    """A cookie whose Domain is a public suffix would reach every site under it: refused,
+    unless the suffix is the response's own host, where it becomes a host-only cookie (as
+    browsers do, RFC 6265 5.3 step 5)."""
+    domain = str(morsel["domain"]).lower()
+    if domain.endswith("."):  # aiohttp files it as host-only: nothing to check
+        return morsel
+    domain = domain.removeprefix(".")
+    if not domain or not _public_suffix(domain):
+        return morsel
+    if domain != (host or "").lower():
+        return None
+    own = morsel.copy()  # the caller's morsel stays as it was
+    own["domain"] = ""
+    return own
 
 
 def _jar_key(name: str, morsel: Morsel[Any] | None, url: URL) -> tuple[str, str, str]:
