@@ -253,6 +253,8 @@ class Fetcher:
                                   proxy=self._proxy, proxy_headers=proxy_headers,
                                   trace_request_ctx=trace)
         else:
+            if send.cookies and isinstance(self._jar, sessions.CountingJar):
+                self._jar.add_sent(send.cookies, url)  # and still sent below: an IP host's
             sent = [*send.headers, *extra.items()] if extra else send.headers
             request = session.request(
                 send.method, url, allow_redirects=False, headers=sent, data=send.body,

@@ -61,6 +61,22 @@ class CountingJar(aiohttp.CookieJar):
         self.changed.update(to_del)
         super()._delete_cookies(to_del)
 
+    def add_sent(self, cookies: Iterable[tuple[str, str]], url: URL) -> None:
+        """A request's own `cookies=` join the session (as Scrapy's CookiesMiddleware does):
+        host-only cookies of its host, path "/", so later requests to that host send them
+        and the state file keeps them. An IP-address host keeps none (the safe jar's rule):
+        the request still sends them itself."""
+        if private_kind(url.raw_host or "") != "not an IP address":
+            return
+        self.changes += 1
+        morsels: dict[str, Morsel[str]] = {}
+        for name, value in cookies:
+            morsel: Morsel[str] = Morsel()
+            morsel.set(name, value, value)  # checked sendable where the request was made
+            morsel["path"] = "/"
+            morsels[name] = morsel
+        self.update_cookies(morsels, url.origin())
+
     def take_changed(self) -> tuple[list[Cookie], list[tuple[str, str, str]]]:
         """The cookies set since the last call, and the (domain, path, name) of those gone
         (the path without its trailing slashes, as the jar files it)."""
