@@ -68,9 +68,10 @@ def _headers(name: str, headers: Mapping[str, str]) -> None:
 
 def _auth(name: str, auth: Mapping[str, tuple[str, ...]]) -> None:
     for host, pair in auth.items():
-        if not host or any(c in host for c in "/:@ "):
-            raise ConfigError(f"{name}: {host!r} is not a host name (auth is per host, "
-                              'e.g. {"api.example": ("user", "password")})')
+        if not _auth_key_ok(host):
+            raise ConfigError(f"{name}: {host!r} is neither a host name nor an origin (auth is "
+                              'per host or origin, e.g. {"api.example": ("user", "password")} '
+                              'or {"https://api.example:8443": ...}: no path, query or user)')
         if len(pair) != 2:
             raise ConfigError(f"{name}: the credentials for {host} must be (user, password)")
         if ":" in pair[0]:
@@ -78,6 +79,20 @@ def _auth(name: str, auth: Mapping[str, tuple[str, ...]]) -> None:
                               "auth cannot send")
         if any(_HEADER_CONTROL.search(part) for part in pair):
             raise ConfigError(f"{name}: the credentials for {host} hold a control character")
+
+
+def _auth_key_ok(key: str) -> bool:
+    """A host name, or an origin: http(s)://HOST[:PORT] and nothing else."""
+    if "://" not in key:
+        return bool(key) and not any(c in key for c in "/:@ ")
+    try:
+        url = URL(key)
+    except ValueError:
+        return False
+    return (url.scheme in ("http", "https") and bool(url.raw_host) and url.raw_user is None
+            and url.raw_password is None and url.raw_path in ("", "/")
+            and not url.raw_query_string and not url.raw_fragment and "?" not in key
+            and "#" not in key)
 
 
 def _proxy(name: str, proxy: str | None) -> None:
@@ -260,9 +275,9 @@ class CrawlConfig:
         help='headers sent with every request, e.g. {"Accept-Language": "en"}')
     auth: Mapping[str, tuple[str, ...]] = setting(
         {}, spider=True, check=_auth,
-        help='HTTP basic auth per host, e.g. {"api.example": ("user", "password")}: sent to '
-        "that host only (not its subdomains, not after a redirect elsewhere); never stored "
-        "or logged")
+        help='HTTP basic auth per host, e.g. {"api.example": ("user", "password")}, or per '
+        'origin ("https://api.example:8443"): sent to that host only (not its subdomains, '
+        "not after a redirect elsewhere); never stored or logged")
     proxy: str | None = setting(
         None, spider=True, check=_proxy, cli=Option("--proxy", "URL"),
         help="send every request through this HTTP or HTTPS proxy "

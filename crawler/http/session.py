@@ -200,13 +200,28 @@ Origin = tuple[str, str, int | None]
 
 
 def auth_by_origin(config: CrawlConfig, starts: Iterable[URL]) -> dict[Origin, str]:
-    """The Authorization header for each host named in `auth`, on the scheme and port where
-    the crawl's start URLs reach it only: another port is another server, and http would
-    carry in clear what was given for https."""
-    by_host = {host.lower(): aiohttp.encode_basic_auth(user, password)
-               for host, (user, password) in config.auth.items()}
-    return {(url.scheme, host, url.port): by_host[host] for url in starts
-            if (host := (url.raw_host or "").lower()) in by_host}
+    """The Authorization header for each origin `auth` names. A host key goes to that host
+    on the schemes and ports where the crawl's start URLs reach it, or, reached by none, to
+    https on 443 only: another port is another server, and http would carry in clear what
+    was given for https. An origin key ("https://api.example:8443") goes to that origin."""
+    by_host: dict[str, str] = {}
+    by_origin: dict[Origin, str] = {}
+    for key, (user, password) in config.auth.items():
+        header = aiohttp.encode_basic_auth(user, password)
+        if "://" in key:
+            url = URL(key)
+            by_origin[(url.scheme, (url.raw_host or "").lower(), url.port)] = header
+        else:
+            by_host[key.lower()] = header
+    found: dict[Origin, str] = {}
+    for url in starts:
+        if (host := (url.raw_host or "").lower()) in by_host:
+            found[(url.scheme, host, url.port)] = by_host[host]
+    reached = {host for _, host, _ in found}
+    found.update((("https", host, 443), header) for host, header in by_host.items()
+                 if host not in reached)
+    found.update(by_origin)  # the user's own words for an origin come last
+    return found
 
 
 def request_headers(extra: Mapping[str, str] | None, url: URL, auth: Mapping[Origin, str],
