@@ -5,7 +5,7 @@ mapped with `resolve`."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,8 @@ from crawler.errors import ConfigError
 from crawler.http.session import auth_by_origin
 from tests.crawling import crawl
 from tests.sites.serve import serve
+from tests.test_engine_decisions import BASE, DictTransport, page, run
+from tests.test_engine_decisions import config as engine_config
 
 API = aiohttp.encode_basic_auth("api", "k1")
 OTHER = aiohttp.encode_basic_auth("other", "k2")
@@ -89,3 +91,19 @@ def test_a_key_that_is_no_host_or_origin_is_refused_by_name(key: str) -> None:
     with pytest.raises(ConfigError, match="neither a host name nor an origin") as refused:
         dataclasses.replace(CrawlConfig(), auth={key: ("u", "p")})
     assert repr(key) in str(refused.value)
+
+
+@dataclasses.dataclass
+class TellsStarts(DictTransport):
+    """Any transport (not only the aiohttp Fetcher) is told the crawl's start URLs."""
+
+    told: list[str] = dataclasses.field(default_factory=list)
+
+    def auth_for(self, starts: Iterable[URL]) -> None:
+        self.told.extend(str(url) for url in starts)
+
+
+async def test_an_injected_transport_is_told_the_start_urls(tmp_path: Path) -> None:
+    transport = TellsStarts({f"{BASE}/": page("hi")})
+    await run(tmp_path, transport, engine_config())
+    assert transport.told == [f"{BASE}/"]

@@ -187,8 +187,7 @@ class Crawler:
         seeds = await start_requests(self.spider)  # a spider's error leaves the file alone
         starts = seeds.parsed()
         scope = crawl_scope(self.spider, starts)
-        if isinstance(self._transport, Fetcher):  # basic auth goes where the starts reach
-            self._transport.auth_for(starts)
+        self._transport.auth_for(starts)  # basic auth goes where the starts reach
         info = await open_crawl(self._store, self.spider, self.config, seeds.keys,
                                 fresh=self._fresh)
         if self._retry_failed:
