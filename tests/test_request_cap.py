@@ -35,6 +35,6 @@ def test_a_text_body_of_two_byte_characters_counts_its_bytes_at_the_boundary() -
 
 def test_json_of_two_byte_characters_counts_its_bytes() -> None:
     text = "\u00e9" * 600_000
-    assert len(json.dumps(text, ensure_ascii=False)) < MAX_REQUEST_BYTES  # in characters it would fit
+    assert len(json.dumps(text, ensure_ascii=False)) < MAX_REQUEST_BYTES  # in characters
     with pytest.raises(SpiderError, match="a request may take at most"):
         Request(URL, json=text)

@@ -2,12 +2,14 @@
 
 The fields a browser would send are read from the markup (HTML's "constructing the entry
 list", for what a scraper meets): named `input`s with their value (checkboxes and radio
-buttons only when checked, "on" if they have no value), the selected options of each
-`<select>` (the first option of a single-choice select when none is selected, as browsers
-do), `<textarea>` text. Disabled controls (and those in a disabled `<fieldset>`), file
-inputs and buttons are left out, except the one button `submit(button=...)` names, which
-is sent as the button a user clicked. Controls outside the `<form>` element that name it
-with a `form=` attribute are not looked for.
+buttons only when checked, "on" if they have no value attribute; of a group's radios
+marked checked, the last), the selected options of each `<select>` that are not disabled
+(by themselves or their `<optgroup>`; a drop-down with none selected sends its first
+enabled option, as browsers do), `<textarea>` text. Disabled controls (and those in a
+disabled `<fieldset>`, but not in its first `<legend>`), file inputs and buttons are left
+out, except the one button `submit(button=...)` names, which is sent as the button a user
+clicked. Controls are the form's own by HTML's rules: a `form="id"` attribute gives a
+control, inside the form or outside it, to the form of that id.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ class Form:
         """The absolute URL the form submits to: its `action` resolved against the page's
         base URL, the page's own URL when it has none."""
         self.enctype = (node.attrs.get("enctype") or URLENCODED).strip().lower()
-        self.fields: list[tuple[str, str]] = list(_fields(node))
+        self.fields: list[tuple[str, str]] = _fields(node)
 
     def _resolve(self, action: str | None, attribute: str) -> str:
         if action is None or not action.strip():
@@ -139,7 +141,7 @@ class Form:
         return Request(action, callback, method="POST", data=fields, **request_kwargs)
 
     def _button(self, name: str) -> LexborNode:
-        buttons = [node for node in self._node.css(CONTROLS) if _is_submitter(node)]
+        buttons = [node for node in controls(self._node) if _is_submitter(node)]
         for node in buttons:
             if node.attrs.get("name") == name and not _disabled(node):
                 return node
@@ -170,8 +172,32 @@ def _values(name: str, value: FormValue) -> list[str]:
                       f"not {type(value).__name__}{user_line()}")
 
 
-def _fields(form: LexborNode) -> Iterable[tuple[str, str]]:
-    for node in form.css(CONTROLS):
+def controls(form: LexborNode) -> list[LexborNode]:
+    """The form's controls in tree order: those inside it, less those a `form=` attribute
+    gives to another form, and those outside it whose `form=` names its id."""
+    ident = form.attrs.get("id")
+    if not ident:
+        return [node for node in form.css(CONTROLS) if node.attrs.get("form") is None]
+    root = form
+    while root.parent is not None:
+        root = root.parent
+    return [node for node in root.css(CONTROLS) if _owner(node, form, ident)]
+
+
+def _owner(node: LexborNode, form: LexborNode, ident: str) -> bool:
+    named = node.attrs.get("form")
+    if named is not None:
+        return named == ident
+    parent = node.parent
+    while parent is not None and parent.tag != "form":  # forms do not nest
+        parent = parent.parent
+    return parent == form
+
+
+def _fields(form: LexborNode) -> list[tuple[str, str]]:
+    fields: list[tuple[str, str]] = []
+    radios: dict[str, int] = {}  # a group's checked radio: only the last in tree order is
+    for node in controls(form):
         name = node.attrs.get("name")
         if not name or _disabled(node):
             continue
@@ -179,25 +205,49 @@ def _fields(form: LexborNode) -> Iterable[tuple[str, str]]:
             kind = (node.attrs.get("type") or "text").strip().lower()
             if kind in BUTTON_TYPES or kind == "file":
                 continue
+            value = node.attrs.get("value")
             if kind in {"checkbox", "radio"}:
-                if "checked" in node.attrs:
-                    yield name, node.attrs.get("value") or "on"
-                continue
-            yield name, node.attrs.get("value") or ""
+                if "checked" not in node.attrs:
+                    continue
+                value = "on" if value is None else value  # value="" sends ""
+                if kind == "radio":
+                    if name in radios:
+                        fields[radios[name]] = ("", "")  # unchecked by this one
+                    radios[name] = len(fields)
+            fields.append((name, value or ""))
         elif node.tag == "select":
-            yield from ((name, value) for value in _selected(node))
+            fields += ((name, value) for value in _selected(node))
         elif node.tag == "textarea":
-            yield name, node.text(deep=True)
+            fields.append((name, node.text(deep=True)))
+    return [field for field in fields if field[0]]
 
 
 def _selected(select: LexborNode) -> list[str]:
-    options = [node for node in select.css("option") if "disabled" not in node.attrs]
+    """The values of the selected options that are not disabled (by themselves or by their
+    <optgroup>): a disabled option stays selected, and sends nothing."""
+    options = select.css("option")
     chosen = [node for node in options if "selected" in node.attrs]
-    if not chosen and "multiple" not in select.attrs and options:
-        chosen = options[:1]  # a single-choice select always sends one
-    if "multiple" not in select.attrs:
+    single = "multiple" not in select.attrs
+    if single:
         chosen = chosen[-1:]  # with several marked selected, a browser shows the last
-    return [_option_value(node) for node in chosen]
+        if not chosen and _display_size(select) == 1:  # a drop-down always shows one
+            chosen = next(([node] for node in options if not _option_disabled(node)), [])
+    return [_option_value(node) for node in chosen if not _option_disabled(node)]
+
+
+def _display_size(select: LexborNode) -> int:
+    try:
+        size = int((select.attrs.get("size") or "").strip())
+    except ValueError:
+        return 1
+    return size if size > 0 else 1
+
+
+def _option_disabled(option: LexborNode) -> bool:
+    if "disabled" in option.attrs:
+        return True
+    parent = option.parent
+    return parent is not None and parent.tag == "optgroup" and "disabled" in parent.attrs
 
 
 def _option_value(option: LexborNode) -> str:
