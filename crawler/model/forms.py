@@ -22,7 +22,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 from yarl import URL
 
 from crawler.errors import SpiderError
-from crawler.model.callsite import user_line
+from crawler.model.callsite import locating
 from crawler.model.request import Callback, Request
 from crawler.urls import canon as urls
 
@@ -40,12 +40,12 @@ def find(tree: LexborHTMLParser | None, page: str, selector: str | None,
     """The form `selector` matches (the index-th of its matches), or the page's index-th
     form; SpiderError saying how many forms the page has."""
     if isinstance(index, bool) or not isinstance(index, int):
-        raise SpiderError(f"form index must be a whole number, not {index!r}{user_line()}")
+        raise SpiderError(f"form index must be a whole number, not {index!r}")
     query = "form" if selector is None else selector
     try:
         nodes = [] if tree is None else tree.css(query)
     except SelectolaxError as exc:
-        raise SpiderError(f"bad form selector {selector!r}: {exc}{user_line()}") from None
+        raise SpiderError(f"bad form selector {selector!r}: {exc}") from None
     forms = [node for node in nodes if node.tag == "form"]
     if -len(forms) <= index < len(forms):
         return forms[index]
@@ -59,7 +59,7 @@ def find(tree: LexborHTMLParser | None, page: str, selector: str | None,
     else:
         found = f"no form #{index} (there are {len(forms)} " + (
             f"matching {selector!r})" if selector is not None else "forms)")
-    raise SpiderError(f"{found} on {page}; the page has {what}{user_line()}")
+    raise SpiderError(f"{found} on {page}; the page has {what}")
 
 
 class Form:
@@ -84,13 +84,14 @@ class Form:
         joined = urls.join(self._base, action)
         if joined is None:
             raise SpiderError(f"the form's {attribute} {action!r} is not an http(s) URL "
-                              f"the crawler can request{user_line()}")
+                              "the crawler can request")
         return joined
 
     def get(self, name: str) -> str | None:
         """The first value of field `name`, or None if the form has no such field."""
         return next((value for key, value in self.fields if key == name), None)
 
+    @locating
     def fill(self, values: Mapping[str, FormValue] | None = None, /,
              **named: FormValue) -> Form:
         """Set fields, by keyword or (for names that are not Python identifiers, like
@@ -109,6 +110,7 @@ class Form:
         before = sum(1 for key, _ in self.fields[:at] if key != name)
         self.fields = rest[:before] + new + rest[before:]
 
+    @locating
     def submit(self, callback: Callback | None = None, *, button: str | None = None,
                **request_kwargs: Any) -> Request:
         """The request a browser would send: GET with the fields as the query (in place of
@@ -119,7 +121,7 @@ class Form:
         taken = {"method", "data", "body", "json"} & set(request_kwargs)
         if taken:
             raise SpiderError(f"submit() takes the {' and '.join(sorted(taken))} from the "
-                              f"form; set fields with fill(){user_line()}")
+                              "form; set fields with fill()")
         fields, action, method = list(self.fields), self.action, self.method
         enctype = self.enctype
         if button is not None:
@@ -137,7 +139,7 @@ class Form:
                            **request_kwargs)
         if enctype != URLENCODED:
             raise SpiderError(f"the form posts as {enctype}, which submit() does not "
-                              f"support (only {URLENCODED}){user_line()}")
+                              f"support (only {URLENCODED})")
         return Request(action, callback, method="POST", data=fields, **request_kwargs)
 
     def _button(self, name: str) -> LexborNode:
@@ -147,7 +149,7 @@ class Form:
                 return node
         names = sorted({n.attrs.get("name") or "" for n in buttons} - {""})
         raise SpiderError(f"the form has no enabled submit button named {name!r} (it has "
-                          f"{', '.join(map(repr, names)) or 'none with a name'}){user_line()}")
+                          f"{', '.join(map(repr, names)) or 'none with a name'})")
 
     def __repr__(self) -> str:
         return f"<Form {self.method} {self.action} {len(self.fields)} fields>"
@@ -156,8 +158,7 @@ class Form:
 def _method(value: str | None) -> str:
     method = (value or "get").strip().lower()
     if method == "dialog":
-        raise SpiderError(f"a method=dialog form closes a dialog, it submits nothing"
-                          f"{user_line()}")
+        raise SpiderError("a method=dialog form closes a dialog, it submits nothing")
     return "POST" if method == "post" else "GET"
 
 
@@ -169,7 +170,7 @@ def _values(name: str, value: FormValue) -> list[str]:
     if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
         return [item for v in value for item in _values(name, v)]
     raise SpiderError(f"form field {name!r} must be text, a number, a list of them or None, "
-                      f"not {type(value).__name__}{user_line()}")
+                      f"not {type(value).__name__}")
 
 
 def controls(form: LexborNode) -> list[LexborNode]:
