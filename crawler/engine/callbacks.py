@@ -167,6 +167,11 @@ def _where(exc: BaseException) -> str:
     spider's line that called it wrongly, not the library's line that said so)."""
     frames = traceback.extract_tb(exc.__traceback__)
     last = next((f for f in reversed(frames) if not in_library(f.filename)), None)
-    if last is None or f"(at {last.filename}:{last.lineno})" in str(exc):
+    if last is None:
+        return ""
+    at = f" (at {last.filename}:{last.lineno})"
+    if isinstance(exc, SpiderError) and exc.args == (str(exc),) and str(exc).endswith(at):
+        exc.args = (str(exc)[: -len(at)],)  # the model's (callsite): said once, as below
+    elif at[1:] in str(exc):
         return ""  # the error already says where
     return f" (at {last.filename}:{last.lineno} in {last.name})"
