@@ -28,7 +28,6 @@ from crawler.config import CrawlConfig
 from crawler.engine.crawler import CrawlResult
 from crawler.errors import ConfigError
 from crawler.observe import logs
-from spiders.site import SiteSpider
 
 SITE_START_TIMEOUT = 30.0
 
@@ -154,6 +153,8 @@ async def _bench(config: CrawlConfig, state: Path, args: argparse.Namespace) -> 
         report_log.info("bench: %s, %d links a page; %d workers, per-host %d, delay %g, "
                         "robots.txt %s, state file on", what, args.links, config.workers,
                         config.per_host, config.delay, "on" if config.obey_robots else "off")
+        from spiders.site import SiteSpider  # noqa: PLC0415 (see crawl.site)
+
         spider = SiteSpider([url.rstrip("/") + "/"])
         figures, _ = await measure(
             lambda: running.run_crawl(spider, config, str(state), args), state, loop_name)
