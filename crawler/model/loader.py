@@ -141,8 +141,9 @@ def _pick(module: ModuleType, class_name: str | None, target: str,
           where: str) -> type[Spider]:
     if class_name:
         if not hasattr(module, class_name):
-            names = _spider_names(module)
-            hint = f" (it has {', '.join(names)})" if names else " (it has no Spider subclass)"
+            spiders = _spider_names(module)
+            hint = (f" (it has {', '.join(spiders)})" if spiders
+                    else " (it has no Spider subclass)")
             raise SpiderError(f"no class named {class_name} in {where}{hint}")
         cls = getattr(module, class_name)
         if not inspect.isclass(cls):
