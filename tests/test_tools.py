@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import sqlite3
@@ -12,6 +13,10 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from crawler import ConfigError
+from crawler.cli import check, new
+from crawler.cli.parser import build
+from crawler.cli.version import checkout_version
 from tests.helpers import crawl, describe
 from tests.sites.serve import serve_in_thread
 
@@ -61,10 +66,21 @@ def site() -> Iterator[str]:
 # -- crawl --version --------------------------------------------------------------------------
 
 
-def test_version_names_the_version_and_python() -> None:
-    proc = crawl("--version")
-    assert proc.returncode == 0, describe(proc)
-    assert re.match(r"crawl \d+\.\d+\.\d+ \(.*Python 3\.", proc.stdout), proc.stdout
+def test_version_names_the_version_and_python(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as end:
+        build().parse_args(["--version"])
+    assert end.value.code == 0
+    out = capsys.readouterr().out
+    assert re.match(r"crawl \d+\.\d+\.\d+ \(.*Python 3\.", out), out
+
+
+def test_a_checkout_version_is_read_from_its_pyproject(tmp_path: Path) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[project]\nname = "crawler"\nversion = "9.8.7"\n')
+    assert checkout_version(pyproject) == "9.8.7"
+    pyproject.write_text('[project]\nname = "other"\nversion = "1.0"\n')
+    assert checkout_version(pyproject) is None
+    assert checkout_version(tmp_path / "none.toml") is None
 
 
 # -- crawl fetch ------------------------------------------------------------------------------
@@ -106,8 +122,6 @@ def test_fetch_exit_statuses_say_what_happened(site: str) -> None:
     dead = crawl("fetch", "http://127.0.0.1:9/")
     assert dead.returncode == 1, describe(dead)
     assert "cannot connect" in dead.stdout, dead.stdout
-    bad = crawl("fetch", "ftp://example.test/")
-    assert bad.returncode == 2 and "bad start URL" in bad.stderr, describe(bad)
 
 
 def test_fetch_resolves_names_and_allows_private_starts_as_a_crawl_does(site: str) -> None:
@@ -145,10 +159,15 @@ def test_new_writes_a_spider_that_runs_and_refuses_to_overwrite(site: str,
     assert {i["title"] for i in items} >= {"/a", "/b"}
 
 
-def test_new_refuses_a_name_that_is_no_identifier(tmp_path: Path) -> None:
-    proc = crawl("new", "my-site", "http://a.test/", cwd=tmp_path)
-    assert proc.returncode == 2 and "cannot name a spider" in proc.stderr, describe(proc)
+def test_new_refuses_a_name_that_is_no_identifier(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("my-site", "class", "3d"):
+        with pytest.raises(ConfigError, match="cannot name a spider"):
+            new.command(argparse.Namespace(name=name, url="http://a.test/"))
     assert list(tmp_path.iterdir()) == []
+    assert new.class_name("book_prices") == "BookPrices"
+    assert new.class_name("spider") == "SpiderSpider"
 
 
 # -- crawl check ------------------------------------------------------------------------------
@@ -175,11 +194,17 @@ class Broken(Spider):
 '''
 
 
-def test_check_reports_what_is_wrong_without_crawling(tmp_path: Path) -> None:
+def _check(capsys: pytest.CaptureFixture[str], spider: str, *, quiet: bool = False,
+           ) -> tuple[int, str]:
+    code = check.command(argparse.Namespace(spider=spider, urls=[], quiet=quiet))
+    return code, capsys.readouterr().out
+
+
+def test_check_reports_what_is_wrong_without_crawling(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "broken.py").write_text(BROKEN)
-    proc = crawl("check", "broken.py", cwd=tmp_path)
-    assert proc.returncode == 2, describe(proc)
-    out = proc.stdout
+    code, out = _check(capsys, str(tmp_path / "broken.py"))
+    assert code == 2, out
     assert "max_pages must be at least 0" in out, out
     assert "bad start URL" in out, out
     assert "Broken.dealy looks like a misspelt setting: did you mean delay?" in out, out
@@ -190,15 +215,17 @@ def test_check_reports_what_is_wrong_without_crawling(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.db")), "check must not open a state file"
 
 
-def test_check_of_a_good_spider_and_of_no_spider(tmp_path: Path) -> None:
-    good = crawl("check", "spiders/books.py")
-    assert good.returncode == 0, describe(good)
-    assert "callback parse_book: async def ... yield" in good.stdout, good.stdout
-    assert good.stdout.rstrip().endswith("ok"), good.stdout
-    (tmp_path / "other.py").write_text("class Books:\n    pass\n")
-    missing = crawl("check", "other.py:Nope", cwd=tmp_path)
-    assert missing.returncode == 2, describe(missing)
-    assert "no class named Nope in other.py" in missing.stdout, missing.stdout
-    not_spider = crawl("check", "other.py:Books", cwd=tmp_path)
-    assert not_spider.returncode == 2, describe(not_spider)
-    assert "Books in other.py is a class, but not a Spider subclass" in not_spider.stdout
+def test_check_of_a_good_spider_and_of_no_spider(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = _check(capsys, "spiders/books.py")
+    assert code == 0, out
+    assert "callback parse_book: async def ... yield" in out, out
+    assert out.rstrip().endswith("ok"), out
+    assert _check(capsys, "spiders/books.py", quiet=True) == (0, "")
+    other = tmp_path / "other.py"
+    other.write_text("class Books:\n    pass\n")
+    code, out = _check(capsys, f"{other}:Nope")
+    assert code == 2 and f"no class named Nope in {other}" in out, out
+    code, out = _check(capsys, f"{other}:Books")
+    assert code == 2, out
+    assert f"Books in {other} is a class, but not a Spider subclass" in out, out
