@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import os
 import re
 import sqlite3
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from crawler import ConfigError
-from crawler.cli import check, new
+from crawler.cli import benchmark, check, new
 from crawler.cli.parser import build
 from crawler.cli.version import checkout_version
 from tests.helpers import crawl, describe
@@ -229,3 +232,25 @@ def test_check_of_a_good_spider_and_of_no_spider(
     code, out = _check(capsys, f"{other}:Books")
     assert code == 2, out
     assert f"Books in {other} is a class, but not a Spider subclass" in out, out
+
+
+# -- packaging --------------------------------------------------------------------------------
+
+
+def test_a_wheel_installs_only_the_crawler_its_store_and_spiders() -> None:
+    pyproject = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    included = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    assert {name.split(".")[0] for name in included} == {"crawler", "storage", "spiders"}
+
+
+def test_bench_finds_its_site_in_the_checkout(monkeypatch: pytest.MonkeyPatch,
+                                              tmp_path: Path) -> None:
+    # As a wheel would be: benchsite is not importable.
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "benchsite" else real(name, *a))
+    env = benchmark._with_checkout()
+    assert str(benchmark.CHECKOUT) in env["PYTHONPATH"].split(os.pathsep)
+    monkeypatch.setattr(benchmark, "CHECKOUT", tmp_path)  # installed, no checkout
+    with pytest.raises(ConfigError, match="--url"):
+        benchmark._with_checkout()
