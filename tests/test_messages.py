@@ -3,6 +3,7 @@ user's own line, `--quiet` on every command, and `--log-level DEBUG` without SQL
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from aiohttp import web
 
 from crawler import SpiderError
 from crawler.cli.crawl import make_spider
+from crawler.engine.opening import start_requests
 from crawler.model.loader import load_spider_class
 from tests.helpers import crawl, describe
 from tests.sites.serve import serve_in_thread
@@ -173,3 +175,16 @@ def test_debug_logs_the_crawler_and_the_spider_but_no_sql(site: str, tmp_path: P
     loggers = set(re.findall(r"^\d\d:\d\d:\d\d \w+ ([\w.]+):", proc.stderr, re.M))
     assert loggers <= {"mine", "crawler", "storage"}, proc.stderr
     assert not re.search(r"\b(SELECT|INSERT|UPDATE)\b", proc.stderr), proc.stderr
+
+
+def test_a_failing_start_requests_names_the_users_line(tmp_path: Path) -> None:
+    path = tmp_path / "starts_q.py"
+    path.write_text(
+        "from crawler import Request, Spider\n\nclass Starts(Spider):\n    name = 's'\n\n"
+        "    async def start_requests(self):\n        yield Request('http://a.test/')\n"
+        "        pages = {}['count']\n")
+    spider = make_spider(str(path), [])
+    with pytest.raises(SpiderError) as error:
+        asyncio.run(start_requests(spider))
+    assert (f"Starts.start_requests() failed: {path}:8: KeyError: 'count'"
+            in str(error.value)), error.value

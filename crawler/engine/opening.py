@@ -15,6 +15,7 @@ from crawler.config import CrawlConfig
 from crawler.errors import SpiderError, StateFileError
 from crawler.http.transport import Transport
 from crawler.model.callshape import shape_of
+from crawler.model.loader import user_error
 from crawler.model.request import Request
 from crawler.model.spider import Spider
 from crawler.observe import logs
@@ -45,20 +46,30 @@ async def start_requests(spider: Spider) -> Seeds:
     the crawl's identity, and they set its scope."""
     seeds = Seeds()
     check_callback(spider, "parse")
-    async for req in spider.start_requests():
-        if not isinstance(req, Request):
-            raise SpiderError(f"start_requests() yielded {req!r}; yield Request objects")
-        key = req.key
-        if key is None:
-            raise SpiderError(f"bad start URL: {_why_not(req)}")
-        if req.credentials:
-            log.warning("start URL %s named a user or password: the crawler never sends "
-                        "credentials found in URLs", key, extra={"url": key})
-        if req.callback is not None:
-            check_callback(spider, req.callback)
-        seeds.keys.append(key)
-        seeds.requests.append(_seed(req, key, len(seeds.requests)))
+    try:
+        async for req in spider.start_requests():
+            _add_seed(spider, req, seeds)
+    except SpiderError:
+        raise
+    except Exception as exc:  # the user's code: said at the user's line
+        raise SpiderError(f"{type(spider).__name__}.start_requests() failed: "
+                          f"{user_error(exc)}") from exc
     return seeds
+
+
+def _add_seed(spider: Spider, req: object, seeds: Seeds) -> None:
+    if not isinstance(req, Request):
+        raise SpiderError(f"start_requests() yielded {req!r}; yield Request objects")
+    key = req.key
+    if key is None:
+        raise SpiderError(f"bad start URL: {_why_not(req)}")
+    if req.credentials:
+        log.warning("start URL %s named a user or password: the crawler never sends "
+                    "credentials found in URLs", key, extra={"url": key})
+    if req.callback is not None:
+        check_callback(spider, req.callback)
+    seeds.keys.append(key)
+    seeds.requests.append(_seed(req, key, len(seeds.requests)))
 
 
 def _seed(req: Request, key: CanonicalURL, index: int) -> NewRequest:
