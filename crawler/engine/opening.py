@@ -18,6 +18,7 @@ from crawler.http.transport import Transport
 from crawler.model import callsite
 from crawler.model.callshape import shape_of
 from crawler.model.callsite import located
+from crawler.model.loader import user_error
 from crawler.model.request import Request
 from crawler.model.spider import Spider
 from crawler.observe import logs
@@ -53,6 +54,9 @@ async def start_requests(spider: Spider) -> Seeds:
         await _read_seeds(spider, requests, seeds)
     except SpiderError as exc:
         raise located(exc, callsite.start_line(requests, spider)) from None
+    except Exception as exc:  # the user's code: said at the user's line
+        raise SpiderError(f"{type(spider).__name__}.start_requests() failed: "
+                          f"{user_error(exc)}") from exc
     return seeds
 
 
