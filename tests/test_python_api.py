@@ -5,6 +5,7 @@ arguments apply with the command line's precedence (defaults < spider < argument
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -21,8 +22,8 @@ from aiohttp import web
 
 from crawler import (
     ConfigError,
-    CrawlError,
     Crawler,
+    CrawlError,
     CrawlStatus,
     Response,
     Spider,
@@ -288,5 +289,5 @@ async def test_crawler_applies_the_spiders_own_settings(tmp_path: Path) -> None:
     assert (crawler.config.delay, crawler.config.max_pages) == (0.15, 3)
     assert result.status is CrawlStatus.PAGE_LIMIT and result.stats.pages == 3
     assert len(starts) == 3
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert min(gaps) >= 0.14, gaps
