@@ -13,7 +13,17 @@ from typing import Any
 
 import pytest
 
-from crawler import CrawlConfig, DropItem, Request, RequestFailure, Response, Spider, SpiderError
+from crawler import (
+    CrawlConfig,
+    CrawlStatus,
+    DropItem,
+    Request,
+    RequestFailure,
+    Response,
+    Spider,
+    SpiderError,
+    StateFileError,
+)
 from crawler.cli import stats as stats_command
 from crawler.engine.crawler import Crawler
 from storage.sqlite import SQLiteStore
@@ -290,3 +300,38 @@ async def test_a_pipeline_that_cannot_open_stops_the_run_and_closes_the_others(
     finally:
         await store.close()
     assert first.events == ["open", "close"]
+
+
+class StopsTheRun(DropDuplicates):
+    """Stops the crawl at its first item, as Ctrl-C would."""
+
+    crawler: Crawler | None = None
+
+    def process(self, item: dict[str, Any]) -> dict[str, Any]:
+        assert self.crawler is not None
+        self.crawler.stop()
+        return item
+
+
+async def test_pipelines_are_closed_when_the_run_is_stopped_or_fails(tmp_path: Path) -> None:
+    stopping = StopsTheRun("sku")
+    async with serve(catalog.make_app()) as base:
+        store = await SQLiteStore.open(tmp_path / "s.db")
+        try:
+            crawler = Crawler(Catalog([base + "/"], [stopping]), store, FAST)
+            stopping.crawler = crawler
+            result = await crawler.run()
+        finally:
+            await store.close()
+    assert result.status is CrawlStatus.INTERRUPTED
+    assert stopping.events == ["open", "close"]
+    # A run that fails (here: the state file holds another spider's crawl) closes them too.
+    failing = DropDuplicates("sku")
+    store = await SQLiteStore.open(tmp_path / "other.db")
+    try:
+        await store.open_crawl("other", "{}", fresh=False)
+        with pytest.raises(StateFileError):
+            await Crawler(Catalog(["http://127.0.0.1:9/"], [failing]), store, FAST).run()
+    finally:
+        await store.close()
+    assert failing.events == ["open", "close"]

@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -35,6 +36,7 @@ from crawler import (
 from crawler.config import CrawlConfig
 from storage.sqlite import SQLiteStore
 from tests.crawling import read_items
+from tests.helpers import crawl_ok, stats_json
 from tests.sites import catalog
 from tests.sites.serve import serve, serve_in_thread
 
@@ -291,3 +293,40 @@ async def test_crawler_applies_the_spiders_own_settings(tmp_path: Path) -> None:
     assert len(starts) == 3
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert min(gaps) >= 0.14, gaps
+
+
+# -- the README's catalog.py -------------------------------------------------------------------
+
+
+def readme_catalog() -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"```python\n(# catalog\.py\n.*?)```", text, re.S)
+    assert found, "README.md has no ```python block starting with # catalog.py"
+    return found.group(1)
+
+
+def test_the_readme_catalog_runs_as_a_script_and_as_a_spider(tmp_path: Path) -> None:
+    code = readme_catalog()
+    with serve_in_thread(catalog.make_app()) as base:
+        local = code.replace('"https://shop.example/"', repr(base + "/"))
+        local = local.replace("delay = 1.0", "delay = 0.0")  # a local site, in a test
+        assert local.count(base) == 1 and "delay = 0.0" in local
+        (tmp_path / "catalog.py").write_text(local, encoding="utf-8")
+        proc = run_script(tmp_path / "catalog.py")
+        assert proc.returncode == 0, proc.stderr
+        again = crawl_ok("run", "catalog.py", "--state", "again.db", "--quiet", cwd=tmp_path)
+    kept = catalog.PRODUCTS - len(catalog.NO_PRICE) - len(catalog.SAME_SKU)
+    lines = proc.stdout.splitlines()
+    assert lines[0] == f"finished {kept} items"
+    printed = [line.split() for line in lines[1:]]
+    assert len(printed) == kept and len({sku for sku, _ in printed}) == kept
+    for sku, price in printed:
+        assert catalog.price(int(sku.removeprefix("SKU-"))) == f"{float(price):.2f}"
+    dropped = {"no price": len(catalog.NO_PRICE), "duplicate sku": len(catalog.SAME_SKU)}
+    stats = stats_json(tmp_path / "catalog.db")
+    assert stats["dropped_items"] == dropped and stats["items"] == kept
+    with sqlite3.connect(f"file:{tmp_path / 'again.db'}?mode=ro", uri=True) as conn:
+        counted = dict(conn.execute("SELECT name, value FROM counters WHERE name LIKE 'dropped%'"))
+        (items,) = conn.execute("SELECT count(*) FROM items").fetchone()
+    assert counted == {f"dropped: {reason}": n for reason, n in dropped.items()}, again.stderr
+    assert items == kept
