@@ -101,6 +101,7 @@ class _Parts:
 
 class Crawler:
     """Runs one spider against one store: `result = await Crawler(spider, store, config).run()`.
+    Without a config, the spider's own settings apply over the defaults (`layered(spider)`).
 
     `stop()` (e.g. on Ctrl-C) stops taking work; requests in flight get `stop_grace` seconds
     to finish, the rest are released back to the queue; the store is left resumable.
