@@ -13,16 +13,20 @@
         async def parse_book(self, response):
             yield {"title": response.css_first("h1").text()}
 
+    result = crawl(Books, state="books.db", max_pages=100)   # or: await crawl_async(...)
+
 The public API is `__all__` below: what a spider or a script running crawls needs.
 Everything else, in this package's modules (`crawler.engine`, `crawler.observe`, ...), is
 internal: it may change or move without notice.
 """
 
+from crawler.api import crawl, crawl_async, iter_items
 from crawler.config import CrawlConfig, HostPolicy
 from crawler.engine.crawler import Crawler, CrawlResult, CrawlStatus
 from crawler.errors import (
     ConfigError,
     CrawlError,
+    DropItem,
     FetchError,
     SpiderError,
     StateFileError,
@@ -40,6 +44,7 @@ __all__ = [
     "CrawlResult",
     "CrawlStatus",
     "Crawler",
+    "DropItem",
     "FetchError",
     "HostPolicy",
     "Request",
@@ -49,4 +54,7 @@ __all__ = [
     "SpiderError",
     "StateFileError",
     "StateWriteError",
+    "crawl",
+    "crawl_async",
+    "iter_items",
 ]

@@ -8,7 +8,6 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import PurePath
 from typing import Any
 
 from yarl import URL
@@ -25,25 +24,6 @@ MAX_LINKS = 10_000  # links one page may add (Heritrix caps a page's outlinks to
 
 OUTPUT_FORMATS = ("jsonl", "json", "csv")
 """What items can be written as, by `output` feeds and `crawl export`."""
-_OUTPUT_EXTENSIONS = {".jsonl": "jsonl", ".json": "json", ".csv": "csv"}
-STDOUT = "-"
-"""The output that is the standard output."""
-
-
-def output_format(target: str, given: str | None) -> str:
-    """The format an output is written in: the one given, else its file's extension's
-    (JSON Lines for the standard output)."""
-    if given is not None:
-        return given
-    if target == STDOUT:
-        return "jsonl"
-    fmt = _OUTPUT_EXTENSIONS.get(PurePath(target).suffix.lower())
-    if fmt is None:
-        raise ConfigError(f"output {target}: cannot tell its format from its extension (use "
-                          ".jsonl, .json or .csv, or give the format: --output-format)")
-    return fmt
-
-
 def _outputs(name: str, outputs: tuple[str, ...]) -> None:
     if isinstance(outputs, str):  # a str is a sequence too: of one-letter files
         raise ConfigError(f'{name} must be a list of files, e.g. ["items.jsonl"], not '
@@ -101,9 +81,10 @@ def _headers(name: str, headers: Mapping[str, str]) -> None:
 
 def _auth(name: str, auth: Mapping[str, tuple[str, ...]]) -> None:
     for host, pair in auth.items():
-        if not host or any(c in host for c in "/:@ "):
-            raise ConfigError(f"{name}: {host!r} is not a host name (auth is per host, "
-                              'e.g. {"api.example": ("user", "password")})')
+        if not _auth_key_ok(host):
+            raise ConfigError(f"{name}: {host!r} is neither a host name nor an origin (auth is "
+                              'per host or origin, e.g. {"api.example": ("user", "password")} '
+                              'or {"https://api.example:8443": ...}: no path, query or user)')
         if len(pair) != 2:
             raise ConfigError(f"{name}: the credentials for {host} must be (user, password)")
         if ":" in pair[0]:
@@ -111,6 +92,20 @@ def _auth(name: str, auth: Mapping[str, tuple[str, ...]]) -> None:
                               "auth cannot send")
         if any(_HEADER_CONTROL.search(part) for part in pair):
             raise ConfigError(f"{name}: the credentials for {host} hold a control character")
+
+
+def _auth_key_ok(key: str) -> bool:
+    """A host name, or an origin: http(s)://HOST[:PORT] and nothing else."""
+    if "://" not in key:
+        return bool(key) and not any(c in key for c in "/:@ ")
+    try:
+        url = URL(key)
+    except ValueError:
+        return False
+    return (url.scheme in ("http", "https") and bool(url.raw_host) and url.raw_user is None
+            and url.raw_password is None and url.raw_path in ("", "/")
+            and not url.raw_query_string and not url.raw_fragment and "?" not in key
+            and "#" not in key)
 
 
 def _proxy(name: str, proxy: str | None) -> None:
@@ -293,9 +288,9 @@ class CrawlConfig:
         help='headers sent with every request, e.g. {"Accept-Language": "en"}')
     auth: Mapping[str, tuple[str, ...]] = setting(
         {}, spider=True, check=_auth,
-        help='HTTP basic auth per host, e.g. {"api.example": ("user", "password")}: sent to '
-        "that host only (not its subdomains, not after a redirect elsewhere); never stored "
-        "or logged")
+        help='HTTP basic auth per host, e.g. {"api.example": ("user", "password")}, or per '
+        'origin ("https://api.example:8443"): sent to that host only (not its subdomains, '
+        "not after a redirect elsewhere); never stored or logged")
     proxy: str | None = setting(
         None, spider=True, check=_proxy, cli=Option("--proxy", "URL"),
         help="send every request through this HTTP or HTTPS proxy "
@@ -324,8 +319,6 @@ class CrawlConfig:
 
     def __post_init__(self) -> None:
         settings.validate(self)
-        for target in self.output:  # an output that cannot be written fails before the crawl
-            output_format(target, self.output_format)
 
     def policy_for(self, host: str) -> HostPolicy | None:
         """The policy for a host: its own, else its closest parent domain's."""

@@ -22,6 +22,7 @@ class FailureKind(enum.StrEnum):
     HTTP_STATUS = "http_status"
     ROBOTS = "robots"  # robots.txt could not be had, and the crawl gave up on the origin
     CALLBACK = "callback"  # the spider's callback raised
+    PIPELINE = "pipeline"  # one of the spider's item pipelines raised (not DropItem)
     SPIDER = "spider"  # the spider has no such callback
     INTERNAL = "internal"  # a bug of ours, confined to one request
     STORE = "store"  # the store could not encode the outcome (the store names it so)
@@ -37,6 +38,17 @@ class ConfigError(CrawlError):
 
 class SpiderError(CrawlError):
     """A spider cannot be loaded, or it made an invalid request or item."""
+
+
+class DropItem(CrawlError):
+    """Raised by an item pipeline's `process(item)` to leave the item out. Not a failure:
+    the item is not stored and is counted under its reason (`DropItem("no price")`), which
+    `crawl stats` shows. Give a reason that names a kind of item, not one item, since each
+    distinct reason is a counter of its own."""
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class StateFileError(CrawlError):

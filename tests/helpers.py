@@ -92,9 +92,10 @@ class CrawlProcess:
         self._lines: list[str] = []
         self._cond = threading.Condition()
         self._eof = False
+        # --log-level INFO: the line that says the crawl has started shows even with --quiet.
         self.proc = subprocess.Popen(
-            [*CLI, *args], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, text=True, cwd=cwd,
+            [*CLI, *args, "--log-level", "INFO"], stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=cwd,
         )
         self._reader = threading.Thread(target=self._read, daemon=True,
                                         name=f"stderr-{self.proc.pid}")

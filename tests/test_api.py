@@ -667,7 +667,9 @@ def test_the_public_api_is_what_a_user_needs_and_no_more() -> None:
     assert set(crawler.__all__) == {
         "Spider", "Request", "RequestFailure", "Response", "CrawlConfig", "HostPolicy", "Crawler",
         "CrawlResult", "CrawlStatus", "CrawlError", "ConfigError", "SpiderError",
-        "StateFileError", "StateWriteError", "FetchError"}
+        "StateFileError", "StateWriteError", "FetchError",
+        # Running crawls from Python, and the item pipelines' one name.
+        "crawl", "crawl_async", "iter_items", "DropItem"}
     for internal in ("Metrics", "Snapshot", "RunState", "Skip", "layered",
                      "load_spider_class", "Sitemap", "ConnectError", "HTTPStatusError"):
         assert not hasattr(crawler, internal), internal

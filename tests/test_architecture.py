@@ -202,9 +202,11 @@ LAYERS: dict[str, frozenset[str]] = {
     "feeds": frozenset({"config", "errors", "observe", "storage"}),  # items out while crawling
     "engine": frozenset({"config", "errors", "feeds", "html", "http", "model", "observe",
                          "policy", "urls", "storage"}),
+    # Running crawls from Python (crawler.crawl, iter_items): what the command line sits on.
+    "api": frozenset({"config", "engine", "errors", "feeds", "model"}),
     "cli": frozenset({"config", "errors", "feeds", "html", "http", "model", "observe", "policy",
-                      "urls", "engine", "settings", "storage", "spiders", "__init__"}),
-    "__init__": frozenset({"config", "engine", "errors", "model"}),  # the public API
+                      "urls", "engine", "settings", "storage", "spiders", "__init__", "api"}),
+    "__init__": frozenset({"api", "config", "engine", "errors", "model"}),  # the public API
 }
 # Packages that decide without doing I/O: what they do is tested without sockets or files.
 PURE = ("urls", "html", "policy")

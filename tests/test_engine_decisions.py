@@ -60,6 +60,9 @@ class DictTransport:
     allow_private: bool = True  # no DNS to ask: the hosts here are names only
     cookie_changes: int = 0  # sets no cookies
 
+    def auth_for(self, starts: Iterable[URL]) -> None:
+        return None  # sends no credentials
+
     def cookies(self) -> tuple[Cookie, ...]:
         return ()
 

@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from crawler import CrawlConfig, Spider
+import crawler
+from crawler import CrawlConfig, Spider, feeds
 from crawler.cli.export import export
 from crawler.config import layered
 from crawler.errors import ConfigError
@@ -265,9 +266,12 @@ async def test_a_new_csv_column_mid_crawl_rewrites_the_feed(tmp_path: Path,
     assert header.split(",")[0] == "n" and len(header.split(",")) == 8
 
 
-def test_a_config_refuses_an_output_it_cannot_tell_the_format_of() -> None:
+def test_outputs_are_checked_before_a_crawl_whatever_runs_it(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot tell its format"):
-        CrawlConfig(output=("items.xml",))
+        feeds.check(CrawlConfig(output=("items.xml",)))
     with pytest.raises(ConfigError, match="a list of files"):
         CrawlConfig(output="items.jsonl")  # type: ignore[arg-type]
-    assert CrawlConfig(output=("items.xml",), output_format="json").output == ("items.xml",)
+    feeds.check(CrawlConfig(output=("items.xml",), output_format="json"))
+    with pytest.raises(ConfigError, match="does not exist"):  # the Python API's way in
+        crawler.crawl(Widening, state=tmp_path / "x.db", output=[str(tmp_path / "no/x.csv")])
+    assert not (tmp_path / "x.db").exists()

@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import json
 import logging
+import os
 import resource
 import sys
 import tempfile
@@ -28,9 +30,9 @@ from crawler.config import CrawlConfig
 from crawler.engine.crawler import CrawlResult
 from crawler.errors import ConfigError
 from crawler.observe import logs
-from spiders.site import SiteSpider
 
 SITE_START_TIMEOUT = 30.0
+CHECKOUT = Path(__file__).resolve().parent.parent.parent  # where crawler/ is, in a checkout
 
 report_log = logging.getLogger(logs.REPORT)
 
@@ -78,10 +80,11 @@ async def benchmark_site(options: Sequence[str]) -> AsyncIterator[str]:
 
     It runs in a session of its own, so a Ctrl-C meant for the crawl does not kill the site
     under it; its stderr goes to a file, which nobody has to keep reading."""
+    env = _with_checkout()
     with tempfile.TemporaryFile() as errors:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "benchsite", *options, stdout=asyncio.subprocess.PIPE,
-            stderr=errors, start_new_session=True)
+            stderr=errors, start_new_session=True, env=env)
         try:
             assert proc.stdout is not None
             try:
@@ -101,6 +104,20 @@ async def benchmark_site(options: Sequence[str]) -> AsyncIterator[str]:
             if proc.returncode is None:
                 _stop(proc)
                 await proc.wait()
+
+
+def _with_checkout() -> dict[str, str]:
+    """The site's environment: the benchmark site is a tool of the source checkout, not
+    installed with the package (a wheel installs `crawler`, `storage` and `spiders` only),
+    so its folder goes on the site's path."""
+    if importlib.util.find_spec("benchsite") is not None:
+        return dict(os.environ)
+    if not (CHECKOUT / "benchsite" / "__main__.py").is_file():
+        raise ConfigError("crawl bench serves its site from a source checkout's benchsite/ "
+                          "folder, which is not installed with the package: run it from a "
+                          "checkout, or measure a site you serve with --url URL")
+    path = os.pathsep.join(filter(None, [str(CHECKOUT), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path}
 
 
 def _stop(proc: asyncio.subprocess.Process) -> None:
@@ -155,6 +172,8 @@ async def _bench(config: CrawlConfig, state: Path, args: argparse.Namespace) -> 
         report_log.info("bench: %s, %d links a page; %d workers, per-host %d, delay %g, "
                         "robots.txt %s, state file on", what, args.links, config.workers,
                         config.per_host, config.delay, "on" if config.obey_robots else "off")
+        from spiders.site import SiteSpider  # noqa: PLC0415 (see crawl.site)
+
         spider = SiteSpider([url.rstrip("/") + "/"])
         figures, _ = await measure(
             lambda: running.run_crawl(spider, config, str(state), args), state, loop_name)

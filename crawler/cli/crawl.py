@@ -19,11 +19,10 @@ from crawler.cli.exits import EXIT_INTERRUPTED, EXIT_NOTHING_FETCHED, EXIT_OK
 from crawler.config import layered
 from crawler.engine.crawler import CrawlResult, CrawlStatus
 from crawler.errors import ConfigError, SpiderError
-from crawler.model.loader import load_spider_class
+from crawler.model.loader import load_spider_class, user_error
 from crawler.model.spider import Spider
 from crawler.observe import logs, report
 from crawler.urls.canon import parse_absolute, parsed
-from spiders.site import SiteSpider
 from storage import CrawlCounts
 
 status_log = logging.getLogger(logs.STATUS)
@@ -32,6 +31,9 @@ report_log = logging.getLogger(logs.REPORT)
 
 def site(args: argparse.Namespace) -> int:
     """`crawl site URL...`: the built-in site spider."""
+    # Imported here only: `crawl run spiders.mine:Mine` must find the user's own `spiders`.
+    from spiders.site import SiteSpider  # noqa: PLC0415
+
     check_urls(args.urls)
     spider = SiteSpider(start_urls=args.urls, sitemaps=args.sitemaps)
     default = site_state_name(args.urls)
@@ -60,14 +62,18 @@ def site_state_name(urls: Sequence[str]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """`crawl run SPIDER [URL...]`: a user's Spider subclass."""
-    cls = load_spider_class(args.spider)
-    check_urls(args.urls)
-    try:
-        spider = cls(start_urls=args.urls or None)
-    except Exception as exc:
-        raise SpiderError(f"cannot create {cls.__name__}(): {type(exc).__name__}: {exc}") \
-            from exc
+    spider = make_spider(args.spider, args.urls)
     return _crawl(spider, args, f"{spider.name or 'spider'}.crawl.db")
+
+
+def make_spider(target: str, urls: Sequence[str]) -> Spider:
+    """The user's spider, from `crawl run`'s or `crawl check`'s SPIDER and URLs."""
+    cls = load_spider_class(target)
+    check_urls(urls)
+    try:
+        return cls(start_urls=urls or None)
+    except Exception as exc:
+        raise SpiderError(f"cannot create {cls.__name__}(): {user_error(exc)}") from exc
 
 
 def check_urls(urls: Sequence[str]) -> None:
@@ -115,10 +121,11 @@ def _summarise(result: CrawlResult, state: str) -> None:
               f"{c.items:,} items in {state}")
     if result.status is CrawlStatus.INTERRUPTED:
         resume = shlex.join(a for a in ["crawl", *sys.argv[1:]] if a != "--fresh")
-        # Not part of the report: even --quiet tells how to go on.
-        status_log.info("interrupted after %s (%s).\nresume with: %s",
-                        report.duration(s.elapsed), totals, resume,
-                        extra={**extra, "resume": resume})
+        # A warning, not part of the report: the crawl is unfinished, and even --quiet
+        # tells how to go on.
+        status_log.warning("interrupted after %s (%s).\nresume with: %s",
+                           report.duration(s.elapsed), totals, resume,
+                           extra={**extra, "resume": resume})
         return
     if result.run.resumed and s.pages == s.failed == 0 \
             and result.status is CrawlStatus.FINISHED:

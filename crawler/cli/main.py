@@ -1,6 +1,6 @@
 """The `crawl` command: parse the arguments, run the command, turn its errors into exit
-statuses. The commands themselves are in crawl.py (site, run), export.py, stats.py and
-benchmark.py; the parser is in parser.py."""
+statuses. The commands themselves are in crawl.py (site, run), export.py, stats.py,
+benchmark.py, and the tools fetch.py, new.py and check.py; the parser is in parser.py."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from crawler.cli import benchmark, crawl, export, parser, stats
+from crawler.cli import benchmark, check, crawl, export, fetch, new, parser, stats
 from crawler.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from crawler.errors import ConfigError, CrawlError, SpiderError, StateFileError
 from crawler.observe import logs
@@ -24,6 +24,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "export": export.command,
     "stats": stats.command,
     "bench": benchmark.command,
+    "fetch": fetch.command,
+    "new": new.command,
+    "check": check.command,
 }
 
 

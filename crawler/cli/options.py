@@ -9,6 +9,7 @@ to `crawl site` and `crawl run`.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Collection
 from typing import Any
 
 from crawler import settings
@@ -16,9 +17,12 @@ from crawler.config import CrawlConfig
 from crawler.settings import Field, Option
 
 
-def setting_fields(config: type = CrawlConfig) -> tuple[Field, ...]:
-    """The settings the command line can set, in declaration order."""
-    return tuple(f for f in settings.fields(config) if f.about.options)
+def setting_fields(config: type = CrawlConfig,
+                   only: Collection[str] | None = None) -> tuple[Field, ...]:
+    """The settings the command line can set (those of `only`, if given), in declaration
+    order."""
+    return tuple(f for f in settings.fields(config)
+                 if f.about.options and (only is None or f.name in only))
 
 
 def dest(option: Option) -> str:
@@ -26,9 +30,10 @@ def dest(option: Option) -> str:
     return option.flag.removeprefix("--").replace("-", "_")
 
 
-def add_settings(group: argparse._ActionsContainer, config: type = CrawlConfig) -> None:
-    """Add an option for each command-line setting, unset (None) unless given."""
-    for f in setting_fields(config):
+def add_settings(group: argparse._ActionsContainer, config: type = CrawlConfig,
+                 only: Collection[str] | None = None) -> None:
+    """Add an option for each command-line setting (of `only`), unset (None) unless given."""
+    for f in setting_fields(config, only):
         for option in f.about.options:
             text = option.help or f.about.help
             flags = (option.short, option.flag) if option.short else (option.flag,)
@@ -47,10 +52,11 @@ def add_settings(group: argparse._ActionsContainer, config: type = CrawlConfig) 
                                    help=f"{text}{_default(f.default)}")
 
 
-def settings_from(args: argparse.Namespace, config: type = CrawlConfig) -> dict[str, Any]:
+def settings_from(args: argparse.Namespace, config: type = CrawlConfig,
+                  only: Collection[str] | None = None) -> dict[str, Any]:
     """The settings given on the command line (a setting not given is left out)."""
     given: dict[str, Any] = {}
-    for f in setting_fields(config):
+    for f in setting_fields(config, only):
         values = [getattr(args, dest(option)) for option in f.about.options]
         if all(value is None for value in values):
             continue

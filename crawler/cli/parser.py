@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 
-from crawler.cli import options
+from crawler.cli import fetch, options
 from crawler.cli.exits import EPILOG
 from crawler.cli.export import FORMATS
+from crawler.cli.version import version_text
 from crawler.observe import logs
 
 PROGRESS_EVERY = 5.0
@@ -26,12 +27,14 @@ def build() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _log_options(parser, default=True)
+    parser.add_argument("--version", action="version", version=version_text())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_site(sub)
     _add_run(sub)
     _add_export(sub)
     _add_stats(sub)
     _add_bench(sub)
+    _add_tools(sub)
     return parser
 
 
@@ -71,6 +74,7 @@ def _add_export(sub: _Commands[argparse.ArgumentParser]) -> None:
     exp.add_argument("--format", choices=FORMATS, default="jsonl",
                      help="jsonl (default) or csv (a column per field seen in any item)")
     exp.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    _quiet(exp)
 
 
 def _add_stats(sub: _Commands[argparse.ArgumentParser]) -> None:
@@ -119,6 +123,33 @@ def _add_bench(sub: _Commands[argparse.ArgumentParser]) -> None:
                    metavar="SECONDS", help=argparse.SUPPRESS)
     _event_loop_option(g)
     _log_options(g, default=False)
+
+
+def _add_tools(sub: _Commands[argparse.ArgumentParser]) -> None:
+    """The tools a spider is written with: fetch, new and check."""
+    fetch.add_parser(sub)
+    _quiet(sub.choices["fetch"])
+    new = sub.add_parser(
+        "new", help="write a spider file to start from",
+        description="Write NAME.py in the current folder: a commented spider that crawls "
+        "URL's site as it is. An existing file is never written over.")
+    new.add_argument("name", metavar="NAME", help="the spider's name (letters, digits, _)")
+    new.add_argument("url", metavar="URL", help="its start URL")
+    _quiet(new)
+    check = sub.add_parser(
+        "check", help="say what is wrong with a spider, without crawling",
+        description="Load a spider and check it as a crawl would before fetching anything: "
+        "its settings, start requests and callbacks. Exit 0 if it would crawl, 2 if not.")
+    check.add_argument("spider", metavar="SPIDER",
+                       help="path/to/file.py, file.py:ClassName or package.module:ClassName")
+    check.add_argument("urls", nargs="*", metavar="URL",
+                       help="start URL(s) to use instead of the spider's start_urls")
+    _quiet(check)
+
+
+def _quiet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true", help="print nothing but problems")
+    _log_options(p, default=False)
 
 
 SITE_STATE = ("HOST[_PORT]-DIGEST.crawl.db in the current folder: the host (and port, if not "

@@ -14,17 +14,11 @@ from typing import Any, TypeVar
 
 from rich.console import Console
 
-try:
-    import uvloop
-except ImportError:  # optional: it is not built for Windows or PyPy
-    uvloop = None  # type: ignore[assignment]
-
-from crawler import feeds
+from crawler import api, feeds
 from crawler.cli.exits import EXIT_INTERRUPTED
 from crawler.config import CrawlConfig
 from crawler.engine.crawler import Crawler, CrawlResult
 from crawler.engine.state import open_state
-from crawler.errors import ConfigError
 from crawler.model.spider import Spider
 from crawler.observe import display, logs
 from storage import RunInfo
@@ -41,15 +35,9 @@ def run(coro: Coroutine[Any, Any, T], event_loop: str) -> T:
 
 
 def loop_factory(choice: str) -> tuple[Callable[[], asyncio.AbstractEventLoop] | None, str]:
-    """uvloop's libuv loop when asked or when installed: the same code, less CPU a request."""
-    if choice == "asyncio":
-        return None, "asyncio"
-    if uvloop is None:
-        if choice == "uvloop":
-            raise ConfigError("--event-loop uvloop: uvloop is not installed "
-                              "(pip install uvloop)")
-        return None, "asyncio"
-    return uvloop.new_event_loop, "uvloop"
+    """The event loop's factory (as the Python API chooses it) and its name."""
+    factory = api.loop_factory(choice)
+    return factory, "asyncio" if factory is None else "uvloop"
 
 
 async def run_crawl(spider: Spider, config: CrawlConfig, state: str,

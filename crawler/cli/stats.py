@@ -21,6 +21,7 @@ from crawler.cli import running
 from crawler.cli.exits import EXIT_OK
 from crawler.config import CrawlConfig
 from crawler.engine.state import open_state
+from crawler.model.pipelines import DROPPED
 from crawler.observe import report
 from storage import RunRecord, Store
 
@@ -66,7 +67,11 @@ async def gather(store: Store, failures: int = 10) -> dict[str, Any]:
             "failed": counts.failed,
         },
         "items": counts.items,
-        "counters": dict(counts.counters),
+        "counters": {name: n for name, n in counts.counters.items()
+                     if not name.startswith(DROPPED)},
+        # Items the spider's pipelines left out, by the reason they gave (DropItem(reason)).
+        "dropped_items": {name.removeprefix(DROPPED): n
+                          for name, n in counts.counters.items() if name.startswith(DROPPED)},
         "complete": counts.queued + counts.leased == 0,
         "statuses": {str(k): v for k, v in breakdown.statuses.items()},
         "failures_by_kind": dict(breakdown.errors),
@@ -128,6 +133,8 @@ def render_text(stats: dict[str, Any], out: TextIO) -> None:
     sections = [
         ("done requests by HTTP status", _counts("status", stats["statuses"])),
         ("failed requests by kind of error", _counts("kind", stats["failures_by_kind"])),
+        ("items dropped by the pipelines, by reason",
+         _counts("reason", stats["dropped_items"], "items")),
         ("runs", _runs(stats["runs"])),
         (f"run #{latest['id']}" if latest else "", _latest(latest)),
         ("hosts (all runs, most requested first)", _hosts(stats["hosts"])),
@@ -147,6 +154,8 @@ def _summary(stats: dict[str, Any]) -> Table:
     for name in ("done", "queued", "in_flight", "failed"):
         grid.add_row(name.replace("_", " "), f"{req[name]:,}")
     grid.add_row("items", f"{stats['items']:,}")
+    if stats["dropped_items"]:
+        grid.add_row("dropped items", f"{sum(stats['dropped_items'].values()):,}")
     for name, value in sorted(stats["counters"].items()):
         grid.add_row(name.replace("_", " "), f"{value:,}")
     return grid
@@ -167,10 +176,10 @@ def _state(stats: dict[str, Any]) -> str:
     return where
 
 
-def _counts(key: str, counts: dict[str, int]) -> Table | None:
+def _counts(key: str, counts: dict[str, int], what: str = "requests") -> Table | None:
     if not counts:
         return None
-    table = _table(key, "requests")
+    table = _table(key, what)
     for name, n in counts.items():
         table.add_row(name, f"{n:,}")
     return table

@@ -7,16 +7,18 @@ import asyncio
 import json
 import logging
 import traceback
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from crawler.engine.items import ItemPath
 from crawler.engine.loopwatch import BLOCKING, LoopWatch
 from crawler.engine.outcomes import Outcomes
 from crawler.errors import FailureKind, SpiderError, describe, message
 from crawler.model.callshape import Shape, returned_wrong, shape_of
 from crawler.model.callsite import in_library
-from crawler.model.items import encode_item
+from crawler.model.pipelines import PipelineFailed
 from crawler.model.request import Request
 from crawler.model.response import Response
 from crawler.model.spider import Spider
@@ -30,28 +32,37 @@ SLICE = 0.02  # seconds a `def` generator may hold the loop before the loop gets
 @dataclass(slots=True)
 class Yielded:
     """What a callback (or an errback) yielded: items as JSON text, the requests kept (up to
-    `max_links`) and how many more it yielded past that cap."""
+    `max_links`), how many more it yielded past that cap, and the items pipelines dropped
+    (counted by their counter's name)."""
 
-    items: list[str] = field(default_factory=list)
+    items: list[Any] = field(default_factory=list)
     requests: list[Request] = field(default_factory=list)
     over: int = 0
+    dropped: Counter[str] | None = None
 
-    def take(self, value: object, cap: int) -> None:
-        """One yielded value: a request (kept up to `cap`, then counted), an item (encoded,
-        or the SpiderError that explains why not), or None (nothing)."""
+    def take(self, value: object, cap: int, keep: Callable[[object], Any]) -> None:
+        """One yielded value: a request (kept up to `cap`, then counted), an item (as `keep`
+        makes it: encoded, or the SpiderError that explains why not), or None (nothing)."""
         if isinstance(value, Request):
             if len(self.requests) < cap:
                 self.requests.append(value)
             else:
                 self.over += 1
         elif value is not None:
-            self.items.append(encode_item(value))
+            self.items.append(keep(value))
+
+    async def finish(self, path: ItemPath) -> None:
+        """Items taken as they came go through the pipelines, and are encoded."""
+        if path.piped:
+            self.items, self.dropped = await path.finish(self.items)
 
 
 class Callbacks:
     def __init__(self, spider: Spider, outcomes: Outcomes, watch: LoopWatch, *,
-                 max_links: int, clock: Callable[[], float]) -> None:
+                 max_links: int, clock: Callable[[], float],
+                 items: ItemPath | None = None) -> None:
         self._spider = spider
+        self._items = items if items is not None else ItemPath(spider)
         self._outcomes = outcomes
         self._watch = watch
         self._max_links = max_links
@@ -82,7 +93,8 @@ class Callbacks:
             return await self._run_other(name, method, lease, response, kwargs)
         found: list[Request] = []
         cap, over = self._max_links, 0  # requests past the cap: counted, not kept
-        items: list[str] = []
+        items: list[Any] = []
+        take = self._items.take  # encodes; or, with pipelines, keeps the item for them
         clock = self._clock
         step = clock()  # when the callback was last resumed: a long step may block the loop
         try:
@@ -97,11 +109,14 @@ class Callbacks:
                     else:
                         over += 1
                 elif value is not None:
-                    items.append(encode_item(value))  # raises the SpiderError that explains
+                    items.append(take(value))  # raises the SpiderError that explains
         except Exception as exc:
             return self._failed(name, lease, response, exc)
         self._watch.callback_step(name, lease.url, step, clock())
-        return Yielded(items, found, over)
+        got = Yielded(items, found, over)
+        if self._items.piped:
+            return await self._piped(name, lease, response, got)
+        return got
 
     async def _run_other(self, name: str, method: Any, lease: LeasedRequest,
                          response: Response, kwargs: dict[str, Any]) -> Yielded | Failure:
@@ -128,8 +143,27 @@ class Callbacks:
                                                response.status)
             got = Yielded()
             for value in values:
-                got.take(value, self._max_links)
+                got.take(value, self._max_links, self._items.take)
         except Exception as exc:
+            return self._failed(name, lease, response, exc)
+        if self._items.piped:
+            return await self._piped(name, lease, response, got)
+        return got
+
+    async def _piped(self, name: str, lease: LeasedRequest, response: Response,
+                     got: Yielded) -> Yielded | Failure:
+        """The callback's items through the spider's pipelines: a pipeline that raises fails
+        the request as a raising callback does, none of its items or requests stored."""
+        try:
+            await got.finish(self._items)
+        except PipelineFailed as failed:
+            exc, where = failed.error, _where(failed.error)
+            log.error("%s on %s%s", failed, lease.url, where,
+                      extra={"url": lease.url, "reason": f"pipeline: {failed}{where}"})
+            return self._outcomes.fail(lease, FailureKind.PIPELINE,
+                                       f"{failed.pipeline}: {message(exc)}{where}",
+                                       response.status)
+        except Exception as exc:  # an item the encoder refused, after the pipelines
             return self._failed(name, lease, response, exc)
         return got
 
@@ -167,6 +201,11 @@ def _where(exc: BaseException) -> str:
     spider's line that called it wrongly, not the library's line that said so)."""
     frames = traceback.extract_tb(exc.__traceback__)
     last = next((f for f in reversed(frames) if not in_library(f.filename)), None)
-    if last is None or f"(at {last.filename}:{last.lineno})" in str(exc):
+    if last is None:
+        return ""
+    at = f" (at {last.filename}:{last.lineno})"
+    if isinstance(exc, SpiderError) and exc.args == (str(exc),) and str(exc).endswith(at):
+        exc.args = (str(exc)[: -len(at)],)  # the model's (callsite): said once, as below
+    elif at[1:] in str(exc):
         return ""  # the error already says where
     return f" (at {last.filename}:{last.lineno} in {last.name})"

@@ -26,12 +26,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from crawler.config import CrawlConfig
+from crawler.config import CrawlConfig, layered
 from crawler.engine.callbacks import Callbacks
 from crawler.engine.cookies import CookieKeeper
 from crawler.engine.errbacks import Errbacks
 from crawler.engine.fetch import MeteredFetch
 from crawler.engine.intake import Intake
+from crawler.engine.items import ItemPath
 from crawler.engine.jobs import Job, RobotsJob, Work
 from crawler.engine.loopwatch import LoopWatch
 from crawler.engine.opening import (
@@ -101,6 +102,7 @@ class _Parts:
 
 class Crawler:
     """Runs one spider against one store: `result = await Crawler(spider, store, config).run()`.
+    Without a config, the spider's own settings apply over the defaults (`layered(spider)`).
 
     `stop()` (e.g. on Ctrl-C) stops taking work; requests in flight get `stop_grace` seconds
     to finish, the rest are released back to the queue; the store is left resumable.
@@ -118,7 +120,9 @@ class Crawler:
             raise SpiderError(f"{type(spider).__name__} has no name; set `name = \"...\"`")
         self.spider = spider
         self._handled = check_statuses(spider.handle_statuses)
-        self.config = cfg = config or CrawlConfig()
+        # Without a config, the spider's own settings (delay = 1.0) over the defaults.
+        self.config = cfg = config or layered(spider)
+        self._items = ItemPath(spider)  # its pipelines and converters, checked now
         self.metrics = Metrics(clock, wall_clock)
         self._store = StateStore.of(store)  # storage's errors become the crawler's
         self._feeds = Feeds(self._store, cfg)  # an output that cannot be written: refused now
@@ -186,11 +190,20 @@ class Crawler:
     async def run(self) -> CrawlResult:
         if self._state is not RunState.CREATED:
             raise CrawlError("a Crawler runs once; make a new one")
+        await self._items.open()  # the spider's pipelines: closed however the run ends
+        try:
+            result = await self._run()
+        except BaseException:
+            await self._items.close(quiet=True)  # the run's own error is the one to see
+            raise
+        await self._items.close()
+        return result
+
+    async def _run(self) -> CrawlResult:
         seeds = await start_requests(self.spider)  # a spider's error leaves the file alone
         starts = seeds.parsed()
         scope = crawl_scope(self.spider, starts)
-        if isinstance(self._transport, Fetcher):  # basic auth goes where the starts reach
-            self._transport.auth_for(starts)
+        self._transport.auth_for(starts)  # basic auth goes where the starts reach
         info = await open_crawl(self._store, self.spider, self.config, seeds.keys,
                                 fresh=self._fresh)
         if self._retry_failed:
@@ -246,14 +259,14 @@ class Crawler:
         # A discovered URL that a known robots.txt disallows is not even queued.
         admission = Admission(cfg, scope, gate.forbids if cfg.obey_robots else None)
         callbacks = Callbacks(self.spider, outcomes, self._watch, max_links=cfg.max_links,
-                              clock=self._clock)
+                              clock=self._clock, items=self._items)
         pages = PageProcessor(cfg, fetch, window, frontier=self._frontier, health=self._health,
                               robots=robots, admission=admission, callbacks=callbacks,
                               outcomes=outcomes, html_only=self.spider.html_only,
                               metrics=self.metrics, wall_clock=self._wall,
                               handle_statuses=self._handled)
         window.settle = Errbacks(self.spider, outcomes, admission, self.metrics,
-                                 max_links=cfg.max_links).settle
+                                 max_links=cfg.max_links, items=self._items).settle
         self._parts = _Parts(window, robots, pages)
         if self._state is not RunState.RUNNING:  # stopped before it started
             window.close()
@@ -316,10 +329,7 @@ class Crawler:
             await asyncio.sleep(FLUSH_INTERVAL)
             # The first second's stats too: `crawl stats` has figures almost at once.
             stats = self._stats_json() if beat % STATS_EVERY == 1 else None
-            if stats is None:
-                await self._store.flush()
-            else:
-                await self._store.save_stats(stats)
+            await (self._store.flush() if stats is None else self._store.save_stats(stats))
             await self._feeds.catch_up()  # their marks go with the next commit
 
     async def _worker(self, parts: _Parts) -> None:

@@ -11,9 +11,11 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from crawler.engine.callbacks import Yielded, _where
+from crawler.engine.items import ItemPath
 from crawler.engine.outcomes import Outcomes
 from crawler.errors import FailureKind, describe, message
 from crawler.model import specs
+from crawler.model.pipelines import PipelineFailed
 from crawler.model.specs import RequestFailure
 from crawler.model.spider import Spider
 from crawler.observe.metrics import Metrics
@@ -24,15 +26,16 @@ log = logging.getLogger("crawler")
 
 # Failures of the spider's own code, not of the request: its errback is not called for them.
 _NOT_THE_REQUESTS = frozenset({FailureKind.CALLBACK, FailureKind.SPIDER, FailureKind.INTERNAL,
-                               FailureKind.STORE})
+                               FailureKind.STORE, FailureKind.PIPELINE})
 
 _KINDS = frozenset(FailureKind)
 
 
 class Errbacks:
     def __init__(self, spider: Spider, outcomes: Outcomes, admission: Admission,
-                 metrics: Metrics, *, max_links: int) -> None:
+                 metrics: Metrics, *, max_links: int, items: ItemPath | None = None) -> None:
         self._spider = spider
+        self._items = items if items is not None else ItemPath(spider)
         self._outcomes = outcomes
         self._admission = admission
         self._metrics = metrics
@@ -59,7 +62,14 @@ class Errbacks:
             if method is None:
                 raise AttributeError(f"{type(self._spider).__name__} has no method {name!r}")
             async for value in _values(method(about)):
-                got.take(value, self._max_links)
+                got.take(value, self._max_links, self._items.take)
+            await got.finish(self._items)  # the errback's items pass the pipelines too
+        except PipelineFailed as failed:
+            where = _where(failed.error)
+            log.error("%s on %s (errback %s)%s", failed, lease.url, name, where,
+                      extra={"url": lease.url, "reason": f"pipeline: {failed}{where}"})
+            return Failure(failure.request_id, failure.kind,
+                           f"{failure.error}; {failed}{where}", failure.status)
         except Exception as exc:
             where = _where(exc)
             log.error("errback %s failed on %s: %s%s", name, lease.url, describe(exc), where,
@@ -71,6 +81,8 @@ class Errbacks:
         counters: Counter[str] = Counter()
         if got.over:
             counters[Skip.LINK_LIMIT] += got.over
+        if got.dropped:
+            counters.update(got.dropped)
         depth = lease.depth + 1
         admitted = list(self._admission.admit(found, depth, lease.id, counters).items())
         self._metrics.items += len(items)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +15,10 @@ from yarl import URL
 from crawler.config import CrawlConfig
 from crawler.errors import SpiderError, StateFileError
 from crawler.http.transport import Transport
+from crawler.model import callsite
 from crawler.model.callshape import shape_of
+from crawler.model.callsite import located
+from crawler.model.loader import user_error
 from crawler.model.request import Request
 from crawler.model.spider import Spider
 from crawler.observe import logs
@@ -45,7 +49,19 @@ async def start_requests(spider: Spider) -> Seeds:
     the crawl's identity, and they set its scope."""
     seeds = Seeds()
     check_callback(spider, "parse")
-    async for req in spider.start_requests():
+    requests = spider.start_requests()
+    try:
+        await _read_seeds(spider, requests, seeds)
+    except SpiderError as exc:
+        raise located(exc, callsite.start_line(requests, spider)) from None
+    except Exception as exc:  # the user's code: said at the user's line
+        raise SpiderError(f"{type(spider).__name__}.start_requests() failed: "
+                          f"{user_error(exc)}") from exc
+    return seeds
+
+
+async def _read_seeds(spider: Spider, requests: AsyncIterator[Request], seeds: Seeds) -> None:
+    async for req in requests:
         if not isinstance(req, Request):
             raise SpiderError(f"start_requests() yielded {req!r}; yield Request objects")
         key = req.key
@@ -58,7 +74,6 @@ async def start_requests(spider: Spider) -> Seeds:
             check_callback(spider, req.callback)
         seeds.keys.append(key)
         seeds.requests.append(_seed(req, key, len(seeds.requests)))
-    return seeds
 
 
 def _seed(req: Request, key: CanonicalURL, index: int) -> NewRequest:

@@ -213,6 +213,8 @@ class PageProcessor:
         counters: Counter[str] = Counter()
         if yielded.over or response.links_over:
             counters[Skip.LINK_LIMIT] += yielded.over + response.links_over
+        if yielded.dropped:  # by the pipelines: counted with the page, exactly once
+            counters.update(yielded.dropped)
         admitted = self._admission.admit(yielded.requests, lease.depth + 1, lease.id, counters)
         self._metrics.items += len(yielded.items)
         return self._completion(lease, response.status, yielded.items, admitted, counters,

@@ -78,23 +78,7 @@ class RobotsCoordinator:
         return self._resolve(job, policy)
 
     async def _fetch_file(self, url: URL) -> robots.Robots:
-        hops = 0  # redirects followed: the policy says when the chain ends
-        while True:
-            try:
-                result = await self._fetch.fetch(url)
-            except FetchError as exc:
-                return robots.after_failure(exc, url, self._clock())
-            step = robots.after_answer(result.url, result.status, result.location, result.body,
-                                       hops=hops, in_scope=self._scope.allows_url,
-                                       now=self._clock())
-            if isinstance(step, robots.Offsite):
-                log.info("robots.txt of %s redirects to %s, outside the crawl's scope: not "
-                         "followed, so the file is unavailable (RFC 9309: all allowed)",
-                         origin(url), step.target, extra={"url": str(url)})
-                return step.policy
-            if isinstance(step, robots.Robots):
-                return step
-            url, hops = step.url, hops + 1
+        return await fetch_robots(self._fetch, url, self._scope, self._clock)
 
     def _resolve(self, job: RobotsJob, policy: robots.Robots) -> list[Outcome]:
         done = self._gate.resolve(job.origin, policy)
@@ -127,6 +111,28 @@ class RobotsCoordinator:
             return self._outcomes.fail(job.lease, *self._gate.failure(_origin(job)),
                                        None)
         return Completion(job.lease.id, None, counters={Skip.ROBOTS: 1})
+
+
+async def fetch_robots(fetch: MeteredFetch, url: URL, scope: Scope,
+                       clock: Callable[[], float]) -> robots.Robots:
+    """One origin's robots.txt at `url`, its redirects followed as RFC 9309 says (within
+    the crawl's scope): the policy it sets. `crawl fetch` asks it the same way."""
+    hops = 0  # redirects followed: the policy says when the chain ends
+    while True:
+        try:
+            result = await fetch.fetch(url)
+        except FetchError as exc:
+            return robots.after_failure(exc, url, clock())
+        step = robots.after_answer(result.url, result.status, result.location, result.body,
+                                   hops=hops, in_scope=scope.allows_url, now=clock())
+        if isinstance(step, robots.Offsite):
+            log.info("robots.txt of %s redirects to %s, outside the crawl's scope: not "
+                     "followed, so the file is unavailable (RFC 9309: all allowed)",
+                     origin(url), step.target, extra={"url": str(url)})
+            return step.policy
+        if isinstance(step, robots.Robots):
+            return step
+        url, hops = step.url, hops + 1
 
 
 def _origin(job: Job) -> Origin:

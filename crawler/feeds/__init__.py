@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 from typing import Protocol, TextIO
 
-from crawler.config import STDOUT, CrawlConfig, output_format
+from crawler.config import CrawlConfig
 from crawler.errors import ConfigError
 from crawler.feeds.files import FileFeed
+from crawler.feeds.formats import STDOUT, output_format
 from crawler.feeds.stream import StreamFeed
 from storage import FeedMark, Store
 
@@ -27,10 +28,11 @@ class Feed(Protocol):
 
 
 def check(config: CrawlConfig) -> None:
-    """Refuse, before anything is crawled, outputs that cannot be written: a missing folder,
-    one file named twice (formats are checked by the config itself)."""
+    """Refuse, before anything is crawled, outputs that cannot be written: a format it
+    cannot tell, a missing folder, one file named twice."""
     seen: set[str] = set()
     for target in config.output:
+        output_format(target, config.output_format)
         key = target if target == STDOUT else os.path.abspath(target)
         if key in seen:
             raise ConfigError(f"output {target} is given twice")

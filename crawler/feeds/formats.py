@@ -14,11 +14,30 @@ import io
 import json
 import re
 from collections.abc import Sequence
+from pathlib import PurePath
 from typing import Any
 
 from crawler.config import OUTPUT_FORMATS
+from crawler.errors import ConfigError
 
 FORMATS = OUTPUT_FORMATS
+_OUTPUT_EXTENSIONS = {".jsonl": "jsonl", ".json": "json", ".csv": "csv"}
+STDOUT = "-"
+"""The output that is the standard output."""
+
+
+def output_format(target: str, given: str | None) -> str:
+    """The format an output is written in: the one given, else its file's extension's
+    (JSON Lines for the standard output)."""
+    if given is not None:
+        return given
+    if target == STDOUT:
+        return "jsonl"
+    fmt = _OUTPUT_EXTENSIONS.get(PurePath(target).suffix.lower())
+    if fmt is None:
+        raise ConfigError(f"output {target}: cannot tell its format from its extension (use "
+                          ".jsonl, .json or .csv, or give the format: --output-format)")
+    return fmt
 
 
 class Encoder:

@@ -67,7 +67,10 @@ class Fetcher:
         self._jar: aiohttp.abc.AbstractCookieJar | None = None  # made on a running loop
         self._auth: dict[sessions.Origin, str] = {}  # see `auth_for`
         self._proxy, self._proxy_headers = sessions.proxy_for(config)
-        self._proxy_addresses: frozenset[str] = frozenset()  # the user's proxy: never refused
+        # The proxies the user named (crawl-wide, per request), by (address, port): the
+        # sockets the private-address guard lets through, and the proxy URLs resolved so far.
+        self._proxy_sockets: set[tuple[str, int]] = set()
+        self._proxies_resolved: set[str] = set()
         self._credentials = bool(self._auth) or self._proxy_headers is not None
 
     def auth_for(self, starts: Iterable[URL]) -> None:
@@ -113,7 +116,7 @@ class Fetcher:
         """Every connection's socket, made once its address is final: the one place that
         knows the address actually connected to, whatever DNS said before."""
         family, type_, proto, _, address = addr_info
-        if not self.allow_private and address[0] not in self._proxy_addresses:
+        if not self.allow_private and address[:2] not in self._proxy_sockets:
             kind = private_kind(str(address[0]))
             if kind is not None:
                 raise _Refused(str(address[0]), kind)
@@ -149,8 +152,8 @@ class Fetcher:
             keepalive_timeout=cfg.keepalive_timeout,
             socket_factory=self._socket,
         )
-        if self._proxy is not None:
-            self._proxy_addresses = await self._addresses(self._proxy.host or "")
+        if self._proxy is not None and not cfg.allow_private:
+            await self._allow_proxy(str(self._proxy))
         self._jar = sessions.jar_for(cfg)
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -165,8 +168,20 @@ class Fetcher:
         )
         return self
 
+    async def _allow_proxy(self, proxy: str) -> None:
+        """A proxy the user named is theirs, loopback or not: its sockets are let through,
+        on its port only (another port of that address is another server, still refused).
+        Resolved once per proxy."""
+        if proxy in self._proxies_resolved:
+            return
+        self._proxies_resolved.add(proxy)
+        url = URL(proxy)
+        port = url.port or 80
+        self._proxy_sockets.update((address, port)
+                                   for address in await self._addresses(url.host or ""))
+
     async def _addresses(self, host: str) -> frozenset[str]:
-        """Where `host` may connect: the proxy the user chose is theirs, loopback or not."""
+        """The addresses `host` resolves to (itself if it is an IP address)."""
         if private_kind(host) != "not an IP address" or self._resolver is None:
             return frozenset({host.strip("[]")})
         try:
@@ -197,8 +212,9 @@ class Fetcher:
             raise RuntimeError("Fetcher is not open")
         if url.raw_user is not None or url.raw_password is not None:
             url = url.with_user(None)  # never sent, whatever a state file holds
-        if self._proxy is not None and not self.allow_private:
-            sessions.refuse_private_target(url)  # the proxy connects, out of our guard's sight
+        if not self.allow_private and (self._proxy is not None
+                                       or (send is not None and send.proxy is not None)):
+            await self._through_proxy(url, send)
         trace = RequestTrace()
         try:
             return await self._get(self._session, url, want_body, keep_alive, trace, send=send)
@@ -239,6 +255,14 @@ class Fetcher:
             raise ProtocolError(f"{type(exc).__name__}: {_redacted(str(exc))}",
                                 url=str(url)) from exc
 
+    async def _through_proxy(self, url: URL, send: Sending | None) -> None:
+        """A request through a proxy, crawl-wide or its own: the proxy connects to the target,
+        out of our socket guard's sight, so a private target is refused here; the request's
+        own proxy is let through the guard (the user named it)."""
+        sessions.refuse_private_target(url)
+        if send is not None and send.proxy is not None:
+            await self._allow_proxy(send.proxy)
+
     async def _get(self, session: aiohttp.ClientSession, url: URL, want_body: WantBody | None,
                    keep_alive: bool, trace: RequestTrace, *,
                    send: Sending | None) -> FetchResult:
@@ -253,6 +277,8 @@ class Fetcher:
                                   proxy=self._proxy, proxy_headers=proxy_headers,
                                   trace_request_ctx=trace)
         else:
+            if send.cookies and isinstance(self._jar, sessions.CountingJar):
+                self._jar.add_sent(send.cookies, url)  # and still sent below: an IP host's
             sent = [*send.headers, *extra.items()] if extra else send.headers
             request = session.request(
                 send.method, url, allow_redirects=False, headers=sent, data=send.body,

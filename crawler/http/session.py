@@ -5,6 +5,7 @@ the jar's cookies leave it as `transport.Cookie`s, plain data.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from email.utils import formatdate
@@ -14,6 +15,7 @@ from typing import Any
 import aiohttp
 from aiohttp.typedefs import LooseCookies
 from multidict import CIMultiDict
+from publicsuffixlist import PublicSuffixList
 from yarl import URL
 
 from crawler.config import CrawlConfig
@@ -42,16 +44,38 @@ class CountingJar(aiohttp.CookieJar):
                         **options: Any) -> None:
         # Every way in (headers, update_cookies, a saved jar) passes here: the keys are
         # noted as the jar will file them; a cookie the jar refuses is read back absent.
-        pairs = list(cookies.items() if isinstance(cookies, Mapping) else cookies)
-        for name, value in pairs:
+        pairs = []
+        for name, given in cookies.items() if isinstance(cookies, Mapping) else cookies:
+            value = given
             morsel = value if isinstance(value, Morsel) else None
+            if morsel is not None and morsel["domain"]:
+                value = morsel = _within_site(morsel, response_url.raw_host)
+                if morsel is None:
+                    continue
             self.changed.add(_jar_key(name, morsel, response_url))
+            pairs.append((name, value))
         super()._update_cookies(pairs, response_url, **options)
 
     def _delete_cookies(self, to_del: list[tuple[str, str, str]]) -> None:
         # Expired, evicted or cleared cookies: gone from the store too.
         self.changed.update(to_del)
         super()._delete_cookies(to_del)
+
+    def add_sent(self, cookies: Iterable[tuple[str, str]], url: URL) -> None:
+        """A request's own `cookies=` join the session (as Scrapy's CookiesMiddleware does):
+        host-only cookies of its host, path "/", so later requests to that host send them
+        and the state file keeps them. An IP-address host keeps none (the safe jar's rule):
+        the request still sends them itself."""
+        if private_kind(url.raw_host or "") != "not an IP address":
+            return
+        self.changes += 1
+        morsels: dict[str, Morsel[str]] = {}
+        for name, value in cookies:
+            morsel: Morsel[str] = Morsel()
+            morsel.set(name, value, value)  # checked sendable where the request was made
+            morsel["path"] = "/"
+            morsels[name] = morsel
+        self.update_cookies(morsels, url.origin())
 
     def take_changed(self) -> tuple[list[Cookie], list[tuple[str, str, str]]]:
         """The cookies set since the last call, and the (domain, path, name) of those gone
@@ -72,6 +96,36 @@ class CountingJar(aiohttp.CookieJar):
             else:
                 kept.append(_cookie(morsel, deadlines.get(key), key in host_only))
         return kept, gone
+
+
+@functools.cache
+def _suffixes() -> PublicSuffixList:
+    return PublicSuffixList()
+
+
+def _public_suffix(domain: str) -> bool:
+    """Whether `domain` is one under which unrelated parties register names (co.uk,
+    github.io, an unknown TLD). The list changes every week and has rules no short code
+    gets right (wildcards, exceptions, private suffixes): the maintained package ships it,
+    offline. Parsed once, when the first cookie with a Domain attribute arrives."""
+    return bool(_suffixes().is_public(domain))
+
+
+def _within_site(morsel: Morsel[Any], host: str | None) -> Morsel[Any] | None:
+    """A cookie whose Domain is a public suffix would reach every site under it: refused,
+    unless the suffix is the response's own host, where it becomes a host-only cookie (as
+    browsers do, RFC 6265 5.3 step 5)."""
+    domain = str(morsel["domain"]).lower()
+    if domain.endswith("."):  # aiohttp files it as host-only: nothing to check
+        return morsel
+    domain = domain.removeprefix(".")
+    if not domain or not _public_suffix(domain):
+        return morsel
+    if domain != (host or "").lower():
+        return None
+    own = morsel.copy()  # the caller's morsel stays as it was
+    own["domain"] = ""
+    return own
 
 
 def _jar_key(name: str, morsel: Morsel[Any] | None, url: URL) -> tuple[str, str, str]:
@@ -146,13 +200,28 @@ Origin = tuple[str, str, int | None]
 
 
 def auth_by_origin(config: CrawlConfig, starts: Iterable[URL]) -> dict[Origin, str]:
-    """The Authorization header for each host named in `auth`, on the scheme and port where
-    the crawl's start URLs reach it only: another port is another server, and http would
-    carry in clear what was given for https."""
-    by_host = {host.lower(): aiohttp.encode_basic_auth(user, password)
-               for host, (user, password) in config.auth.items()}
-    return {(url.scheme, host, url.port): by_host[host] for url in starts
-            if (host := (url.raw_host or "").lower()) in by_host}
+    """The Authorization header for each origin `auth` names. A host key goes to that host
+    on the schemes and ports where the crawl's start URLs reach it, or, reached by none, to
+    https on 443 only: another port is another server, and http would carry in clear what
+    was given for https. An origin key ("https://api.example:8443") goes to that origin."""
+    by_host: dict[str, str] = {}
+    by_origin: dict[Origin, str] = {}
+    for key, (user, password) in config.auth.items():
+        header = aiohttp.encode_basic_auth(user, password)
+        if "://" in key:
+            url = URL(key)
+            by_origin[(url.scheme, (url.raw_host or "").lower(), url.port)] = header
+        else:
+            by_host[key.lower()] = header
+    found: dict[Origin, str] = {}
+    for url in starts:
+        if (host := (url.raw_host or "").lower()) in by_host:
+            found[(url.scheme, host, url.port)] = by_host[host]
+    reached = {host for _, host, _ in found}
+    found.update((("https", host, 443), header) for host, header in by_host.items()
+                 if host not in reached)
+    found.update(by_origin)  # the user's own words for an origin come last
+    return found
 
 
 def request_headers(extra: Mapping[str, str] | None, url: URL, auth: Mapping[Origin, str],

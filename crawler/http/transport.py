@@ -76,6 +76,11 @@ class Transport(Protocol):
     allow_private: bool
     """Whether connections to private addresses are allowed (see crawler.urls.addresses)."""
 
+    def auth_for(self, starts: Iterable[URL]) -> None:
+        """Told the crawl's start URLs before it opens: the config's `auth` for a bare host
+        goes on the schemes and ports these reach (a transport sending none ignores it)."""
+        ...
+
     async def fetch(self, url: URL, want_body: WantBody | None = None, *,
                     keep_alive: bool = True, send: Sending | None = None) -> FetchResult: ...
 

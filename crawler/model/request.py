@@ -12,6 +12,7 @@ from yarl import URL
 from crawler.errors import SpiderError
 from crawler.model import specs
 from crawler.model.callshape import shape_of
+from crawler.model.callsite import located
 from crawler.model.items import not_unicode
 from crawler.model.specs import Pairs, RequestExtra
 from crawler.urls.canon import (
@@ -53,26 +54,32 @@ class Request:
                  errback: Callback | None = None, handle_statuses: Iterable[int] | None = None,
                  dont_filter: bool = False) -> None:
         self._url: URL | None = None
-        if isinstance(url, URL):
-            canon = canonical(url)
-            self._text = str(url) if canon is None else canon
-            self._key = None if canon is None or len(canon) > MAX_URL_LENGTH else canon
-            self.credentials = url.raw_user is not None or url.raw_password is not None
-        else:
-            self._text = url
-            self._key = _key(url)
-            self.credentials = has_credentials(url)
-        self.callback = callback_name(callback)
-        self.cb_kwargs_json = encode_kwargs(cb_kwargs, self._text)
-        self.priority = check_priority(priority)
-        self.extra: RequestExtra | None = None if (
-            method is None and headers is None and body is None and json is None
-            and data is None and cookies is None and proxy is None and errback is None
-            and handle_statuses is None and not dont_filter
-        ) else specs.build(self._text, method=method, headers=headers, body=body,
-                           json_value=json, data=data, cookies=cookies, proxy=proxy,
-                           errback=errback, handle_statuses=handle_statuses,
-                           dont_filter=dont_filter)
+        try:  # free unless raised: then the error names the spider's line (callsite)
+            if isinstance(url, URL):
+                canon = canonical(url)
+                self._text = str(url) if canon is None else canon
+                self._key = None if canon is None or len(canon) > MAX_URL_LENGTH else canon
+                self.credentials = url.raw_user is not None or url.raw_password is not None
+            elif isinstance(url, str):
+                self._text = url
+                self._key = _key(url)
+                self.credentials = has_credentials(url)
+            else:
+                raise SpiderError(f"a request's URL must be text (or a yarl URL), not "
+                                  f"{type(url).__name__} {url!r:.80}")
+            self.callback = callback_name(callback)
+            self.cb_kwargs_json = encode_kwargs(cb_kwargs, self._text)
+            self.priority = check_priority(priority)
+            self.extra: RequestExtra | None = None if (
+                method is None and headers is None and body is None and json is None
+                and data is None and cookies is None and proxy is None and errback is None
+                and handle_statuses is None and not dont_filter
+            ) else specs.build(self._text, method=method, headers=headers, body=body,
+                               json_value=json, data=data, cookies=cookies, proxy=proxy,
+                               errback=errback, handle_statuses=handle_statuses,
+                               dont_filter=dont_filter)
+        except SpiderError as exc:
+            raise located(exc) from None
 
     @classmethod
     def prepared(cls, url: str, callback: str | None, cb_kwargs_json: str | None,

@@ -12,8 +12,10 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 from yarl import URL
 
 from crawler.config import MAX_LINKS
+from crawler.errors import SpiderError
 from crawler.html import encoding, nesting
 from crawler.model import forms, sitemaps, specs
+from crawler.model.callsite import located, locating
 from crawler.model.forms import Form
 from crawler.model.request import Callback, Request, callback_name, check_priority, encode_kwargs
 from crawler.model.sitemaps import Sitemap
@@ -171,13 +173,17 @@ class Response:
         """A request for `href` resolved against this page. A link that cannot be crawled
         (malformed, mailto:, ...) still gives a Request: the crawler counts it as skipped.
         The keywords of `Request` (method=, headers=, json=, ...) are taken too."""
-        joined = urls.join(self.base_url, href)
-        if joined is None:
-            return Request(href, callback, cb_kwargs=cb_kwargs, priority=priority, **options)
-        # As a Request of the joined URL would be: its credentials are already dropped.
-        return Request.prepared(joined, callback_name(callback),
-                                encode_kwargs(cb_kwargs, joined), check_priority(priority),
-                                key=joined, extra=specs.from_options(joined, options))
+        try:  # free unless raised: then the error names the spider's line (callsite)
+            joined = urls.join(self.base_url, href)
+            if joined is None:
+                return Request(href, callback, cb_kwargs=cb_kwargs, priority=priority,
+                               **options)
+            # As a Request of the joined URL would be: its credentials are already dropped.
+            return Request.prepared(joined, callback_name(callback),
+                                    encode_kwargs(cb_kwargs, joined), check_priority(priority),
+                                    key=joined, extra=specs.from_options(joined, options))
+        except SpiderError as exc:
+            raise located(exc) from None
 
     def follow_all(self, selector: str = LINKS, callback: Callback | None = None, *,
                    cb_kwargs: Mapping[str, Any] | None = None,
@@ -186,15 +192,20 @@ class Response:
         that cannot be crawled (malformed, mailto:, ...) are included: the crawler counts them
         as skipped (duplicate, invalid URL) instead of them vanishing unseen. The keywords of
         `Request` (method=, headers=, ...) apply to every one of them."""
-        name = callback_name(callback)
-        kwargs = encode_kwargs(cb_kwargs, self.url)
-        extra = specs.from_options(self.url, options)
+        try:  # the error names the spider's line (callsite)
+            name = callback_name(callback)
+            kwargs = encode_kwargs(cb_kwargs, self.url)
+            extra = specs.from_options(self.url, options)
+            priority = check_priority(priority)
+        except SpiderError as exc:
+            raise located(exc) from None
         join = Resolver(self.base_url, self._joins).join
-        prepared, priority = Request.prepared, check_priority(priority)
+        prepared = Request.prepared
         return [prepared(href, name, kwargs, priority, key=join(href),
                          credentials="@" in href and urls.has_credentials(href), extra=extra)
                 for href in self._hrefs(selector)]
 
+    @locating
     def form(self, selector: str | None = None, *, index: int = 0) -> Form:
         """The page's `index`-th form, or the `index`-th form the CSS selector matches, with
         its fields as a browser would send them: `.fill(name=value)`, then `.submit(...)`

@@ -142,7 +142,8 @@ def build(url: str, *, method: str | None, headers: Pairs | None, body: bytes | 
                           "use method='POST' (or PUT, PATCH)")
     spec = Spec(pairs, _cookies(cookies), _proxy(proxy), errback_name(errback),
                 check_statuses(handle_statuses or ())).encode()
-    size = len(spec or "") + len(payload or b"")
+    # Bytes, as the state file keeps them: a header of 2-byte characters takes twice its length.
+    size = len(spec.encode("utf-8") if spec else b"") + len(payload or b"")
     if size > MAX_REQUEST_BYTES:
         raise SpiderError(f"the request to {url} takes {size} bytes of headers and body; "
                           f"a request may take at most {MAX_REQUEST_BYTES} in the state file")

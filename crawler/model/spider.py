@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from crawler import settings
@@ -34,6 +35,13 @@ class Spider:
     html_only: bool = False
     """For the default `parse` callback, skip the body of non-HTML responses and do not call
     it (they are still recorded). Other callbacks get every 2xx response."""
+    pipelines: Sequence[object] = ()
+    """Objects every item passes through, in this order, before it is stored: each has
+    `process(item)` (sync or async) returning the item or a new one, or raising
+    `DropItem(reason)`; `open()` and `close()` are called once a run, if it has them."""
+    converters: Mapping[type, Callable[[Any], Any]] = MappingProxyType({})
+    """{type: function} for items (and values in items) that are not dicts or dataclasses:
+    the function returns a dict for an item, anything JSON for a value."""
 
     def __init__(self, start_urls: Sequence[str] | None = None) -> None:
         if start_urls is not None:

@@ -17,10 +17,13 @@ from typing import Any, TextIO
 FORMATS = ("text", "json")
 STATUS = "crawler.status"
 REPORT = "crawler.status.report"  # progress lines and the summary: what --quiet silences
-# Libraries whose DEBUG lines print the values they handle (aiosqlite: every statement with
-# its parameters, which hold stored passwords, headers, bodies and cookies): --log-level is
-# for the crawler's own loggers, so these stay at WARNING whatever it says.
-QUIET_LIBRARIES = ("aiosqlite", "asyncio", "aiohttp")
+# --log-level is for the crawler's loggers and the user's spiders'. The libraries the crawl
+# runs on stay at WARNING whatever it says: their DEBUG lines flood, and print the values
+# they handle (aiosqlite: every statement with its parameters, which hold stored passwords,
+# headers, bodies and cookies).
+QUIET_LIBRARIES = ("aiosqlite", "asyncio", "aiohttp", "aiodns", "aiohappyeyeballs",
+                   "charset_normalizer", "multidict", "protego", "rich", "selectolax",
+                   "uvloop", "yarl")
 
 # Attributes every LogRecord has; anything else on a record came in through `extra=`.
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
@@ -78,9 +81,10 @@ def setup(level: str, fmt: str = "text", *, quiet: bool = False) -> None:
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(getattr(logging, level))
-    level_ = min(logging.INFO, root.level)
-    logging.getLogger(STATUS).setLevel(level_)
-    logging.getLogger(REPORT).setLevel(logging.WARNING if quiet else level_)
+    wanted = getattr(logging, level)
+    root.setLevel(wanted)
     for name in QUIET_LIBRARIES:
-        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+        logging.getLogger(name).setLevel(max(logging.WARNING, wanted))
+    status = wanted if quiet else min(logging.INFO, wanted)
+    logging.getLogger(STATUS).setLevel(status)
+    logging.getLogger(REPORT).setLevel(max(logging.WARNING, status) if quiet else status)
