@@ -39,7 +39,9 @@ from tests.helpers import (
     unthrottled,
 )
 from tests.helpers import crawl as run_crawl
+from tests.sites import catalog
 from tests.sites.serve import serve
+from tests.test_pipelines import Catalog, DropDuplicates, Strip, Validate
 
 PAGES = 300  # of the generated site: a crawl of it takes well under a second
 FEEDS = ("items.jsonl", "items.json", "items.csv")
@@ -60,18 +62,19 @@ def feed_args(folder: Path) -> list[str]:
     return [arg for name in FEEDS for arg in ("-o", str(folder / name))]
 
 
-def exported(state: Path, fmt: str) -> bytes:
+async def exported_async(state: Path, fmt: str) -> bytes:
     """What `crawl export --format FMT -o FILE` writes (the same function, in-process)."""
-    async def read() -> bytes:
-        store = await SQLiteStore.open(state, readonly=True)
-        try:
-            out = io.StringIO(newline="")
-            await export(store, fmt, out)
-        finally:
-            await store.close()
-        return out.getvalue().encode()
+    store = await SQLiteStore.open(state, readonly=True)
+    try:
+        out = io.StringIO(newline="")
+        await export(store, fmt, out)
+    finally:
+        await store.close()
+    return out.getvalue().encode()
 
-    return asyncio.run(read())
+
+def exported(state: Path, fmt: str) -> bytes:
+    return asyncio.run(exported_async(state, fmt))
 
 
 def assert_feeds_equal_export(state: Path, folder: Path) -> None:
@@ -254,16 +257,22 @@ async def test_a_new_csv_column_mid_crawl_rewrites_the_feed(tmp_path: Path,
             k: getattr(FAST, k) for k in ("delay", "per_host", "workers", "timeout")}))
         assert config.output == ("items.csv", "items.json")
         await crawl(spider, tmp_path / "w.db", config)
-    store = await SQLiteStore.open(tmp_path / "w.db", readonly=True)
-    try:
-        for name, fmt in (("items.csv", "csv"), ("items.json", "json")):
-            out = io.StringIO(newline="")
-            await export(store, fmt, out)
-            assert (tmp_path / name).read_bytes() == out.getvalue().encode(), name
-    finally:
-        await store.close()
+    for name, fmt in (("items.csv", "csv"), ("items.json", "json")):
+        assert (tmp_path / name).read_bytes() == await exported_async(tmp_path / "w.db", fmt)
     header = (tmp_path / "items.csv").read_bytes().decode().split("\r\n", 1)[0]
     assert header.split(",")[0] == "n" and len(header.split(",")) == 8
+
+
+async def test_a_pipelines_feed_and_the_state_file_agree(tmp_path: Path) -> None:
+    feed = tmp_path / "kept.jsonl"
+    async with serve(catalog.make_app()) as base:
+        spider = Catalog([base + "/"], [Strip(), Validate(), DropDuplicates("sku")])
+        result = await crawler.crawl_async(spider, state=tmp_path / "c.db", delay=0,
+                                           output=[str(feed)])
+    dropped = len(catalog.NO_PRICE) + len(catalog.SAME_SKU)
+    assert result.counts.items == catalog.PRODUCTS - dropped
+    assert feed.read_bytes() == await exported_async(tmp_path / "c.db", "jsonl")
+    assert len(feed.read_bytes().splitlines()) == result.counts.items
 
 
 def test_outputs_are_checked_before_a_crawl_whatever_runs_it(tmp_path: Path) -> None:
