@@ -1,0 +1,81 @@
+"""Second review of issue 12: what a Scrapy user's login flow needs of redirects, and whose
+Authorization header a request sends. Real servers on 127.0.0.x."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from yarl import URL
+
+from crawler import CrawlConfig, Request, Response, Spider
+from crawler.model import specs
+from tests.crawling import crawl
+from tests.sites.serve import serve
+
+CONFIG = CrawlConfig(delay=0.0, per_host=4, workers=4, retry_backoff=0.01, max_retries=0,
+                     obey_robots=False)
+
+
+def _login_site(seen: list[tuple[str, str]]) -> web.Application:
+    """/ is the home page; POST /login answers with a redirect to it, as sites do."""
+    async def page(request: web.Request) -> web.Response:
+        seen.append((request.method, request.path))
+        if request.method == "POST":
+            raise web.HTTPFound("/")
+        return web.Response(text="<title>home</title>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", page)
+    return app
+
+
+class LogsIn(Spider):
+    """Starts on the home page, logs in, and expects to be sent back to it."""
+
+    name = "logs-in"
+
+    def __init__(self, base: str, *, dont_filter: bool) -> None:
+        super().__init__([base + "/"])
+        self.base = base
+        self.dont_filter = dont_filter
+
+    async def parse(self, response: Response) -> AsyncIterator[Any]:
+        yield Request(self.base + "/login", self.after_login, data={"user": "me"},
+                      dont_filter=self.dont_filter)
+
+    async def after_login(self, response: Response) -> AsyncIterator[Any]:
+        yield {"after_login": response.url}
+
+
+async def test_a_dont_filter_login_redirected_to_a_seen_page_reaches_its_callback(
+        tmp_path: Path) -> None:
+    # Scrapy's way to write it: the FormRequest's dont_filter=True is kept by its redirect.
+    seen: list[tuple[str, str]] = []
+    async with serve(_login_site(seen)) as base:
+        out = await crawl(LogsIn(base, dont_filter=True), tmp_path / "a.db", CONFIG)
+    assert out.items == [{"after_login": base + "/"}]
+    assert seen == [("GET", "/"), ("POST", "/login"), ("GET", "/")]
+    # Without it the redirect is a duplicate of the page already fetched, as in Scrapy.
+    seen.clear()
+    async with serve(_login_site(seen)) as base:
+        out = await crawl(LogsIn(base, dont_filter=False), tmp_path / "b.db", CONFIG)
+    assert out.items == []
+    assert seen == [("GET", "/"), ("POST", "/login")]
+
+
+def test_every_kind_of_redirect_keeps_dont_filter() -> None:
+    src, same, other = (URL("http://a.test/x"), URL("http://a.test/y"), URL("http://b.test/y"))
+    for options in ({"method": "POST", "body": b"b"}, {"method": "PUT", "body": b"b"}, {}):
+        extra = Request("http://a.test/x", dont_filter=True, **options).extra  # type: ignore
+        assert extra is not None and extra.unique
+        for status in (301, 302, 303, 307, 308):
+            for target in (same, other):
+                moved = specs.redirected(extra, status, src, target)
+                assert moved is not None and moved.unique, (options, status, target)
+    plain = Request("http://a.test/x", method="POST", body=b"b").extra
+    assert plain is not None
+    moved = specs.redirected(plain, 307, src, same)
+    assert moved is not None and not moved.unique
