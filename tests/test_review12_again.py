@@ -3,6 +3,7 @@ Authorization header a request sends. Real servers on 127.0.0.x."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -79,3 +80,36 @@ def test_every_kind_of_redirect_keeps_dont_filter() -> None:
     assert plain is not None
     moved = specs.redirected(plain, 307, src, same)
     assert moved is not None and not moved.unique
+
+
+def _headers_site(seen: list[list[str]]) -> web.Application:
+    async def page(request: web.Request) -> web.Response:
+        seen.append(request.headers.getall("Authorization", []))
+        return web.Response(text="<title>t</title>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", page)
+    return app
+
+
+class OwnAuthorization(Spider):
+    name = "own-authorization"
+
+    async def start_requests(self) -> AsyncIterator[Request]:
+        base = self.start_urls[0]
+        yield Request(base + "/api", headers={"authorization": "Bearer T0KEN"})
+        yield Request(base + "/page")
+
+    async def parse(self, response: Response) -> AsyncIterator[Any]:
+        yield {"url": response.url}
+
+
+async def test_a_requests_own_authorization_is_sent_instead_of_the_crawls_basic_auth(
+        tmp_path: Path) -> None:
+    # As Scrapy's HttpAuthMiddleware: a request that says its own Authorization keeps it.
+    seen: list[list[str]] = []
+    async with serve(_headers_site(seen)) as base:
+        config = dataclasses.replace(CONFIG, auth={str(URL(base).host): ("u", "p")})
+        out = await crawl(OwnAuthorization([base]), tmp_path / "a.db", config)
+    assert len(out.items) == 2
+    assert sorted(seen) == [["Basic dTpw"], ["Bearer T0KEN"]]

@@ -271,7 +271,12 @@ class Fetcher:
         # A request's own proxy replaces the crawl's, and the crawl's proxy credentials with it.
         proxy_headers = self._proxy_headers if send is None or send.proxy is None else None
         if self._credentials:  # basic auth or a proxy's: a crawl that has none pays nothing
-            extra = sessions.request_headers(extra, url, self._auth, proxy_headers)
+            # A request that says its own Authorization keeps it (Scrapy's HttpAuthMiddleware
+            # does the same): the crawl's basic auth would replace it unseen.
+            own = send is not None and any(name.lower() == "authorization"
+                                           for name, _ in send.headers)
+            extra = sessions.request_headers(extra, url, {} if own else self._auth,
+                                             proxy_headers)
         if send is None:  # a plain GET: the crawl's fast path
             request = session.get(url, allow_redirects=False, headers=extra,
                                   proxy=self._proxy, proxy_headers=proxy_headers,
