@@ -4,6 +4,7 @@ Authorization header a request sends. Real servers on 127.0.0.x."""
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,10 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
-from crawler import CrawlConfig, Request, Response, Spider
+from crawler import CrawlConfig, Request, RequestFailure, Response, Spider
 from crawler.model import specs
+from crawler.policy.admission import Admission
+from crawler.urls.scope import Scope
 from tests.crawling import crawl
 from tests.sites.serve import serve
 
@@ -113,3 +116,45 @@ async def test_a_requests_own_authorization_is_sent_instead_of_the_crawls_basic_
         out = await crawl(OwnAuthorization([base]), tmp_path / "a.db", config)
     assert len(out.items) == 2
     assert sorted(seen) == [["Basic dTpw"], ["Bearer T0KEN"]]
+
+
+def test_dont_filter_requests_are_never_taken_for_each_other() -> None:
+    # Each is like no other, even when a later one is made where a freed one lived (its
+    # id() is then the same): the same request yielded again, page after page, is sent again.
+    admission = Admission(CrawlConfig(), Scope(["a.test"]), None)
+    for _ in range(50):
+        skipped: Counter[str] = Counter()
+        admitted = admission.admit([Request("http://a.test/x", dont_filter=True)], 1, None,
+                                   skipped)
+        assert len(admitted) == 1 and not skipped
+        admission.remember(admitted)
+
+
+def _loop_site(seen: list[str]) -> web.Application:
+    async def loop(request: web.Request) -> web.Response:
+        seen.append(request.method)
+        raise web.HTTPTemporaryRedirect("/loop")
+
+    app = web.Application()
+    app.router.add_route("*", "/loop", loop)
+    return app
+
+
+class Loops(Spider):
+    name = "loops"
+
+    async def start_requests(self) -> AsyncIterator[Request]:
+        yield Request(self.start_urls[0] + "/loop", method="POST", body="x", dont_filter=True,
+                      errback=self.on_error)
+
+    async def on_error(self, failure: RequestFailure) -> AsyncIterator[Any]:
+        yield {"kind": failure.kind}
+
+
+async def test_a_dont_filter_redirect_loop_ends_at_max_redirects(tmp_path: Path) -> None:
+    seen: list[str] = []
+    async with serve(_loop_site(seen)) as base:
+        out = await crawl(Loops([base]), tmp_path / "a.db",
+                          dataclasses.replace(CONFIG, max_redirects=10))
+    assert seen == ["POST"] * 11
+    assert out.items == [{"kind": "redirects"}]
