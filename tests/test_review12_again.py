@@ -3,12 +3,14 @@ Authorization header a request sends. Real servers on 127.0.0.x."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from yarl import URL
 
@@ -158,3 +160,55 @@ async def test_a_dont_filter_redirect_loop_ends_at_max_redirects(tmp_path: Path)
                           dataclasses.replace(CONFIG, max_redirects=10))
     assert seen == ["POST"] * 11
     assert out.items == [{"kind": "redirects"}]
+
+
+class _RawProxy:
+    """A proxy that writes down each request's head and answers 200 (an http target) or 407
+    (a CONNECT), on 127.0.0.1."""
+
+    def __init__(self) -> None:
+        self.heads: list[str] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        self.heads.append(head)
+        if head.startswith("CONNECT"):
+            writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0"
+                         b"\r\nConnection: close\r\n\r\n")
+        else:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 8"
+                         b"\r\nConnection: close\r\n\r\n<p>x</p>")
+        await writer.drain()
+        writer.close()
+
+
+HEADERS = {"Authorization": "Bearer T4RGET", "Cookie": "sid=C00KIE", "X-Api-Key": "K3Y"}
+
+
+class Proxied(Spider):
+    name = "proxied"
+
+    async def parse(self, response: Response) -> AsyncIterator[Any]:
+        yield {"url": response.url}
+
+
+async def test_the_crawls_headers_never_go_to_the_proxy_in_a_connect(tmp_path: Path) -> None:
+    # aiohttp copies a session's default headers into the CONNECT it sends a proxy: the
+    # crawl's own headers (its target's Authorization, cookies, keys) would reach the proxy,
+    # the Authorization as the proxy's Proxy-Authorization, in place of the proxy's own.
+    proxy = _RawProxy()
+    server = await asyncio.start_server(proxy.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    config = dataclasses.replace(CONFIG, proxy=f"http://pu:PX9@127.0.0.1:{port}",
+                                 headers=HEADERS)
+    async with server:
+        await crawl(Proxied(["http://a.test/page", "https://a.test/page"]), tmp_path / "a.db",
+                    config)
+    own = aiohttp.encode_basic_auth("pu", "PX9")
+    connect = next(h for h in proxy.heads if h.startswith("CONNECT"))
+    get = next(h for h in proxy.heads if h.startswith("GET"))
+    assert f"Proxy-Authorization: {own}\r\n" in connect
+    for secret in ("T4RGET", "C00KIE", "K3Y"):
+        assert secret not in connect
+    assert f"Proxy-Authorization: {own}\r\n" in get  # the http target's request, to the proxy
+    assert "Authorization: Bearer T4RGET\r\n" in get and "Cookie: sid=C00KIE\r\n" in get

@@ -72,6 +72,8 @@ class Fetcher:
         self._proxy_sockets: set[tuple[str, int]] = set()
         self._proxies_resolved: set[str] = set()
         self._credentials = bool(self._auth) or self._proxy_headers is not None
+        # The crawl's own headers, sent with each request (see `sessions.default_headers`).
+        self._headers: dict[str, str] = dict(config.headers)
 
     def auth_for(self, starts: Iterable[URL]) -> None:
         """Send the crawl's basic auth where these start URLs reach its hosts, only there."""
@@ -270,13 +272,10 @@ class Fetcher:
         extra: Mapping[str, str] | None = None if keep_alive else _CLOSE
         # A request's own proxy replaces the crawl's, and the crawl's proxy credentials with it.
         proxy_headers = self._proxy_headers if send is None or send.proxy is None else None
+        if self._headers:  # a crawl without headers of its own pays nothing
+            extra = {**self._headers, **extra} if extra else self._headers
         if self._credentials:  # basic auth or a proxy's: a crawl that has none pays nothing
-            # A request that says its own Authorization keeps it (Scrapy's HttpAuthMiddleware
-            # does the same): the crawl's basic auth would replace it unseen.
-            own = send is not None and any(name.lower() == "authorization"
-                                           for name, _ in send.headers)
-            extra = sessions.request_headers(extra, url, {} if own else self._auth,
-                                             proxy_headers)
+            extra = sessions.request_headers(extra, url, self._auth, proxy_headers)
         if send is None:  # a plain GET: the crawl's fast path
             request = session.get(url, allow_redirects=False, headers=extra,
                                   proxy=self._proxy, proxy_headers=proxy_headers,
@@ -284,7 +283,12 @@ class Fetcher:
         else:
             if send.cookies and isinstance(self._jar, sessions.CountingJar):
                 self._jar.add_sent(send.cookies, url)  # and still sent below: an IP host's
-            sent = [*send.headers, *extra.items()] if extra else send.headers
+            # The request's own headers win over the crawl's (its own Authorization over the
+            # crawl's basic auth too, as Scrapy's HttpAuthMiddleware): a name given twice
+            # would be sent twice.
+            own = {name.lower() for name, _ in send.headers}
+            sent = [*send.headers, *((name, value) for name, value in extra.items()
+                                     if name.lower() not in own)] if extra else send.headers
             request = session.request(
                 send.method, url, allow_redirects=False, headers=sent, data=send.body,
                 cookies=send.cookies or None, proxy=send.proxy or self._proxy,
