@@ -283,12 +283,7 @@ class Fetcher:
         else:
             if send.cookies and isinstance(self._jar, sessions.CountingJar):
                 self._jar.add_sent(send.cookies, url)  # and still sent below: an IP host's
-            # The request's own headers win over the crawl's (its own Authorization over the
-            # crawl's basic auth too, as Scrapy's HttpAuthMiddleware): a name given twice
-            # would be sent twice.
-            own = {name.lower() for name, _ in send.headers}
-            sent = [*send.headers, *((name, value) for name, value in extra.items()
-                                     if name.lower() not in own)] if extra else send.headers
+            sent = sessions.merged(send.headers, extra)
             request = session.request(
                 send.method, url, allow_redirects=False, headers=sent, data=send.body,
                 cookies=send.cookies or None, proxy=send.proxy or self._proxy,

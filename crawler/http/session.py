@@ -241,6 +241,18 @@ def request_headers(extra: Mapping[str, str] | None, url: URL, auth: Mapping[Ori
     return headers or None
 
 
+def merged(own: Sequence[tuple[str, str]],
+           crawls: Mapping[str, str] | None) -> Sequence[tuple[str, str]]:
+    """A request's own headers, then those of the crawl's it does not name: its own win (its
+    Authorization over the crawl's basic auth too, as Scrapy's HttpAuthMiddleware), and a
+    name given by both would be sent twice."""
+    if not crawls:
+        return own
+    named = {name.lower() for name, _ in own}
+    return [*own, *((name, value) for name, value in crawls.items()
+                    if name.lower() not in named)]
+
+
 def proxy_for(config: CrawlConfig) -> tuple[URL | None, CIMultiDict[str] | None]:
     """The crawl-wide proxy without its credentials, and the Proxy-Authorization header that
     carries them (this aiohttp reads no credentials from a proxy's URL). The header goes to
