@@ -72,6 +72,8 @@ class Fetcher:
         self._proxy_sockets: set[tuple[str, int]] = set()
         self._proxies_resolved: set[str] = set()
         self._credentials = bool(self._auth) or self._proxy_headers is not None
+        # The crawl's own headers, sent with each request (see `sessions.default_headers`).
+        self._headers: dict[str, str] = dict(config.headers)
 
     def auth_for(self, starts: Iterable[URL]) -> None:
         """Send the crawl's basic auth where these start URLs reach its hosts, only there."""
@@ -270,6 +272,8 @@ class Fetcher:
         extra: Mapping[str, str] | None = None if keep_alive else _CLOSE
         # A request's own proxy replaces the crawl's, and the crawl's proxy credentials with it.
         proxy_headers = self._proxy_headers if send is None or send.proxy is None else None
+        if self._headers:  # a crawl without headers of its own pays nothing
+            extra = {**self._headers, **extra} if extra else self._headers
         if self._credentials:  # basic auth or a proxy's: a crawl that has none pays nothing
             extra = sessions.request_headers(extra, url, self._auth, proxy_headers)
         if send is None:  # a plain GET: the crawl's fast path
@@ -279,7 +283,7 @@ class Fetcher:
         else:
             if send.cookies and isinstance(self._jar, sessions.CountingJar):
                 self._jar.add_sent(send.cookies, url)  # and still sent below: an IP host's
-            sent = [*send.headers, *extra.items()] if extra else send.headers
+            sent = sessions.merged(send.headers, extra)
             request = session.request(
                 send.method, url, allow_redirects=False, headers=sent, data=send.body,
                 cookies=send.cookies or None, proxy=send.proxy or self._proxy,

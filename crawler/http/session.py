@@ -189,10 +189,10 @@ def load_into(jar: aiohttp.abc.AbstractCookieJar, cookies: Iterable[Cookie]) -> 
 
 
 def default_headers(config: CrawlConfig, accept: str) -> dict[str, str]:
-    """Every request's headers: ours, then the crawl's own (`headers`, `--header`)."""
-    headers = {"User-Agent": config.user_agent, "Accept": accept}
-    headers.update(config.headers)
-    return headers
+    """The session's headers: ours only. The crawl's own (`headers`, `--header`) go with each
+    request instead: aiohttp copies a session's headers into the CONNECT it sends a proxy,
+    where an Authorization becomes the proxy's Proxy-Authorization."""
+    return {"User-Agent": config.user_agent, "Accept": accept}
 
 
 Origin = tuple[str, str, int | None]
@@ -233,10 +233,24 @@ def request_headers(extra: Mapping[str, str] | None, url: URL, auth: Mapping[Ori
     headers = dict(extra or {})
     authorization = auth.get((url.scheme, (url.raw_host or "").lower(), url.port))
     if authorization is not None:
+        for name in [name for name in headers if name.lower() == "authorization"]:
+            del headers[name]  # the crawl's `headers` may spell it in lower case
         headers["Authorization"] = authorization
     if proxy is not None and url.scheme == "http":
         headers.update(proxy)
     return headers or None
+
+
+def merged(own: Sequence[tuple[str, str]],
+           crawls: Mapping[str, str] | None) -> Sequence[tuple[str, str]]:
+    """A request's own headers, then those of the crawl's it does not name: its own win (its
+    Authorization over the crawl's basic auth too, as Scrapy's HttpAuthMiddleware), and a
+    name given by both would be sent twice."""
+    if not crawls:
+        return own
+    named = {name.lower() for name, _ in own}
+    return [*own, *((name, value) for name, value in crawls.items()
+                    if name.lower() not in named)]
 
 
 def proxy_for(config: CrawlConfig) -> tuple[URL | None, CIMultiDict[str] | None]:

@@ -49,13 +49,15 @@ class RequestExtra(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Spec:
-    """A stored request's headers, cookies, proxy, errback and statuses, read back."""
+    """A stored request's headers, cookies, proxy, errback, statuses and dont_filter, read
+    back (dont_filter is in the row's key too, but a redirect's hop needs to know it)."""
 
     headers: tuple[tuple[str, str], ...] = ()
     cookies: tuple[tuple[str, str], ...] = ()
     proxy: str | None = None
     errback: str | None = None
     handle_statuses: frozenset[int] = frozenset()
+    dont_filter: bool = False
 
     def encode(self) -> str | None:
         data: dict[str, Any] = {}
@@ -69,6 +71,8 @@ class Spec:
             data["errback"] = self.errback
         if self.handle_statuses:
             data["handle_statuses"] = sorted(self.handle_statuses)
+        if self.dont_filter:
+            data["dont_filter"] = True
         return json.dumps(data, separators=(",", ":"), ensure_ascii=False) if data else None
 
 
@@ -82,7 +86,8 @@ def decode(text: str | None) -> Spec:
     data = json.loads(text)
     return Spec(tuple((k, v) for k, v in data.get("headers", ())),
                 tuple((k, v) for k, v in data.get("cookies", ())), data.get("proxy"),
-                data.get("errback"), frozenset(data.get("handle_statuses", ())))
+                data.get("errback"), frozenset(data.get("handle_statuses", ())),
+                bool(data.get("dont_filter")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +146,7 @@ def build(url: str, *, method: str | None, headers: Pairs | None, body: bytes | 
         raise SpiderError(f"a {verb} request to {url} cannot have a body; "
                           "use method='POST' (or PUT, PATCH)")
     spec = Spec(pairs, _cookies(cookies), _proxy(proxy), errback_name(errback),
-                check_statuses(handle_statuses or ())).encode()
+                check_statuses(handle_statuses or ()), bool(dont_filter)).encode()
     # Bytes, as the state file keeps them: a header of 2-byte characters takes twice its length.
     size = len(spec.encode("utf-8") if spec else b"") + len(payload or b"")
     if size > MAX_REQUEST_BYTES:
@@ -159,20 +164,24 @@ def redirected(extra: RequestExtra, status: int, source: URL,
     methods moved by a 301 or 302, and everything moved by a 307 or 308, keep all.
     To another origin (scheme, host or port) the request's own credentials stay behind:
     its Authorization, Proxy-Authorization and Cookie headers and its cookies=, as browsers
-    do (the crawl's jar still sends that origin's own cookies)."""
+    do (the crawl's jar still sends that origin's own cookies). A dont_filter request's hop
+    is not deduplicated either (as Scrapy's): a login POST that redirects to a page already
+    seen still reaches its callback; `max_redirects` ends a loop."""
     to_get = (status == 303 and extra.method not in {None, "HEAD"}) or (
         status in _TO_GET and extra.method == "POST")
     moved = target is None or _origin(source) != _origin(target)
-    if not to_get and not moved:
-        return extra._replace(unique=False)
     spec = decode(extra.spec)
+    unique = spec.dont_filter
+    if not to_get and not moved:
+        return extra._replace(unique=unique)
     dropped = (_BODY_HEADERS if to_get else frozenset()) | (_SECRETS if moved else frozenset())
     kept = tuple(p for p in spec.headers if p[0].lower() not in dropped)
     cookies = () if moved else spec.cookies
-    text = Spec(kept, cookies, spec.proxy, spec.errback, spec.handle_statuses).encode()
+    text = Spec(kept, cookies, spec.proxy, spec.errback, spec.handle_statuses,
+                spec.dont_filter).encode()
     if not to_get:
-        return extra._replace(spec=text, unique=False)
-    return None if text is None else RequestExtra(None, text, None, False)
+        return extra._replace(spec=text, unique=unique)
+    return None if text is None else RequestExtra(None, text, None, unique)
 
 
 def _origin(url: URL) -> tuple[str, str, int | None]:

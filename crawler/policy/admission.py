@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import itertools
 import re
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable
@@ -77,11 +78,16 @@ class RecentKeys:
 ORIGINS = 10_000  # origins remembered; a wide crawl's stream of new hosts must not grow it
 
 
-def _dedup_key(key: CanonicalURL, extra: RequestExtra, req: Request) -> str:
+# A dont_filter request's own number: not its id(), which a later request may reuse once it
+# is freed (and would then be a "duplicate" of a key remembered long ago).
+_UNIQUE = itertools.count()
+
+
+def _dedup_key(key: CanonicalURL, extra: RequestExtra) -> str:
     """What tells a request with extras from others (the store's dedup is the authority):
     its method, URL and body; a dont_filter request is like no other."""
     if extra.unique:
-        return f"{key} unique {id(req)}"
+        return f"{key} unique {next(_UNIQUE)}"
     if extra.method is None and extra.body is None:
         return key  # a GET with headers is the GET of its URL
     digest = hashlib.blake2b(extra.body or b"", digest_size=12).hexdigest()
@@ -131,7 +137,7 @@ class Admission:
                 key = self._tidy(key)
             extra = req.extra
             # A plain GET is known by its URL; any other request by a key of its own.
-            seen = key if extra is None else _dedup_key(key, extra, req)
+            seen = key if extra is None else _dedup_key(key, extra)
             if seen in admitted or seen in recent:
                 skipped[Skip.DUPLICATE] += 1
                 continue
