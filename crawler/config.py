@@ -52,8 +52,6 @@ def _patterns(name: str, patterns: tuple[str, ...]) -> None:
 
 # RFC 9110's token: what a header's name may be made of.
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-# Header values that are credentials: never stored, shown or logged as they are.
-_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 REDACTED = "***"
 
 
@@ -284,7 +282,8 @@ class CrawlConfig:
     headers: Mapping[str, str] = setting(
         {}, spider=True, parse=headers_from_text, check=_headers,
         cli=Option("--header", "'NAME: VALUE'", repeat=True,
-                   help="a header sent with every request"),
+                   help="a header sent with every request (added to the spider's headers; "
+                   "a name given again replaces its value)"),
         help='headers sent with every request, e.g. {"Accept-Language": "en"}')
     auth: Mapping[str, tuple[str, ...]] = setting(
         {}, spider=True, check=_auth,
@@ -349,8 +348,8 @@ class CrawlConfig:
         data = dataclasses.asdict(self)
         data["auth"] = {host: REDACTED for host in self.auth}
         data["proxy"] = None if self.proxy is None else redact_url(self.proxy)
-        data["headers"] = {k: REDACTED if k.lower() in _SECRET_HEADERS else v
-                           for k, v in self.headers.items()}
+        # Every value: an X-Api-Key or a token under any name is a credential too.
+        data["headers"] = dict.fromkeys(self.headers, REDACTED)
         return json.dumps(data, sort_keys=True, default=dict)
 
 
@@ -389,4 +388,12 @@ def layered(spider: object, command_line: Mapping[str, Any] | None = None,
         _status.warning("%s", mistake)
     config = base or CrawlConfig()
     config = config.with_overrides({k: getattr(spider, k, None) for k in SPIDER_SETTINGS})
-    return config.with_overrides(command_line or {})
+    given = dict(command_line or {})
+    if given.get("headers") is not None:
+        # Headers add to the spider's, name by name: `--header 'X-Debug: 1'` must not drop
+        # the spider's Accept-Language (a name given again wins, whatever its case: it is
+        # sent once).
+        names = {name.lower() for name in given["headers"]}
+        given["headers"] = {**{k: v for k, v in config.headers.items()
+                               if k.lower() not in names}, **given["headers"]}
+    return config.with_overrides(given)
