@@ -21,7 +21,9 @@ from crawler.cli.exits import EXIT_OK, EXIT_USAGE
 from crawler.config import SPIDER_SETTINGS, CrawlConfig
 from crawler.errors import ConfigError, SpiderError
 from crawler.model.callshape import shape_of
+from crawler.model.items import ItemEncoder
 from crawler.model.loader import user_error
+from crawler.model.pipelines import Pipelines
 from crawler.model.request import Request
 from crawler.model.specs import check_statuses
 from crawler.model.spider import Spider
@@ -46,9 +48,13 @@ def command(args: argparse.Namespace) -> int:
     except SpiderError as exc:  # nothing else can be checked without the spider
         found.errors.append(str(exc))
     else:
-        found.facts.append(f"{type(spider).__name__} (name {spider.name!r}) "
-                           f"from {args.spider}")
-        check_spider(spider, found)
+        try:
+            found.facts.append(f"{type(spider).__name__} (name {spider.name!r}) "
+                               f"from {args.spider}")
+            check_spider(spider, found)
+        except Exception as exc:  # the spider's own code (a property, __getattr__) raised
+            found.errors.append(f"checking {type(spider).__name__} failed: "
+                                f"{user_error(exc)}")
     for fact in found.facts if not args.quiet else ():
         print(fact)
     for error in dict.fromkeys(found.errors):
@@ -69,6 +75,11 @@ def check_spider(spider: Spider, found: Findings) -> None:
     _settings(spider, found)
     try:
         check_statuses(spider.handle_statuses)
+    except SpiderError as exc:
+        found.errors.append(str(exc))
+    try:  # as the crawl checks them before it starts
+        Pipelines.of(spider)
+        ItemEncoder.of(spider)
     except SpiderError as exc:
         found.errors.append(str(exc))
     starts = _start_requests(spider, found)
