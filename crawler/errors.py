@@ -48,7 +48,8 @@ class DropItem(CrawlError):
 
     def __init__(self, reason: str = "") -> None:
         super().__init__(reason)
-        self.reason = reason
+        # DropItem(404) or DropItem(exc) is a reason too; counted under its text
+        self.reason = reason if isinstance(reason, str) else str(reason)
 
 
 class StateFileError(CrawlError):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import asyncio
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,9 +16,10 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from crawler import ConfigError, Spider, crawl
+from crawler import ConfigError, DropItem, Spider, crawl
 from crawler.cli import check, new
 from crawler.config import CrawlConfig, layered
+from crawler.model.pipelines import Pipelines
 from tests.helpers import crawl as run_cli
 from tests.helpers import crawl_ok, describe
 from tests.sites.serve import serve_in_thread
@@ -188,3 +190,14 @@ def test_a_list_setting_takes_a_list_not_a_string_nor_a_generator() -> None:
         crawl(_Named, state="never.db", exclude="/x")  # refused before any file is made
     assert not Path("never.db").exists()
     assert CrawlConfig().with_overrides({"include": ["/books/"]}).include == ["/books/"]
+
+
+class _DropByCode:
+    def process(self, item: dict[str, int]) -> dict[str, int]:
+        raise DropItem(item["code"])  # type: ignore[arg-type]  # not a str: as users do
+
+
+def test_a_drop_reason_that_is_not_a_string_is_counted_under_its_text() -> None:
+    pipes = Pipelines([_DropByCode()], "Spider")
+    kept, dropped = asyncio.run(pipes.process([{"code": 404}, {"code": 404}, {"code": 5}]))
+    assert kept == [] and dropped == {"dropped: 404": 2, "dropped: 5": 1}
