@@ -111,6 +111,8 @@ def _spider(spider: type[Spider] | Spider, start_urls: Sequence[str] | None) -> 
     elif isinstance(spider, type) and issubclass(spider, Spider):
         try:
             made = spider(start_urls=start_urls)
+        except SpiderError:  # says what is wrong already
+            raise
         except Exception as exc:
             raise SpiderError(f"cannot create {spider.__name__}(): {type(exc).__name__}: "
                               f"{exc}") from exc

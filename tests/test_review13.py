@@ -10,13 +10,13 @@ import argparse
 import ast
 import asyncio
 import textwrap
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 
-from crawler import ConfigError, DropItem, Spider, crawl
+from crawler import ConfigError, DropItem, Spider, SpiderError, crawl
 from crawler.cli import check, new
 from crawler.config import CrawlConfig, layered
 from crawler.model.pipelines import Pipelines
@@ -180,15 +180,15 @@ class _Named(Spider):
     name = "named"
 
 
-def test_a_list_setting_takes_a_list_not_a_string_nor_a_generator() -> None:
+def test_a_list_setting_takes_a_list_not_a_string_nor_a_generator(tmp_path: Path) -> None:
     for value in ("/books/", (p for p in ["/books/"]), b"/books/"):
         with pytest.raises(ConfigError, match="include must be a list of str"):
             CrawlConfig().with_overrides({"include": value})
     with pytest.raises(ConfigError, match="include must be a list of str"):
         layered(_Listed())
     with pytest.raises(ConfigError, match="exclude must be a list of str"):
-        crawl(_Named, state="never.db", exclude="/x")  # refused before any file is made
-    assert not Path("never.db").exists()
+        crawl(_Named, state=tmp_path / "never.db", exclude="/x")  # refused before any file is made
+    assert not (tmp_path / "never.db").exists()
     assert CrawlConfig().with_overrides({"include": ["/books/"]}).include == ["/books/"]
 
 
@@ -201,3 +201,22 @@ def test_a_drop_reason_that_is_not_a_string_is_counted_under_its_text() -> None:
     pipes = Pipelines([_DropByCode()], "Spider")
     kept, dropped = asyncio.run(pipes.process([{"code": 404}, {"code": 404}, {"code": 5}]))
     assert kept == [] and dropped == {"dropped: 404": 2, "dropped: 5": 1}
+
+
+class _OneString(Spider):
+    name = "one_string"
+    start_urls = "http://a.test/"  # type: ignore[assignment]  # as users write by mistake
+
+    async def parse(self, response: object) -> AsyncIterator[object]:
+        yield {}
+
+
+def test_start_urls_as_one_string_is_refused_not_split_into_characters(
+        tmp_path: Path) -> None:
+    with pytest.raises(SpiderError, match=r"^start_urls= must be a list of URLs, not one"):
+        crawl(_Named, state=tmp_path / "never.db", start_urls="http://a.test/")  # type: ignore[arg-type]
+    assert not (tmp_path / "never.db").exists()
+    found = check.Findings()
+    check.check_spider(_OneString(), found)
+    assert any("_OneString.start_urls must be a list of URLs, not one string" in e
+               for e in found.errors), found.errors
