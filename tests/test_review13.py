@@ -18,7 +18,7 @@ from aiohttp import web
 
 from crawler import ConfigError, DropItem, Spider, SpiderError, crawl
 from crawler.cli import check, new
-from crawler.config import CrawlConfig, layered
+from crawler.config import CrawlConfig, HostPolicy, host_policies_from_text, layered
 from crawler.model.pipelines import Pipelines
 from tests.helpers import crawl as run_cli
 from tests.helpers import crawl_ok, describe
@@ -220,3 +220,16 @@ def test_start_urls_as_one_string_is_refused_not_split_into_characters(
     check.check_spider(_OneString(), found)
     assert any("_OneString.start_urls must be a list of URLs, not one string" in e
                for e in found.errors), found.errors
+
+
+def test_host_policies_match_hosts_as_written_in_any_case_and_refuse_urls() -> None:
+    # As --host-delay Example.COM=5 does: the host is matched in lower case.
+    config = CrawlConfig().with_overrides(
+        {"host_policies": {"Example.COM": HostPolicy(delay=5)}})
+    assert config.policy_for("www.example.com") == HostPolicy(delay=5)
+    assert layered(_Named(), {"host_policies": host_policies_from_text(
+        [], ["Example.COM=5"])}).policy_for("example.com") == HostPolicy(delay=5)
+    for key in ("https://example.com", "example.com:8080", "example.com/shop", ""):
+        with pytest.raises(ConfigError, match="is not a host or domain name"):
+            CrawlConfig(host_policies={key: HostPolicy(delay=5)})
+    assert CrawlConfig(host_policies={"::1": HostPolicy(per_host=1)}).policy_for("::1")
