@@ -233,3 +233,26 @@ def test_host_policies_match_hosts_as_written_in_any_case_and_refuse_urls() -> N
         with pytest.raises(ConfigError, match="is not a host or domain name"):
             CrawlConfig(host_policies={key: HostPolicy(delay=5)})
     assert CrawlConfig(host_policies={"::1": HostPolicy(per_host=1)}).policy_for("::1")
+
+
+def test_a_package_file_loaded_by_path_is_pointed_to_its_module_path(tmp_path: Path) -> None:
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "shop" / "__init__.py").write_text("")
+    (tmp_path / "shop" / "clean.py").write_text("def clean(s):\n    return s\n")
+    (tmp_path / "shop" / "spider.py").write_text(textwrap.dedent("""
+        from crawler import Spider
+        from .clean import clean
+
+        class Shop(Spider):
+            name = "shop"
+            start_urls = ["http://a.test/"]
+
+            async def parse(self, response):
+                yield {"t": clean(response.title)}
+    """))
+    by_file = run_cli("check", "shop/spider.py", cwd=tmp_path)
+    assert by_file.returncode == 2, describe(by_file)
+    assert "load it by its module path: crawl run shop.spider:CLASS" in by_file.stdout, \
+        by_file.stdout
+    by_module = run_cli("check", "shop.spider:Shop", cwd=tmp_path)
+    assert by_module.returncode == 0, by_module.stdout
