@@ -256,3 +256,35 @@ def test_a_package_file_loaded_by_path_is_pointed_to_its_module_path(tmp_path: P
         by_file.stdout
     by_module = run_cli("check", "shop.spider:Shop", cwd=tmp_path)
     assert by_module.returncode == 0, by_module.stdout
+
+
+ARITY = textwrap.dedent("""
+    from crawler import Spider
+
+    class Arity(Spider):
+        name = "arity"
+        start_urls = ["http://a.test/"]
+
+        async def parse(self, response, page):         # start requests pass no page
+            yield response.follow("/x", self.listing, cb_kwargs={"cat": 1})
+            yield response.follow("/y", self.nothing)
+
+        async def listing(self, response, cat):        # cb_kwargs give it: a warning
+            yield {}
+
+        async def nothing(self):                       # no response parameter
+            yield {}
+""")
+
+
+def test_check_finds_callbacks_that_cannot_take_the_response(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "arity.py").write_text(ARITY)
+    code = check.command(argparse.Namespace(spider=str(tmp_path / "arity.py"), urls=[],
+                                            quiet=False))
+    out = capsys.readouterr().out
+    assert code == 2, out
+    assert ("error: callback parse requires page besides the response, which only a "
+            "request's cb_kwargs pass; a start request calls it without them") in out, out
+    assert "error: callback nothing takes no response" in out, out
+    assert "warning: callback listing requires cat besides the response" in out, out
