@@ -137,13 +137,10 @@ def _check_parameters(name: str, method: Any, found: Findings, *, bare: bool) ->
         found.errors.append(f"callback {name} requires {', '.join(unnamed)} besides the "
                             "response, which nothing can pass")
     needed = [p.name for p in rest if p.kind in _BY_NAME]
-    if needed:
-        said = (f"callback {name} requires {', '.join(needed)} besides the response, which "
-                "only a request's cb_kwargs pass")
-        if bare:
-            found.errors.append(f"{said}; a start request calls it without them")
-        else:
-            found.warnings.append(said)
+    if needed and bare:  # other requests naming it may give them in cb_kwargs: not said
+        found.errors.append(f"callback {name} requires {', '.join(needed)} besides the "
+                            "response, which only a request's cb_kwargs pass; a start "
+                            "request calls it without them")
 
 
 def _settings(spider: Spider, found: Findings) -> None:
