@@ -132,6 +132,9 @@ def _stop_on_signals(crawler: Crawler) -> Callable[[], None] | None:
         return None
     loop = asyncio.get_running_loop()
     sigs = (signal.SIGINT, signal.SIGTERM)
+    # The script's own handlers (a service's SIGTERM) come back after the crawl: asyncio
+    # would leave SIGTERM at its default, which kills the script.
+    saved = {sig: signal.getsignal(sig) for sig in sigs}
 
     def stop() -> None:
         for sig in sigs:
@@ -147,6 +150,8 @@ def _stop_on_signals(crawler: Crawler) -> Callable[[], None] | None:
     def restore() -> None:
         for sig in sigs:
             loop.remove_signal_handler(sig)
+            if saved[sig] is not None:
+                signal.signal(sig, saved[sig])
     return restore
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import ast
 import asyncio
+import signal
 import textwrap
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -288,3 +289,26 @@ def test_check_finds_callbacks_that_cannot_take_the_response(
             "request's cb_kwargs pass; a start request calls it without them") in out, out
     assert "error: callback nothing takes no response" in out, out
     assert "listing requires" not in out and "warning" not in out, out
+
+
+class _Once(Spider):
+    name = "once"
+    delay = 0
+    max_pages = 1
+
+    async def parse(self, response: object) -> AsyncIterator[object]:
+        yield {"ok": True}
+
+
+def test_crawl_gives_the_scripts_own_signal_handlers_back(site: str, tmp_path: Path) -> None:
+    def mine(signum: int, frame: object) -> None:
+        pass
+
+    before = signal.signal(signal.SIGTERM, mine)
+    try:
+        result = crawl(_Once, state=tmp_path / "once.db", start_urls=[f"{site}/"])
+        assert result.counts.items >= 1, result
+        assert signal.getsignal(signal.SIGTERM) is mine
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGTERM, before)
