@@ -20,7 +20,8 @@ from aiohttp import web
 from crawler import ConfigError, DropItem, Spider, SpiderError, crawl
 from crawler.cli import check, new
 from crawler.config import CrawlConfig, HostPolicy, host_policies_from_text, layered
-from crawler.model.pipelines import Pipelines
+from crawler.errors import message
+from crawler.model.pipelines import PipelineFailed, Pipelines
 from tests.helpers import crawl as run_cli
 from tests.helpers import crawl_ok, describe
 from tests.sites.serve import serve_in_thread
@@ -312,3 +313,19 @@ def test_crawl_gives_the_scripts_own_signal_handlers_back(site: str, tmp_path: P
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+class _Quoting:
+    def process(self, item: dict[str, str]) -> dict[str, str]:
+        raise ValueError(f"bad price {item['page']!r}")  # a whole page, quoted
+
+
+def test_an_error_quoting_a_whole_page_is_cut_before_it_is_stored_or_logged() -> None:
+    page = "<p>" * 1_000_000
+    with pytest.raises(PipelineFailed) as failed:
+        asyncio.run(Pipelines([_Quoting()], "Spider").process([{"page": page}]))
+    text = str(failed.value)
+    assert len(text) < 2200, len(text)
+    whole = len(f"ValueError: bad price {page!r}")
+    assert text.endswith(f"… ({whole - 2000:,} more characters)"), text[-80:]
+    assert message(ValueError("short")) == "ValueError: short"
