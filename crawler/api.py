@@ -113,6 +113,8 @@ def _spider(spider: type[Spider] | Spider, start_urls: Sequence[str] | None) -> 
     elif isinstance(spider, type) and issubclass(spider, Spider):
         try:
             made = spider(start_urls=start_urls)
+        except SpiderError:  # says what is wrong already
+            raise
         except Exception as exc:
             raise SpiderError(f"cannot create {spider.__name__}(): {type(exc).__name__}: "
                               f"{exc}") from exc
@@ -132,6 +134,9 @@ def _stop_on_signals(crawler: Crawler) -> Callable[[], None] | None:
         return None
     loop = asyncio.get_running_loop()
     sigs = (signal.SIGINT, signal.SIGTERM)
+    # The script's own handlers (a service's SIGTERM) come back after the crawl: asyncio
+    # would leave SIGTERM at its default, which kills the script.
+    saved = {sig: signal.getsignal(sig) for sig in sigs}
 
     def stop() -> None:
         for sig in sigs:
@@ -147,6 +152,8 @@ def _stop_on_signals(crawler: Crawler) -> Callable[[], None] | None:
     def restore() -> None:
         for sig in sigs:
             loop.remove_signal_handler(sig)
+            if saved[sig] is not None:
+                signal.signal(sig, saved[sig])
     return restore
 
 

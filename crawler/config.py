@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import logging
 import re
@@ -104,6 +105,25 @@ def _auth_key_ok(key: str) -> bool:
             and url.raw_password is None and url.raw_path in ("", "/")
             and not url.raw_query_string and not url.raw_fragment and "?" not in key
             and "#" not in key)
+
+
+def _host_keys(name: str, policies: Mapping[str, object]) -> None:
+    """A host policy's key is a host or domain name as URLs hold it: with a scheme, port
+    or path it would match no host, and the policy would be silently ignored."""
+    for host in policies:
+        if not host or any(c in host for c in "/@ ") or host != host.strip(".") \
+                or (":" in host and not _ipv6(host)):
+            raise ConfigError(f"{name}: {host!r} is not a host or domain name (e.g. "
+                              '{"example.org": HostPolicy(delay=5)}: no scheme, port or '
+                              "path)")
+
+
+def _ipv6(host: str) -> bool:
+    try:
+        ipaddress.IPv6Address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _proxy(name: str, proxy: str | None) -> None:
@@ -248,7 +268,7 @@ class CrawlConfig:
         False, spider=True, defines_crawl=True, cli=Option("--sort-query"),
         help="sort query parameters so reordered queries are one page")
     host_policies: Mapping[str, HostPolicy] = setting(
-        {}, spider=True, parse=host_policies_from_text,
+        {}, spider=True, parse=host_policies_from_text, check=_host_keys,
         cli=(Option("--host-per-host", "HOST=N", repeat=True,
                     help="requests in flight to HOST (and its subdomains)"),
              Option("--host-delay", "HOST=SECONDS", repeat=True,
@@ -318,6 +338,10 @@ class CrawlConfig:
 
     def __post_init__(self) -> None:
         settings.validate(self)
+        if any(host != host.lower() for host in self.host_policies):
+            # Hosts are matched as URLs hold them, in lower case (as --host-delay reads them)
+            object.__setattr__(self, "host_policies",
+                               {host.lower(): p for host, p in self.host_policies.items()})
 
     def policy_for(self, host: str) -> HostPolicy | None:
         """The policy for a host: its own, else its closest parent domain's."""

@@ -48,7 +48,8 @@ class DropItem(CrawlError):
 
     def __init__(self, reason: str = "") -> None:
         super().__init__(reason)
-        self.reason = reason
+        # DropItem(404) or DropItem(exc) is a reason too; counted under its text
+        self.reason = reason if isinstance(reason, str) else str(reason)
 
 
 class StateFileError(CrawlError):
@@ -157,10 +158,18 @@ def describe(exc: BaseException) -> str:
     return f"{exc.kind}: {message(exc)}" if isinstance(exc, FetchError) else message(exc)
 
 
+# An exception's message can quote a whole page (ValueError(f"bad price {text!r}")): it is
+# stored with each failure, logged and shown by `crawl stats`, so it is cut at this length.
+MESSAGE_CHARS = 2000
+
+
 def message(exc: BaseException) -> str:
     """What went wrong, without the kind (stored beside it): a fetch error's own message,
     or any other exception's type and message."""
-    return safe_text(str(exc) if isinstance(exc, FetchError) else f"{type(exc).__name__}: {exc}")
+    text = str(exc) if isinstance(exc, FetchError) else f"{type(exc).__name__}: {exc}"
+    if len(text) > MESSAGE_CHARS:
+        text = f"{text[:MESSAGE_CHARS]}… ({len(text) - MESSAGE_CHARS:,} more characters)"
+    return safe_text(text)
 
 
 def safe_text(text: str) -> str:

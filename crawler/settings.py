@@ -17,7 +17,7 @@ import math
 import textwrap
 import types
 import typing
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -158,9 +158,10 @@ def kind_of(hint: Any) -> Kind:
         return _SCALARS[hint]
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
         item = kind_of(args[0])
-        return Kind(f"tuple[{item.name}, ...]", f"a sequence of {item.name}",
-                    lambda v: isinstance(v, Iterable) and not isinstance(v, Mapping)
-                    and all(item.accepts(x) for x in v))
+        # A list or a tuple only: a string is iterable too, and include="/books/" would be
+        # eight patterns of one character; a generator would be used up by this check.
+        return Kind(f"tuple[{item.name}, ...]", f"a list of {item.name}",
+                    lambda v: isinstance(v, tuple | list) and all(item.accepts(x) for x in v))
     if origin in (Mapping, dict) and len(args) == 2:
         key, value = kind_of(args[0]), kind_of(args[1])
         return Kind(f"Mapping[{key.name}, {value.name}]",

@@ -21,7 +21,9 @@ from crawler.cli.exits import EXIT_OK, EXIT_USAGE
 from crawler.config import SPIDER_SETTINGS, CrawlConfig
 from crawler.errors import ConfigError, SpiderError
 from crawler.model.callshape import shape_of
+from crawler.model.items import ItemEncoder
 from crawler.model.loader import user_error
+from crawler.model.pipelines import Pipelines
 from crawler.model.request import Request
 from crawler.model.specs import check_statuses
 from crawler.model.spider import Spider
@@ -46,9 +48,13 @@ def command(args: argparse.Namespace) -> int:
     except SpiderError as exc:  # nothing else can be checked without the spider
         found.errors.append(str(exc))
     else:
-        found.facts.append(f"{type(spider).__name__} (name {spider.name!r}) "
-                           f"from {args.spider}")
-        check_spider(spider, found)
+        try:
+            found.facts.append(f"{type(spider).__name__} (name {spider.name!r}) "
+                               f"from {args.spider}")
+            check_spider(spider, found)
+        except Exception as exc:  # the spider's own code (a property, __getattr__) raised
+            found.errors.append(f"checking {type(spider).__name__} failed: "
+                                f"{user_error(exc)}")
     for fact in found.facts if not args.quiet else ():
         print(fact)
     for error in dict.fromkeys(found.errors):
@@ -71,11 +77,17 @@ def check_spider(spider: Spider, found: Findings) -> None:
         check_statuses(spider.handle_statuses)
     except SpiderError as exc:
         found.errors.append(str(exc))
+    try:  # as the crawl checks them before it starts
+        Pipelines.of(spider)
+        ItemEncoder.of(spider)
+    except SpiderError as exc:
+        found.errors.append(str(exc))
     starts = _start_requests(spider, found)
     named = named_callbacks(type(spider))
     named += [r.callback for r in starts or () if r.callback and r.callback not in named]
+    bare = {r.callback or "parse" for r in starts or () if not r.cb_kwargs_json}
     for name in named:
-        _check_callback(spider, name, found)
+        _check_callback(spider, name, found, bare=name in bare)
     if starts is None:
         return
     if type(spider).parse is Spider.parse and any(r.callback is None for r in starts):
@@ -89,7 +101,7 @@ def check_spider(spider: Spider, found: Findings) -> None:
                             "start URLs on the command line)")
 
 
-def _check_callback(spider: Spider, name: str, found: Findings) -> None:
+def _check_callback(spider: Spider, name: str, found: Findings, *, bare: bool) -> None:
     method = getattr(spider, name, None)
     if method is None:
         found.errors.append(f"{type(spider).__name__} names a callback self.{name}, which "
@@ -99,6 +111,36 @@ def _check_callback(spider: Spider, name: str, found: Findings) -> None:
         found.facts.append(f"callback {name}: {shape_of(method, name).value}")
     except SpiderError as exc:
         found.errors.append(str(exc))
+        return
+    _check_parameters(name, method, found, bare=bare)
+
+
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+_BY_NAME = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+def _check_parameters(name: str, method: Any, found: Findings, *, bare: bool) -> None:
+    """A callback is called with the response (an errback with the failure), and with a
+    request's cb_kwargs by name: what else it requires fails every call."""
+    try:
+        params = list(inspect.signature(method).parameters.values())
+    except (TypeError, ValueError):  # a builtin or C callable: nothing to read
+        return
+    if not params or params[0].kind not in (*_POSITIONAL, inspect.Parameter.VAR_POSITIONAL):
+        found.errors.append(f"callback {name} takes no response: write 'async def "
+                            f"{name}(self, response):'")
+        return
+    rest = [p for p in params[1:] if p.default is p.empty and p.kind is not p.VAR_POSITIONAL
+            and p.kind is not p.VAR_KEYWORD]
+    unnamed = [p.name for p in rest if p.kind not in _BY_NAME]
+    if unnamed:
+        found.errors.append(f"callback {name} requires {', '.join(unnamed)} besides the "
+                            "response, which nothing can pass")
+    needed = [p.name for p in rest if p.kind in _BY_NAME]
+    if needed and bare:  # other requests naming it may give them in cb_kwargs: not said
+        found.errors.append(f"callback {name} requires {', '.join(needed)} besides the "
+                            "response, which only a request's cb_kwargs pass; a start "
+                            "request calls it without them")
 
 
 def _settings(spider: Spider, found: Findings) -> None:

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from selectolax.lexbor import LexborHTMLParser, SelectolaxError
 from yarl import URL
 
 from crawler.cli import options, running
@@ -21,10 +22,18 @@ from crawler.engine.fetch import MeteredFetch
 from crawler.engine.loopwatch import LoopWatch
 from crawler.engine.opening import allow_private_if_started_there
 from crawler.engine.robotstxt import fetch_robots
-from crawler.errors import FailureKind, FetchError, OutOfScope, PrivateAddress, message
+from crawler.errors import (
+    ConfigError,
+    FailureKind,
+    FetchError,
+    OutOfScope,
+    PrivateAddress,
+    message,
+)
 from crawler.http.fetcher import Fetcher
 from crawler.http.transport import FetchResult
 from crawler.model.response import Response
+from crawler.observe.logs import terminal_safe
 from crawler.observe.metrics import Metrics
 from crawler.policy import robots
 from crawler.urls import canon
@@ -89,6 +98,7 @@ def add_parser(sub: Any) -> None:
 
 def command(args: argparse.Namespace) -> int:
     check_urls([args.url])
+    check_selectors(args.css)
     config = CrawlConfig().with_overrides(options.settings_from(args, only=SETTINGS))
     key = canon.parse_absolute(args.url)
     probe = running.run(fetch_like_a_crawl(key, config), "asyncio")
@@ -102,6 +112,16 @@ def command(args: argparse.Namespace) -> int:
     else:
         print(as_text(report))
     return int(probe.end)
+
+
+def check_selectors(selectors: list[str]) -> None:
+    """A selector lexbor cannot parse is a usage error, found before anything is fetched."""
+    empty = LexborHTMLParser("")
+    for selector in selectors:
+        try:
+            empty.css(selector)
+        except SelectolaxError:
+            raise ConfigError(f"--css {selector!r} is not a CSS selector") from None
 
 
 async def fetch_like_a_crawl(key: CanonicalURL, config: CrawlConfig) -> Probe:
@@ -227,4 +247,6 @@ def as_text(report: dict[str, Any]) -> str:
     for selector, texts in report.get("css", {}).items():
         lines.append(f"css {selector!r}: {len(texts)} match{'es' if len(texts) != 1 else ''}")
         lines += [f"  {text}" for text in texts]
-    return "\n".join(lines)
+    # The page's title, headers and text are the site's: none of its escape sequences
+    # (a title that rewrites the terminal's, OSC 52 writing the clipboard) may run here.
+    return terminal_safe("\n".join(lines))

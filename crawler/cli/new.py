@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import keyword
 import logging
 import os
 import re
 import shlex
+import sys
 from pathlib import Path
 
 from crawler.cli.crawl import check_urls
 from crawler.cli.exits import EXIT_OK
 from crawler.errors import ConfigError
 from crawler.observe import logs
+from crawler.urls import canon
 
 status_log = logging.getLogger(logs.STATUS)
 
@@ -25,7 +28,7 @@ TEMPLATE = '''\
     crawl export {name}.db -o {name}.jsonl # the items
 
 Try selectors on a page before writing them here:
-    crawl fetch {url} --css "h1"
+    crawl fetch {shell_url} --css "h1"
 """
 
 from crawler import Spider
@@ -60,8 +63,13 @@ def command(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.name!r} cannot name a spider: use letters, digits and _ "
                           "(not first a digit), e.g. quotes or book_prices")
     check_urls([args.url])
+    # The canonical URL: percent-encoded, it holds no quote or backslash that would end
+    # the docstring or start an escape in it.
+    url = canon.parse_absolute(args.url)
     path = Path(f"{name}.py")
-    text = TEMPLATE.format(name=name, cls=class_name(name), url=args.url, file=path)
+    _refuse_a_module_name(name, path)
+    text = TEMPLATE.format(name=name, cls=class_name(name), url=url, file=path,
+                           shell_url=shlex.quote(url))
     try:
         # O_EXCL: never write over a file, even one made since we looked.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -73,6 +81,25 @@ def command(args: argparse.Namespace) -> int:
     status_log.info("wrote %s; try it with: crawl run %s --state %s", path,
                     shlex.quote(str(path)), shlex.quote(f"{name}.db"))
     return EXIT_OK
+
+
+# The crawler's own top-level packages (the wheel installs these).
+_OWN = frozenset({"crawler", "storage", "spiders"})
+
+
+def _refuse_a_module_name(name: str, path: Path) -> None:
+    """NAME.py in the current folder is imported as NAME by any script (and `python -m`)
+    run there: json.py or crawler.py would replace the module of that name, and break
+    everything run in that folder, the spider first (`from crawler import Spider`)."""
+    if path.exists():
+        return  # said below, where the file is made
+    taken = (name in _OWN or name in sys.stdlib_module_names
+             or (name.startswith("__") and name.endswith("__"))
+             or importlib.util.find_spec(name) is not None)
+    if taken:
+        raise ConfigError(f"{name!r} is the name of a Python module ({name}.py would hide "
+                          "it from every script run in this folder); choose another, e.g. "
+                          f"{name}_spider")
 
 
 def class_name(name: str) -> str:

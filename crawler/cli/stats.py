@@ -14,7 +14,9 @@ import time
 from typing import Any, TextIO
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from crawler import settings
 from crawler.cli import running
@@ -23,6 +25,7 @@ from crawler.config import CrawlConfig
 from crawler.engine.state import open_state
 from crawler.model.pipelines import DROPPED
 from crawler.observe import report
+from crawler.observe.logs import terminal_safe
 from storage import RunRecord, Store
 
 HOST_ROWS = 15
@@ -126,7 +129,8 @@ def render_json(stats: dict[str, Any]) -> str:
 
 def render_text(stats: dict[str, Any], out: TextIO) -> None:
     console = Console(file=out, highlight=False, width=max(100, Console(file=out).width))
-    console.print(f"[bold]{stats['spider']}[/bold] crawl in {stats.get('state_file', '?')}: "
+    console.print(f"[bold]{escape(stats['spider'])}[/bold] crawl in "
+                  f"{escape(stats.get('state_file', '?'))}: "
                   f"{_state(stats)}", soft_wrap=True)
     console.print(_summary(stats))
     latest = next((r for r in reversed(stats["runs"]) if r["stats"]), None)
@@ -181,7 +185,7 @@ def _counts(key: str, counts: dict[str, int], what: str = "requests") -> Table |
         return None
     table = _table(key, what)
     for name, n in counts.items():
-        table.add_row(name, f"{n:,}")
+        table.add_row(_plain(name), f"{n:,}")
     return table
 
 
@@ -230,7 +234,7 @@ def _hosts(hosts: list[dict[str, Any]]) -> Table | None:
     table = _table("host", "requests", "errors",
                    "bytes", "avg time")
     for h in hosts:
-        table.add_row(h["host"], f"{h['requests']:,}", f"{h['errors']:,}",
+        table.add_row(_plain(h["host"]), f"{h['requests']:,}", f"{h['errors']:,}",
                       report.size(h["bytes"]), report.duration(h["avg_seconds"]))
     return table
 
@@ -240,7 +244,7 @@ def _failures(failures: list[dict[str, Any]]) -> Table | None:
         return None
     table = _table("url", "error")
     for f in failures:
-        table.add_row(f["url"], f["error"])
+        table.add_row(_plain(f["url"]), _plain(f["error"] or ""))
     return table
 
 
@@ -250,6 +254,12 @@ def _table(*columns: str) -> Table:
         table.add_column(name, justify="left" if i == 0 or name in ("status", "error", "")
                          else "right", overflow="fold")
     return table
+
+
+def _plain(text: str) -> Text:
+    """A cell holding a site's text (a drop reason, an error quoting a page): shown as it
+    is, not read as rich markup ("[/x]" would end the table) nor as terminal escapes."""
+    return Text(terminal_safe(text))
 
 
 def _num(value: Any, spec: str = ",") -> str:

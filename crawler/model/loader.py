@@ -65,8 +65,28 @@ def _load_file(path: Path) -> ModuleType:
         spec.loader.exec_module(module)
     except Exception as exc:
         del sys.modules[name]
-        raise SpiderError(f"{path} failed to import: {user_error(exc)}") from exc
+        raise SpiderError(f"{path} failed to import: {user_error(exc)}"
+                          f"{_package_hint(path, exc)}") from exc
     return module
+
+
+def _package_hint(path: Path, exc: Exception) -> str:
+    """A file of a package, loaded as a file, has no package for its relative imports
+    (`from .items import Book`): loaded by its module path, it has."""
+    if not isinstance(exc, ImportError) or "relative import" not in str(exc):
+        return ""
+    folder, parts = path.resolve().parent, [path.stem]
+    while (folder / "__init__.py").is_file():  # up to the top package's folder
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    if len(parts) == 1:  # a folder without __init__.py: its module path from here, if any
+        here = Path.cwd().resolve()
+        if not path.resolve().is_relative_to(here):
+            return ""
+        folder, parts = here, list(path.resolve().with_suffix("").relative_to(here).parts)
+    where = "" if folder == Path.cwd().resolve() else f" from {folder}"
+    return (f"\n(it is part of a package: load it by its module path{where}: "
+            f"crawl run {'.'.join(parts)}:CLASS)")
 
 
 def _import_module(location: str) -> ModuleType:

@@ -8,6 +8,7 @@ from typing import Any
 
 from crawler import settings
 from crawler.config import SPIDER_SETTINGS, CrawlConfig
+from crawler.errors import SpiderError
 from crawler.model.request import Request
 from crawler.model.response import Response
 
@@ -45,10 +46,12 @@ class Spider:
 
     def __init__(self, start_urls: Sequence[str] | None = None) -> None:
         if start_urls is not None:
+            _not_one_string(start_urls, "start_urls=")
             self.start_urls = list(start_urls)
 
     async def start_requests(self) -> AsyncIterator[Request]:
         """The first requests. Seeded idempotently: a resumed crawl does not refetch them."""
+        _not_one_string(self.start_urls, f"{type(self).__name__}.start_urls")
         for url in self.start_urls:
             yield Request(url)
 
@@ -56,6 +59,12 @@ class Spider:
         """The default callback."""
         raise NotImplementedError(f"{type(self).__name__}.parse() is not written")
         yield  # pragma: no cover  (makes this an async generator, like the overrides)
+
+
+def _not_one_string(urls: object, what: str) -> None:
+    """A string is a sequence too: each of its characters would be a start URL."""
+    if isinstance(urls, str | bytes):
+        raise SpiderError(f"{what} must be a list of URLs, not one string: [{urls!r:.80}]")
 
 
 # The settings a spider may set come from CrawlConfig's declarations, not from a second list

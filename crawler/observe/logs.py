@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import re
 import sys
 from typing import Any, TextIO
 
@@ -24,6 +25,26 @@ REPORT = "crawler.status.report"  # progress lines and the summary: what --quiet
 QUIET_LIBRARIES = ("aiosqlite", "asyncio", "aiohttp", "aiodns", "aiohappyeyeballs",
                    "charset_normalizer", "multidict", "protego", "rich", "selectolax",
                    "uvloop", "yarl")
+
+# What a terminal would act on rather than show: C0 controls but tab and newline (ESC starts
+# colour, title, clipboard (OSC 52) and screen sequences), DEL, C1 controls (0x9b is CSI on
+# its own) and the bidi overrides that reorder what a line shows. A crawled page's text
+# reaches messages (a callback's exception quoting it, a title, a header, a drop reason).
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str) -> str:
+    """`text` with what a terminal would act on written as escapes (`\\x1b`), so that a
+    crawled page's text can be printed as it is."""
+    if text.isascii() and text.isprintable():  # the common case, without the regex
+        return text
+    return _UNSAFE.sub(_escape, text)
+
+
+def _escape(found: re.Match[str]) -> str:
+    code = ord(found.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
 
 # Attributes every LogRecord has; anything else on a record came in through `extra=`.
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
@@ -53,8 +74,10 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         if record.name.startswith(STATUS):
-            return "\n".join(f"crawl: {line}" for line in record.getMessage().split("\n"))
-        return super().format(record)
+            text = "\n".join(f"crawl: {line}" for line in record.getMessage().split("\n"))
+        else:
+            text = super().format(record)
+        return terminal_safe(text)
 
 
 class JSONFormatter(logging.Formatter):
