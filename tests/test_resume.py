@@ -126,7 +126,7 @@ def assert_complete_and_equal(state: Path, site: Site, reference: Reference) -> 
 
 def random_delays(seed: int, n: int) -> list[float]:
     rng = random.Random(seed)
-    delays = [rng.uniform(0.3, 2.0) for _ in range(n)]
+    delays = [rng.uniform(0.25, 1.0) for _ in range(n)]
     # The throttle caps the crawl at WORKERS / SLOW requests a second, so these delays
     # cannot add up to a whole crawl: every interrupted run is caught unfinished.
     assert sum(delays) * WORKERS / SLOW < ALL_REQUESTS * 0.85, delays
@@ -249,7 +249,7 @@ def test_graceful_stop_and_resume_fetch_every_page_once(site: Site, reference: R
     before = site.requests()
     with CrawlProcess(*command) as proc:
         proc.wait_started()
-        time.sleep(1.0)
+        time.sleep(0.5)
         assert proc.running(), proc.stderr
         proc.send(signal.SIGINT)
         assert proc.wait(15) == EXIT_INTERRUPTED, proc.stderr
