@@ -213,7 +213,7 @@ def test_double_sigint_exits_at_once_and_resumes(site: Site, reference: Referenc
     site.throttle.delay = SLOW
     with CrawlProcess(*command) as proc:
         proc.wait_started()
-        time.sleep(0.8)
+        time.sleep(0.4)
         # From now on every request takes 2 s: a graceful stop would have to wait for them.
         site.throttle.delay = 2.0
         started = site.throttle.started
