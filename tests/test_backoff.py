@@ -80,8 +80,8 @@ async def test_retry_after_holds_the_whole_host_and_only_that_host(tmp_path: Pat
 async def test_a_burst_of_503s_slows_the_host_and_it_recovers(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The first penalty scaled down from 1 s (test_frontier checks the real figures): the
-    # doubling and halving are the crawler's own, and the test takes 2 s, not 15.
-    first = 0.25
+    # doubling and halving are the crawler's own, and the test takes 1 s, not 15.
+    first = 0.15
     monkeypatch.setattr(frontier, "FIRST_PENALTY", first)
     app, starts = _app([(503, {})] * 3)
     await _crawl_two(tmp_path, app)
