@@ -46,8 +46,9 @@ class Hosts:
 
 @pytest.fixture(scope="module")
 def hosts() -> Iterator[Hosts]:
+    # b.test, the slowest host, sets a crawl's length: 1.2 s (24 answers, 2 at a time).
     app = monitor.make_app(pages=PAGES, delay=0.03, slow=frozenset({"b.test"}),
-                           slow_delay=0.2)
+                           slow_delay=0.1)
     addresses = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
     with serve_many_in_thread(app, addresses) as bases:
         port = URL(bases[0]).port
@@ -112,7 +113,7 @@ def test_live_display_in_a_terminal(hosts: Hosts, tmp_path: Path) -> None:
 
 
 def test_progress_lines_when_stderr_is_redirected(hosts: Hosts, tmp_path: Path) -> None:
-    proc = crawl_ok(*hosts.command(tmp_path / "lines.db", "--progress-every", "0.4"))
+    proc = crawl_ok(*hosts.command(tmp_path / "lines.db", "--progress-every", "0.25"))
     err = proc.stderr
     assert "\x1b[" not in err, "terminal codes in redirected output"
     lines = PROGRESS.findall(err)
@@ -139,7 +140,7 @@ def _json_lines(text: str) -> list[dict[str, Any]]:
 
 def test_json_logs(hosts: Hosts, tmp_path: Path) -> None:
     state = tmp_path / "json.db"
-    proc = crawl_ok(*hosts.command(state, "--log-format", "json", "--progress-every", "0.4"))
+    proc = crawl_ok(*hosts.command(state, "--log-format", "json", "--progress-every", "0.25"))
     records = _json_lines(proc.stderr)
     events = [r.get("event") for r in records]
     assert events[0] == "start" and records[0]["state_file"] == str(state)

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
@@ -31,6 +32,7 @@ from crawler.http.transport import (
     WantBody,
 )
 from crawler.observe.metrics import PoolStats
+from crawler.policy import frontier
 from storage.sqlite import SQLiteStore
 
 BASE = "http://a.test"
@@ -184,7 +186,10 @@ async def test_a_longer_retry_after_wins_over_the_backoff(tmp_path: Path) -> Non
     assert not_before == FrozenWall.now + 120.0
 
 
-async def test_a_request_fails_after_its_retries(tmp_path: Path) -> None:
+async def test_a_request_fails_after_its_retries(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each 500 slows the host down (1 s, then 2 s): not what is checked here.
+    monkeypatch.setattr(frontier, "FIRST_PENALTY", 0.05)
     transport = DictTransport({f"{BASE}/": (500, {}, b"")})
     result = await run(tmp_path, transport, config(max_retries=2))
     assert transport.fetched == [f"{BASE}/"] * 3

@@ -278,7 +278,7 @@ async def test_a_pipelines_feed_and_the_state_file_agree(tmp_path: Path) -> None
 def test_outputs_are_checked_before_a_crawl_whatever_runs_it(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot tell its format"):
         feeds.check(CrawlConfig(output=("items.xml",)))
-    with pytest.raises(ConfigError, match="a list of files"):
+    with pytest.raises(ConfigError, match="output must be a list"):  # not one per letter
         CrawlConfig(output="items.jsonl")  # type: ignore[arg-type]
     feeds.check(CrawlConfig(output=("items.xml",), output_format="json"))
     with pytest.raises(ConfigError, match="does not exist"):  # the Python API's way in

@@ -18,6 +18,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -195,12 +196,21 @@ def snapshot_files(folder: Path) -> dict[str, str]:
     return {p.name: sha256(p) for p in folder.iterdir()}
 
 
+@pytest.fixture(scope="module")
+def exported(finished: Path, killed: Path, tmp_path_factory: pytest.TempPathFactory
+             ) -> dict[Path, list[dict[str, Any]]]:
+    """What `crawl export` reads from a writable copy of each state file, once a module."""
+    folder = tmp_path_factory.mktemp("exported")
+    return {source: export_items(copy_state(source, folder / name))
+            for name, source in (("finished", finished), ("killed", killed))}
+
+
 @pytest.mark.parametrize("case", ["finished", "killed", "killed-without-shm", "file"])
 def test_export_and_stats_read_a_state_file_they_may_not_write(
-        case: str, finished: Path, killed: Path, tmp_path: Path) -> None:
+        case: str, finished: Path, killed: Path, exported: dict[Path, list[dict[str, Any]]],
+        tmp_path: Path) -> None:
     source = finished if case in ("finished", "file") else killed
-    reference = copy_state(source, tmp_path / "reference")
-    expected = export_items(reference)
+    expected = exported[source]
     assert expected
     suffixes = ("", "-wal") if case == "killed-without-shm" else ("", "-wal", "-shm")
     state = copy_state(source, tmp_path / "ro", suffixes)

@@ -107,8 +107,10 @@ def assert_fetched_once(fetched: Counter[str], reference: Reference) -> None:
     )
 
 
-def assert_complete_and_equal(state: Path, site: Site, reference: Reference) -> None:
-    """The finished crawl in `state` holds exactly the reference crawl's items, once each."""
+def assert_complete_and_equal(state: Path, site: Site, reference: Reference
+                              ) -> dict[str, Any]:
+    """The finished crawl in `state` holds exactly the reference crawl's items, once each.
+    Returns its `crawl stats --json`, for a test to check more of it."""
     items = export_items(state)
     assert_items_match_site(items, site.base)
     assert len(items) == len(reference.items)
@@ -122,11 +124,12 @@ def assert_complete_and_equal(state: Path, site: Site, reference: Reference) -> 
     assert stats["requests"]["done"] + stats["requests"]["failed"] == ALL_REQUESTS, stats
     assert stats["items"] == len(reference.items), stats
     assert stats["complete"] is True, stats
+    return stats
 
 
 def random_delays(seed: int, n: int) -> list[float]:
     rng = random.Random(seed)
-    delays = [rng.uniform(0.3, 2.0) for _ in range(n)]
+    delays = [rng.uniform(0.25, 1.0) for _ in range(n)]
     # The throttle caps the crawl at WORKERS / SLOW requests a second, so these delays
     # cannot add up to a whole crawl: every interrupted run is caught unfinished.
     assert sum(delays) * WORKERS / SLOW < ALL_REQUESTS * 0.85, delays
@@ -141,7 +144,7 @@ def test_sigkill_at_random_moments_then_resume(site: Site, reference: Reference,
     state = tmp_path / "killed.db"
     command = slow_command(site, state)
     site.throttle.delay = SLOW
-    delays = random_delays(7, 5)
+    delays = random_delays(7, 3)
     done_before = 0
     for run, delay in enumerate(delays, 1):
         started = site.throttle.started
@@ -163,8 +166,8 @@ def test_sigkill_at_random_moments_then_resume(site: Site, reference: Reference,
     with CrawlProcess(*command) as proc:
         assert proc.wait() == EXIT_OK, proc.stderr
         assert "resuming" in proc.stderr, proc.stderr
-    assert_complete_and_equal(state, site, reference)
-    runs = [r["status"] for r in stats_json(state)["runs"]]
+    stats = assert_complete_and_equal(state, site, reference)
+    runs = [r["status"] for r in stats["runs"]]
     assert runs == ["killed"] * len(delays) + ["finished"], runs
 
 
@@ -178,7 +181,7 @@ def test_sigint_at_random_moments_then_resume(site: Site, reference: Reference,
     site.throttle.delay = SLOW
     before = site.requests()
     done_before = 0
-    delays = random_delays(30, 5)
+    delays = random_delays(30, 3)
     for run, delay in enumerate(delays, 1):
         with CrawlProcess(*command) as proc:
             proc.wait_started()
@@ -199,10 +202,10 @@ def test_sigint_at_random_moments_then_resume(site: Site, reference: Reference,
     site.throttle.delay = 0.0
     with CrawlProcess(*command) as proc:
         assert proc.wait() == EXIT_OK, proc.stderr
-    assert_complete_and_equal(state, site, reference)
+    stats = assert_complete_and_equal(state, site, reference)
     # Graceful stops lose no finished work: nothing was ever fetched twice.
     assert_fetched_once(site.requests() - before, reference)
-    runs = [r["status"] for r in stats_json(state)["runs"]]
+    runs = [r["status"] for r in stats["runs"]]
     assert runs == ["interrupted"] * len(delays) + ["finished"], runs
 
 
@@ -213,7 +216,7 @@ def test_double_sigint_exits_at_once_and_resumes(site: Site, reference: Referenc
     site.throttle.delay = SLOW
     with CrawlProcess(*command) as proc:
         proc.wait_started()
-        time.sleep(0.8)
+        time.sleep(0.4)
         # From now on every request takes 2 s: a graceful stop would have to wait for them.
         site.throttle.delay = 2.0
         started = site.throttle.started
@@ -249,7 +252,7 @@ def test_graceful_stop_and_resume_fetch_every_page_once(site: Site, reference: R
     before = site.requests()
     with CrawlProcess(*command) as proc:
         proc.wait_started()
-        time.sleep(1.0)
+        time.sleep(0.5)
         assert proc.running(), proc.stderr
         proc.send(signal.SIGINT)
         assert proc.wait(15) == EXIT_INTERRUPTED, proc.stderr
@@ -298,8 +301,7 @@ def test_fresh_starts_a_finished_crawl_over(site: Site, reference: Reference,
     fetched = site.requests() - before
     # Everything fetched again, once.
     assert page_fetches(fetched) == page_fetches(reference.fetched)
-    assert_complete_and_equal(state, site, reference)  # not doubled
-    runs = stats_json(state)["runs"]
+    runs = assert_complete_and_equal(state, site, reference)["runs"]  # not doubled
     assert [r["status"] for r in runs] == ["finished"], runs
 
 

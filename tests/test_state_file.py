@@ -186,11 +186,12 @@ def test_reading_a_missing_file_is_refused_and_creates_nothing(command: str,
 def test_second_crawl_on_a_running_state_file_is_refused(site: Site, tmp_path: Path) -> None:
     state = tmp_path / "busy.db"
     command = site_command(site, state, "--workers", "2", "--per-host", "2")
-    site.throttle.delay = 0.02  # about 2 s for the whole site
+    site.throttle.delay = 0.05  # about 5 s for the whole site: it outlasts the second crawl
     with CrawlProcess(*command) as first:
         first.wait_started()
         second = crawl(*command, timeout=60)
         assert first.running(), "the first crawl ended too soon for this test to mean much"
+        site.throttle.delay = 0.0  # seen refused: the first may finish at full speed
         assert second.returncode == EXIT_USAGE, describe(second)
         assert "another crawl is running" in second.stderr, second.stderr
         assert str(state) in second.stderr, second.stderr
@@ -204,7 +205,9 @@ def test_second_crawl_on_a_running_state_file_is_refused(site: Site, tmp_path: P
 
 def test_stats_and_export_read_a_running_crawl(site: Site, tmp_path: Path) -> None:
     state = tmp_path / "live.db"
-    site.throttle.delay = 0.04  # about 4 s for the whole site with 2 workers
+    # About 15 s for the whole site with 2 workers, until enough readings saw it run: then
+    # full speed, so that the crawl ends while it is being read.
+    site.throttle.delay = 0.15
     readings: list[dict[str, Any]] = []
     exported: list[list[dict[str, Any]]] = []
     with CrawlProcess(*site_command(site, state, "--workers", "2", "--per-host", "2")) as proc:
@@ -219,6 +222,8 @@ def test_stats_and_export_read_a_running_crawl(site: Site, tmp_path: Path) -> No
             readings.append(json.loads(stats.stdout))
             if len(readings) == 2:
                 exported.append(export_items(state))
+            if len(readings) == 3:  # three readings of a running crawl: enough
+                site.throttle.delay = 0.0
             time.sleep(0.2)
         assert proc.wait() == EXIT_OK, proc.stderr
 

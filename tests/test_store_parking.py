@@ -17,6 +17,7 @@ from storage import (
     RequestState,
 )
 from storage.sqlite import SCHEMA_VERSION, SQLiteStore
+from tests.oldschema import make_older
 
 NOW = 1_000_000.0
 
@@ -92,12 +93,7 @@ async def test_an_older_schema_gets_the_parked_index(tmp_path: Path) -> None:
     s = await SQLiteStore.open(path)
     await s.open_crawl("spider", "{}", fresh=False)
     await s.close()
-    with sqlite3.connect(path) as conn:
-        conn.execute("DROP INDEX requests_parked")
-        conn.execute("ALTER TABLE requests DROP COLUMN kind")  # schema 4's
-        for column in ("method", "spec", "body"):  # schema 5's
-            conn.execute(f"ALTER TABLE requests DROP COLUMN {column}")
-        conn.execute("PRAGMA user_version = 2")
+    make_older(path, 2)
     s = await SQLiteStore.open(path)
     try:
         assert await s.identity() is None

@@ -11,6 +11,7 @@ from pathlib import Path
 from crawler.cli import stats as stats_mod
 from storage import Completion, Failure, NewRequest, Retry, StoredCookie
 from storage.sqlite import SCHEMA_VERSION, SQLiteStore
+from tests.oldschema import make_older
 
 NOW = 1_000_000.0
 FAILURES = [("timeout", "no answer in 30s"), ("timeout", "again"),
@@ -45,13 +46,8 @@ def _as_schema_3(path: Path) -> None:
         conn.execute("UPDATE requests SET error = kind || ': ' || error WHERE state = 3")
         conn.execute("UPDATE requests SET error = 'robots.txt unreachable' WHERE kind = 'robots'")
         conn.execute("UPDATE requests SET error = NULL WHERE kind = 'unused'")
-        conn.execute("ALTER TABLE requests DROP COLUMN kind")
-        conn.execute("DROP TABLE feeds")  # schema 7's
-        conn.execute("DROP TABLE cookies")  # schema 6's
-        for column in ("method", "spec", "body"):  # schema 5's
-            conn.execute(f"ALTER TABLE requests DROP COLUMN {column}")
-        conn.execute("PRAGMA user_version = 3")
     conn.close()
+    make_older(path, 3)
 
 
 # An error without a colon was robots.txt's: its kind is "robots", as new failures have it.

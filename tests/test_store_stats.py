@@ -20,6 +20,7 @@ from storage import (
     SpiderMismatch,
 )
 from storage.sqlite import SCHEMA_VERSION, SQLiteStore
+from tests.oldschema import make_older
 
 NOW = 1_000_000.0
 
@@ -128,19 +129,6 @@ async def test_breakdown_by_status_and_kind_of_error(tmp_path: Path) -> None:
         await store.close()
 
 
-def _as_schema_1(path: Path) -> None:
-    conn = sqlite3.connect(path)
-    try:
-        conn.execute("ALTER TABLE runs DROP COLUMN stats")
-        conn.execute("ALTER TABLE requests DROP COLUMN kind")  # schema 4's
-        for column in ("method", "spec", "body"):  # schema 5's
-            conn.execute(f"ALTER TABLE requests DROP COLUMN {column}")
-        conn.execute("PRAGMA user_version = 1")
-        conn.commit()
-    finally:
-        conn.close()
-
-
 async def test_a_schema_1_file_is_read_as_it_is_and_upgraded_to_write(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     store = await SQLiteStore.open(path)
@@ -148,7 +136,7 @@ async def test_a_schema_1_file_is_read_as_it_is_and_upgraded_to_write(tmp_path: 
     await store.add([NewRequest("http://h/1"), NewRequest("http://h/2")])
     await store.finish_run("interrupted")
     await store.close()
-    _as_schema_1(path)
+    make_older(path, 1)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
 
     reader = await SQLiteStore.open(path, readonly=True)
