@@ -167,6 +167,23 @@ async def test_a_raising_pipeline_fails_only_its_request(tmp_path: Path) -> None
     assert out.rows[product_url(base, 7) + "/more"][0] == DONE
 
 
+class Flattens:
+    """Returns what cannot be stored as an item: one product's name, as a str."""
+
+    def process(self, item: dict[str, Any]) -> Any:
+        return item["name"] if item["url"].endswith("/p/3") else item
+
+
+async def test_a_pipeline_returning_what_cannot_be_stored_is_the_pipelines_failure(
+        tmp_path: Path) -> None:
+    async with serve(catalog.make_app()) as base:
+        out = await crawl(Catalog([base + "/"], [Flattens()]), tmp_path / "f.db")
+    state, _, error, _ = out.rows[product_url(base, 3)]
+    assert state == FAILED and error is not None
+    assert error.startswith("pipeline: Flattens: SpiderError: "), error
+    assert out.rows[product_url(base, 4)][0] == DONE
+
+
 class Gone(Spider):
     name = "gone"
 

@@ -7,8 +7,9 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from crawler.errors import SpiderError
 from crawler.model.items import ItemEncoder
-from crawler.model.pipelines import Pipelines
+from crawler.model.pipelines import PipelineFailed, Pipelines
 
 
 def _as_is(item: object) -> object:
@@ -34,8 +35,17 @@ class ItemPath:
         if self.pipelines is None:
             return taken, None
         kept, dropped = await self.pipelines.process(taken)
-        encode = self.encode
-        return [encode(item) for item in kept], dropped
+        yielded = {id(item) for item in taken}  # alive in `taken`: ids stay theirs
+        encode, out = self.encode, []
+        for item in kept:
+            try:
+                out.append(encode(item))
+            except SpiderError as exc:
+                if id(item) in yielded:
+                    raise  # the callback's own item, passed on as it was: its failure
+                # What the last pipeline returned cannot be stored: the pipeline's failure.
+                raise PipelineFailed(self.pipelines.last, exc) from exc
+        return out, dropped
 
     async def open(self) -> None:
         if self.pipelines is not None:

@@ -63,6 +63,11 @@ class Pipelines:
         made = cls(pipelines, type(spider).__name__)
         return made if made._steps else None
 
+    @property
+    def last(self) -> str:
+        """The name of the last pipeline: what it returns is what is stored."""
+        return self._steps[-1].name
+
     async def open(self) -> None:
         """Call each pipeline's `open()`, in order. If one fails, those already opened are
         closed, and the run does not start."""
