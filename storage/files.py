@@ -64,6 +64,12 @@ def disk_full(path: Path) -> str | None:
     return f"the disk is full ({free:,} bytes free)" if free < LOW_SPACE else None
 
 
+def remove(path: Path) -> None:
+    """Delete a state file and its journal files (one this process made and never used)."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
 def open_failure(path: Path, exc: OSError) -> StateFileUnavailable:
     """An OSError met reaching the state file, in words."""
     return StateFileUnavailable(f"cannot open {describe(path)}: {exc.strerror or exc}")

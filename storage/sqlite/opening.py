@@ -3,6 +3,7 @@ not a state file (or one this version cannot read) is refused before anything is
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import sqlite3
 import tempfile
@@ -12,7 +13,16 @@ from pathlib import Path
 import aiosqlite
 
 from storage.base import NotAStateFile, SchemaMismatch, StoreError
-from storage.files import StateFileUnavailable, describe, disk_full, open_failure, writable
+from storage.files import (
+    StateFileUnavailable,
+    check_writable,
+    describe,
+    disk_full,
+    lock,
+    open_failure,
+    unlock,
+    writable,
+)
 from storage.sqlite.schema import APPLICATION_ID, SCHEMA_VERSION, known
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -59,6 +69,22 @@ def inspect(path: Path, uri: str | None = None) -> int | None:
             f"crawler; this version reads schema {SCHEMA_VERSION}. The file was left untouched."
         )
     return int(version)
+
+
+async def open_to_write(path: Path) -> tuple[aiosqlite.Connection, int, int | None, bool]:
+    """The state file checked, locked and connected for a crawl: the connection, the lock's
+    descriptor, the file's schema version (None: it holds no crawl yet) and whether the
+    file existed before."""
+    await asyncio.to_thread(check_writable, path)
+    existed = await asyncio.to_thread(path.exists)
+    version = await asyncio.to_thread(inspect, path)
+    lock_fd = lock(path)
+    try:
+        conn = await connect(path, readonly=False)
+    except BaseException:
+        unlock(lock_fd)
+        raise
+    return conn, lock_fd, version, existed
 
 
 async def connect(path: Path | str, *, readonly: bool, uri: bool = False,

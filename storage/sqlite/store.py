@@ -32,10 +32,10 @@ from storage.base import (
     StoredCookie,
     StoreError,
 )
-from storage.files import check_writable, describe, held, lock, unlock
+from storage.files import describe, held, remove, unlock
 from storage.sqlite import runs, schema
 from storage.sqlite.ledger import Ledger, Tally
-from storage.sqlite.opening import ReadSource, connect, inspect
+from storage.sqlite.opening import ReadSource, connect, inspect, open_to_write
 from storage.sqlite.reads import Reader
 from storage.sqlite.transactions import Transactions
 from storage.sqlite.writes import Writer
@@ -57,6 +57,9 @@ class SQLiteStore(Store):
         self._run_id: int | None = None
         self._closed = False
         self._source: ReadSource | None = None  # how a read-only store reads its file
+        # Made by this open and no crawl opened in it yet: closed so, it leaves nothing
+        # behind (a spider refused at start must not leave an empty state file).
+        self._made = False
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str], *, readonly: bool = False,
@@ -66,16 +69,10 @@ class SQLiteStore(Store):
         p = Path(path)
         if readonly:
             return await cls._open_to_read(p, batch_size)
-        await asyncio.to_thread(check_writable, p)
-        version = await asyncio.to_thread(inspect, p)
-        lock_fd = lock(p)
-        try:
-            conn = await connect(p, readonly=False)
-        except BaseException:
-            unlock(lock_fd)
-            raise
+        conn, lock_fd, version, existed = await open_to_write(p)
         store = cls(p, conn, readonly=False, lock_fd=lock_fd, batch_size=batch_size,
                     version=version or schema.SCHEMA_VERSION)
+        store._made = not existed
         if version is None:
             try:
                 await store._transactions.run(lambda: schema.create(conn))
@@ -127,6 +124,7 @@ class SQLiteStore(Store):
             lambda: runs.start(self._conn, spider, config, fresh=fresh, identity=identity,
                                depth_limit=depth_limit))
         self._run_id = run
+        self._made = False  # it holds a crawl now
         counts = await self.counts()
         self._ledger.tally = Tally.of(counts)
         self._writer.parking = counts.parked > 0
@@ -276,6 +274,8 @@ class SQLiteStore(Store):
                 await self.flush()
         finally:
             await self._transactions.close()
+            if self._made:  # still under our lock: nobody else has it open
+                await asyncio.to_thread(remove, self._path)
             unlock(self._lock_fd)
             self._lock_fd = None
             if self._source is not None:
