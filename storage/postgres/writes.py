@@ -81,8 +81,9 @@ _CLAIM = (
     " RETURNING id, url, callback, cb_kwargs, priority, depth, redirects, attempts,"
     " method, spec, body"
 )
-_ITEMS = ("INSERT INTO items (request, data) SELECT request, data FROM unnest($1::bigint[], $2::text[])"
-          " WITH ORDINALITY AS n(request, data, ord) ORDER BY ord")
+_ITEMS = ("INSERT INTO items (request, data) SELECT request, data"
+          " FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY AS n(request, data, ord)"
+          " ORDER BY ord")
 _DELETE_COOKIES = ("DELETE FROM cookies c USING unnest($1::text[], $2::text[], $3::text[])"
                    " AS g(domain, path, name) WHERE c.domain = g.domain"
                    " AND rtrim(c.path, '/') = g.path AND c.name = g.name")
