@@ -33,7 +33,7 @@ from storage.base import (
     StoreError,
 )
 from storage.files import StateFileUnavailable
-from storage.locations import is_postgres, name_crawl
+from storage.locations import is_postgres, name_crawl, shown
 
 
 async def open_store(location: str, *, readonly: bool = False) -> Store:
@@ -79,4 +79,5 @@ __all__ = [
     "is_postgres",
     "name_crawl",
     "open_store",
+    "shown",
 ]

@@ -38,6 +38,11 @@ def name_crawl(location: str, name: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
 
 
+def shown(location: str) -> str:
+    """`location` as messages may show it: a PostgreSQL URL without its password."""
+    return Location.parse(location).shown if is_postgres(location) else location
+
+
 @dataclass(frozen=True, slots=True)
 class Location:
     """A parsed PostgreSQL location: `dsn` for the driver (the password kept, no `crawl`),
