@@ -10,7 +10,6 @@ SQLite file (`name_crawl`) when the user gave none. A URL's password is never sh
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
@@ -100,6 +99,3 @@ def crawl_of(schema: str) -> str:
 def quoted(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
-
-def valid_crawl_name(crawl: str) -> bool:
-    return bool(crawl) and not re.search(r"[\x00-\x1f]", crawl)

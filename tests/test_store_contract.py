@@ -38,7 +38,7 @@ def about(at: float) -> object:
 
 
 @pytest.fixture(params=BACKENDS)
-def location(request: pytest.FixtureRequest, tmp_path: object) -> str:
+def location(request: pytest.FixtureRequest) -> str:
     """Where a crawl of this test's own is kept: a file, or a schema in the test database."""
     if request.param == "sqlite":
         return str(request.getfixturevalue("tmp_path") / "crawl.db")
