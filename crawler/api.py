@@ -90,8 +90,9 @@ async def _crawl(spider: type[Spider] | Spider, state: State | None,
     made = _spider(spider, start_urls)
     config = layered(made, settings)  # before the file is opened: a bad setting leaves it
     feeds.check(config)  # an output that cannot be written, too
-    store = await open_state(os.fspath(state) if state is not None
-                             else f"{made.name}.crawl.db")
+    default = f"{made.name}.crawl.db"
+    store = await open_state(os.fspath(state) if state is not None else default,
+                             crawl=default)
     try:
         crawler = Crawler(made, store, config, fresh=fresh, retry_failed=retry_failed)
         stop = _stop_on_signals(crawler) if signals else None

@@ -11,6 +11,7 @@ from storage.base import (
     Breakdown,
     Completion,
     CrawlCounts,
+    DatabaseUnavailable,
     Defer,
     FailedRequest,
     Failure,
@@ -32,11 +33,18 @@ from storage.base import (
     StoreError,
 )
 from storage.files import StateFileUnavailable
+from storage.locations import is_postgres, name_crawl, shown
 
 
 async def open_store(location: str, *, readonly: bool = False) -> Store:
-    """Open the store a `--state` location names. Today: a path to an SQLite file."""
-    from storage.sqlite import SQLiteStore  # noqa: PLC0415  # the driver loads on first use
+    """Open the store a `--state` location names: a `postgresql://` (or `postgres://`) URL,
+    a crawl in a PostgreSQL database (see `storage.locations`), else an SQLite file's path."""
+    # The drivers load on first use.
+    if is_postgres(location):
+        from storage.postgres import PostgresStore  # noqa: PLC0415
+
+        return await PostgresStore.open(location, readonly=readonly)
+    from storage.sqlite import SQLiteStore  # noqa: PLC0415
 
     return await SQLiteStore.open(location, readonly=readonly)
 
@@ -47,6 +55,7 @@ __all__ = [
     "Breakdown",
     "Completion",
     "CrawlCounts",
+    "DatabaseUnavailable",
     "Defer",
     "FailedRequest",
     "Failure",
@@ -67,5 +76,8 @@ __all__ = [
     "Store",
     "StoreError",
     "StoredCookie",
+    "is_postgres",
+    "name_crawl",
     "open_store",
+    "shown",
 ]

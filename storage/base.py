@@ -56,6 +56,11 @@ class SpiderMismatch(Refused):
     """The state file belongs to another spider."""
 
 
+class DatabaseUnavailable(Refused):
+    """The database server can't be reached or refused us (down, a wrong port, password or
+    database name). Nothing was changed."""
+
+
 class StateLocked(Refused):
     """Another live process is running a crawl on this state file."""
 

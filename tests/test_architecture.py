@@ -104,6 +104,12 @@ def test_only_the_sqlite_store_imports_aiosqlite() -> None:
     assert not bad, offenders("only storage/sqlite/ may import aiosqlite or sqlite3", bad)
 
 
+def test_only_the_postgres_store_imports_asyncpg() -> None:
+    bad = [imp for imp in ALL_IMPORTS if top(imp.module) == "asyncpg"
+           and not imp.file.startswith("storage/postgres/")]
+    assert not bad, offenders("only storage/postgres/ may import asyncpg", bad)
+
+
 def test_only_the_user_facing_modules_draw_with_rich() -> None:
     # The engine stays a library: what it knows leaves it as a Snapshot, drawn elsewhere.
     bad = [imp for imp in ALL_IMPORTS if top(imp.module) == "rich"

@@ -12,9 +12,7 @@ from pathlib import Path
 import pytest
 
 from storage import (
-    DUPLICATE_COUNTER,
     Completion,
-    Failure,
     NewRequest,
     NotAStateFile,
     RequestState,
@@ -145,85 +143,7 @@ async def test_reads_never_see_a_transaction_half_done(store: SQLiteStore) -> No
     assert counts == store.tally()
 
 
-async def test_add_dedups_exact_urls_and_is_idempotent(store: SQLiteStore) -> None:
-    batch = [NewRequest("http://h/a"), NewRequest("http://h/b"), NewRequest("http://h/a")]
-    assert await store.add(batch) == 2
-    assert await store.add(batch) == 0
-    assert await store.add([NewRequest("http://h/b"), NewRequest("http://h/c")]) == 1
-    # Exact strings: the store does not canonicalise.
-    assert await store.add([NewRequest("http://h/A"), NewRequest("http://h/a/")]) == 2
-    assert await store.add([]) == 0
-    assert (await store.counts()).queued == 5
-
-
-async def test_claim_order_is_priority_then_admission(store: SQLiteStore) -> None:
-    await store.add([
-        NewRequest("http://h/low1", priority=0),
-        NewRequest("http://h/high1", priority=5),
-        NewRequest("http://h/low2", priority=0),
-        NewRequest("http://h/mid", priority=1),
-        NewRequest("http://h/high2", priority=5),
-        NewRequest("http://h/neg", priority=-1),
-    ])
-    claimed = await store.claim(10, NOW)
-    assert [r.url for r in claimed] == [
-        "http://h/high1", "http://h/high2", "http://h/mid", "http://h/low1", "http://h/low2",
-        "http://h/neg",
-    ]
-
-
-async def test_claim_respects_limit_and_marks_rows_leased(store: SQLiteStore) -> None:
-    await store.add(urls(10))
-    first = await store.claim(3, NOW)
-    assert [r.url for r in first] == ["http://h/0", "http://h/1", "http://h/2"]
-    counts = await store.counts()
-    assert (counts.queued, counts.leased) == (7, 3)
-    second = await store.claim(100, NOW)
-    assert len(second) == 7
-    assert not {r.id for r in first} & {r.id for r in second}
-    assert await store.claim(5, NOW) == []
-    assert await store.claim(0, NOW) == []
-
-
-async def test_claim_returns_everything_stored_with_the_request(store: SQLiteStore) -> None:
-    await store.add([NewRequest("http://h/x", callback="parse_item", cb_kwargs='{"a":1}',
-                                priority=3, depth=2, redirects=1)])
-    (leased,) = await store.claim(1, NOW)
-    assert (leased.url, leased.callback, leased.cb_kwargs, leased.priority, leased.depth,
-            leased.redirects, leased.attempts) == (
-        "http://h/x", "parse_item", '{"a":1}', 3, 2, 1, 0)
-
-
 # -- outcomes ---------------------------------------------------------------------------------
-
-
-async def test_completion_stores_items_requests_and_done_together(store: SQLiteStore,
-                                                                  path: Path) -> None:
-    await store.add(urls(2))
-    a, b = await store.claim(2, NOW)
-    await store.record(Completion(
-        a.id, 200,
-        items=['{"n":1}', '{"n":2}'],
-        requests=[NewRequest("http://h/new1", depth=1, parent=a.id),
-                  NewRequest("http://h/1"),  # already has a row: a duplicate
-                  NewRequest("http://h/new2", depth=1, parent=a.id),
-                  NewRequest("http://h/new1")],  # twice in one completion
-        counters={"pages": 1},
-    ))
-    # Buffered: not yet visible to another reader.
-    assert rows(path, "SELECT count(*) FROM items") == [(0,)]
-    await store.flush()
-    assert rows(path, "SELECT count(*) FROM items") == [(2,)]
-    assert await items_of(store) == ['{"n":1}', '{"n":2}']
-    counts = await store.counts()
-    assert counts.done == 1
-    assert counts.leased == 1  # b
-    assert counts.queued == 2  # new1, new2
-    assert counts.items == 2
-    assert counts.counters == {"pages": 1, DUPLICATE_COUNTER: 2}
-    new = await store.claim(10, NOW)
-    assert [(r.url, r.depth) for r in new] == [("http://h/new1", 1), ("http://h/new2", 1)]
-    assert b.id not in {r.id for r in new}
 
 
 async def test_outcomes_that_found_many_requests_are_committed_early(store: SQLiteStore,
@@ -242,14 +162,6 @@ async def test_outcomes_that_found_many_requests_are_committed_early(store: SQLi
         == [(2,)]  # a small outcome waits for the next commit, as before
 
 
-async def test_counters_add_up_over_completions(store: SQLiteStore) -> None:
-    await store.add(urls(3))
-    for lease in await store.claim(3, NOW):
-        await store.record(Completion(lease.id, 200, counters={"pages": 1, "zero": 0}))
-    await store.flush()
-    assert (await store.counts()).counters == {"pages": 3}
-
-
 async def test_a_failing_batch_stores_nothing(store: SQLiteStore) -> None:
     await store.add(urls(2))
     a, b = await store.claim(2, NOW)
@@ -265,149 +177,7 @@ async def test_a_failing_batch_stores_nothing(store: SQLiteStore) -> None:
         await store.close()
 
 
-async def test_completion_for_a_request_not_leased_stores_nothing(store: SQLiteStore) -> None:
-    # "Nothing is stored twice": a second completion of the same request (or one for a
-    # lease this run does not hold) must not add its items and requests again.
-    await store.add(urls(1))
-    (lease,) = await store.claim(1, NOW)
-    await store.record(Completion(lease.id, 200, items=['{"n":1}']))
-    await store.flush()
-    await store.record(Completion(lease.id, 200, items=['{"n":1}'],
-                                  requests=[NewRequest("http://h/late")]))
-    await store.flush()
-    counts = await store.counts()
-    assert counts.items == 1
-    assert counts.queued == 0
-
-
-async def test_retry_puts_back_with_attempts_and_not_before(store: SQLiteStore) -> None:
-    await store.add(urls(1))
-    (lease,) = await store.claim(1, NOW)
-    await store.record(Retry(lease.id, not_before=NOW + 30, error="timeout: slow", status=None))
-    await store.flush()
-    counts = await store.counts()
-    assert (counts.queued, counts.leased) == (1, 0)
-    assert await store.next_due() == NOW + 30
-    assert await store.claim(10, NOW + 29.9) == []
-    (again,) = await store.claim(10, NOW + 30)
-    assert again.id == lease.id
-    assert again.attempts == 1
-    await store.record(Retry(again.id, not_before=NOW + 60, error="http_status: HTTP 503",
-                             status=503))
-    await store.flush()
-    (third,) = await store.claim(10, NOW + 60)
-    assert third.attempts == 2
-
-
-async def test_failure_keeps_the_error(store: SQLiteStore) -> None:
-    await store.add(urls(2))
-    a, _ = await store.claim(2, NOW)
-    await store.record(Failure(a.id, "connect", "refused", status=None))
-    await store.flush()
-    counts = await store.counts()
-    assert (counts.failed, counts.leased, counts.finished) == (1, 1, 1)
-    failures = await store.failures(10)
-    assert [(f.url, f.status, f.kind, f.error) for f in failures] == [
-        ("http://h/0", None, "connect", "refused")]
-
-
-async def test_next_due(store: SQLiteStore) -> None:
-    assert await store.next_due() is None
-    await store.add(urls(2))
-    due = await store.next_due()
-    assert due is not None
-    assert due <= NOW
-    a, b = await store.claim(2, NOW)
-    assert await store.next_due() is None  # nothing queued
-    await store.record(Retry(a.id, not_before=NOW + 50, error="e"))
-    await store.record(Retry(b.id, not_before=NOW + 20, error="e"))
-    await store.flush()
-    assert await store.next_due() == NOW + 20
-
-
-async def test_claim_applies_recorded_outcomes_first(store: SQLiteStore) -> None:
-    await store.add(urls(1))
-    (lease,) = await store.claim(1, NOW)
-    await store.record(Completion(lease.id, 200, requests=[NewRequest("http://h/next")]))
-    (nxt,) = await store.claim(5, NOW)  # no explicit flush
-    assert nxt.url == "http://h/next"
-
-
-async def test_counts(store: SQLiteStore) -> None:
-    await store.add(urls(6))
-    leases = await store.claim(4, NOW)
-    await store.record(Completion(leases[0].id, 200, items=["{}", "{}", "{}"]))
-    await store.record(Failure(leases[1].id, "internal", "bad"))
-    await store.record(Retry(leases[2].id, NOW + 1, "again"))
-    await store.flush()
-    counts = await store.counts()
-    assert (counts.queued, counts.leased, counts.done, counts.failed, counts.items) == (
-        3, 1, 1, 1, 3)
-    assert counts.finished == 2
-
-
-async def test_finish_run_releases_leases_and_records_status(store: SQLiteStore) -> None:
-    await store.add(urls(3))
-    leases = await store.claim(3, NOW)
-    await store.record(Completion(leases[0].id, 200))
-    await store.finish_run("finished")
-    counts = await store.counts()
-    assert (counts.done, counts.leased, counts.queued) == (1, 0, 2)
-    (run,) = await store.runs()
-    assert run.status == "finished"
-    assert run.ended is not None
-    assert run.config == '{"k":1}'
-    with pytest.raises(StoreError):
-        await store.claim(1, NOW)  # no run is open any more
-
-
 # -- reopening ------------------------------------------------------------------------------
-
-
-async def test_reopen_sees_everything_and_reclaims_nothing_after_finish(path: Path) -> None:
-    s = await SQLiteStore.open(path)
-    await s.open_crawl("spider", "{}", fresh=False)
-    await s.add(urls(3))
-    (a, _b) = await s.claim(2, NOW)
-    await s.record(Completion(a.id, 200, items=['{"i":1}'], counters={"pages": 1}))
-    await s.finish_run("interrupted")
-    await s.close()
-
-    s = await SQLiteStore.open(path)
-    try:
-        info = await s.open_crawl("spider", "{}", fresh=False)
-        assert info.resumed is True
-        assert info.reclaimed == 0
-        assert info.run_id == 2
-        c = info.counts
-        assert (c.queued, c.leased, c.done, c.items) == (2, 0, 1, 1)
-        assert c.counters == {"pages": 1}
-        assert await items_of(s) == ['{"i":1}']
-        assert [r.status for r in await s.runs()] == ["interrupted", "running"]
-    finally:
-        await s.close()
-
-
-async def test_reopen_reclaims_leases_of_a_run_that_never_finished(path: Path) -> None:
-    s = await SQLiteStore.open(path)
-    await s.open_crawl("spider", "{}", fresh=False)
-    await s.add(urls(5))
-    leases = await s.claim(3, NOW)
-    await s.record(Completion(leases[0].id, 200, items=['{"x":1}']))
-    await s.close()  # no finish_run: as if the process died after its last commit
-
-    s = await SQLiteStore.open(path)
-    try:
-        info = await s.open_crawl("spider", "{}", fresh=False)
-        assert info.resumed is True
-        assert info.reclaimed == 2
-        assert (info.counts.queued, info.counts.leased, info.counts.done) == (4, 0, 1)
-        assert info.counts.items == 1
-        assert [r.status for r in await s.runs()] == ["crashed", "running"]
-        again = await s.claim(10, NOW)
-        assert {r.id for r in again} >= {leases[1].id, leases[2].id}
-    finally:
-        await s.close()
 
 
 async def test_reopen_after_connection_dropped_without_finish(path: Path) -> None:
@@ -429,28 +199,6 @@ async def test_reopen_after_connection_dropped_without_finish(path: Path) -> Non
         assert info.counts.queued == 2
     finally:
         await s2.close()
-
-
-async def test_fresh_empties_the_crawl(path: Path) -> None:
-    s = await SQLiteStore.open(path)
-    await s.open_crawl("spider", "{}", fresh=False)
-    await s.add(urls(3))
-    (a,) = await s.claim(1, NOW)
-    await s.record(Completion(a.id, 200, items=["{}"], counters={"pages": 1}))
-    await s.finish_run("finished")
-    await s.close()
-
-    s = await SQLiteStore.open(path)
-    try:
-        info = await s.open_crawl("spider", "{}", fresh=True)
-        assert info.resumed is False
-        c = info.counts
-        assert (c.queued, c.leased, c.done, c.failed, c.items) == (0, 0, 0, 0, 0)
-        assert c.counters == {}
-        assert await items_of(s) == []
-        assert await s.add(urls(3)) == 3  # the old URLs are new again
-    finally:
-        await s.close()
 
 
 # -- locking, read-only, foreign files ------------------------------------------------------

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DRIVERS = ("aiosqlite", "sqlite3", "_sqlite3")
+SQLITE = ("aiosqlite", "sqlite3", "_sqlite3")
+DRIVERS = (*SQLITE, "asyncpg")
 
 
 def loaded_after(statement: str) -> list[str]:
@@ -29,4 +30,10 @@ def test_the_storage_interface_loads_no_driver() -> None:
 
 def test_the_sqlite_store_loads_its_driver() -> None:
     # The probe itself sees a driver when one is loaded.
-    assert loaded_after("from storage.sqlite import SQLiteStore") == list(DRIVERS)
+    assert loaded_after("from storage.sqlite import SQLiteStore") == list(SQLITE)
+
+
+def test_the_postgres_store_loads_its_driver_alone() -> None:
+    assert loaded_after("from storage.postgres import PostgresStore") == ["asyncpg"]
+    # Naming a crawl in a URL, and hiding its password, needs no driver.
+    assert loaded_after("from storage.locations import Location, name_crawl, shown") == []

@@ -23,7 +23,7 @@ from crawler.model.loader import load_spider_class, user_error
 from crawler.model.spider import Spider
 from crawler.observe import logs, report
 from crawler.urls.canon import parse_absolute, parsed
-from storage import CrawlCounts
+from storage import CrawlCounts, name_crawl, shown
 
 status_log = logging.getLogger(logs.STATUS)
 report_log = logging.getLogger(logs.REPORT)
@@ -88,9 +88,10 @@ def _crawl(spider: Spider, args: argparse.Namespace, default_state: str) -> int:
     config = layered(spider, options.settings_from(args))
     if args.progress_every <= 0:
         raise ConfigError("--progress-every must be more than 0 seconds")
-    state = args.state or default_state
+    # A crawl in PostgreSQL is named as its SQLite file would be, unless the URL names it.
+    state = name_crawl(args.state or default_state, default_state)
     result = running.run(running.run_crawl(spider, config, state, args), args.event_loop)
-    _summarise(result, state)
+    _summarise(result, shown(state))
     return _exit_status(result)
 
 

@@ -21,7 +21,7 @@ from crawler.engine.crawler import Crawler, CrawlResult
 from crawler.engine.state import open_state
 from crawler.model.spider import Spider
 from crawler.observe import display, logs
-from storage import RunInfo
+from storage import RunInfo, shown
 
 T = TypeVar("T")
 
@@ -47,7 +47,7 @@ async def run_crawl(spider: Spider, config: CrawlConfig, state: str,
     try:
         crawler = Crawler(spider, store, config, fresh=args.fresh,
                           retry_failed=args.retry_failed,
-                          on_start=lambda info: _announce(info, spider.name, state))
+                          on_start=lambda info: _announce(info, spider.name, shown(state)))
         _install_signal_handlers(crawler)
         reporter = _reporter(crawler, args)
         try:

@@ -26,7 +26,7 @@ from crawler.engine.state import open_state
 from crawler.model.pipelines import DROPPED
 from crawler.observe import report
 from crawler.observe.logs import terminal_safe
-from storage import RunRecord, Store
+from storage import RunRecord, Store, is_postgres
 
 HOST_ROWS = 15
 # How a run whose process died ends up stored: marked by the next run, or still "running".
@@ -44,7 +44,7 @@ async def _stats(args: argparse.Namespace) -> int:
         data = await gather(store, failures=args.failures)
     finally:
         await store.close()
-    data["state_file"] = args.state
+    data["state_file"] = store.location if is_postgres(args.state) else args.state
     data["read_at"] = time.time()
     if args.json:
         print(render_json(data))

@@ -32,12 +32,17 @@ from storage import (
     Store,
     StoredCookie,
     StoreError,
+    name_crawl,
     open_store,
 )
 
 
-async def open_state(location: str, *, readonly: bool = False) -> StateStore:
-    """Open the store a `--state` location names; a refusal is a `StateFileError`."""
+async def open_state(location: str, *, readonly: bool = False,
+                     crawl: str | None = None) -> StateStore:
+    """Open the store a `--state` location names; a refusal is a `StateFileError`. `crawl`
+    names the crawl in a PostgreSQL database whose URL names none (see `name_crawl`)."""
+    if crawl is not None:
+        location = name_crawl(location, crawl)
     try:
         return StateStore(await open_store(location, readonly=readonly))
     except StoreError as exc:

@@ -33,8 +33,8 @@ from storage.base import (
     StoreError,
 )
 from storage.files import describe, held, remove, unlock
+from storage.ledger import Ledger, Tally
 from storage.sqlite import runs, schema
-from storage.sqlite.ledger import Ledger, Tally
 from storage.sqlite.opening import ReadSource, connect, inspect, open_to_write
 from storage.sqlite.reads import Reader
 from storage.sqlite.transactions import Transactions

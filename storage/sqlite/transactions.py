@@ -12,12 +12,13 @@ import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import aiosqlite
 
 from storage.base import NotAStateFile, StoreError
 from storage.files import describe, disk_full
+from storage.ledger import Journal
 
 T = TypeVar("T")
 
@@ -26,14 +27,6 @@ T = TypeVar("T")
 # Unlike a full disk or an I/O error, these fail that outcome alone, not the commit.
 DATA_ERRORS = (ValueError, OverflowError, sqlite3.DataError, sqlite3.IntegrityError,
                sqlite3.ProgrammingError)
-
-
-class Journal(Protocol):
-    """Told how each transaction ended, to keep or give back what it held in memory."""
-
-    def committed(self) -> None: ...
-
-    def aborted(self) -> None: ...
 
 
 class Transactions:

@@ -1,0 +1,120 @@
+"""Opening a crawl's schema (finding it, creating it, checking its version) and a run's
+start and end as rows."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+
+import asyncpg
+
+from storage.base import PARKED_COUNTER, NotAStateFile, Refused, RequestState, SchemaMismatch
+from storage.locations import SCHEMA_PREFIX, Location, crawl_of, quoted, schema_name
+from storage.postgres import schema
+from storage.postgres.writes import ADD_COUNTERS, LEASED
+
+DEFAULT_CRAWL = "default"
+_CRAWLS = (f"SELECT n.nspname FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid"
+           f" WHERE c.relname = '{schema.VERSION_TABLE}' AND n.nspname LIKE '{SCHEMA_PREFIX}%'"
+           " ORDER BY n.nspname")
+
+
+async def choose(conn: asyncpg.Connection, location: Location, *, readonly: bool) -> str:
+    """The schema of the crawl `location` names; with no `?crawl=`, the database's only one
+    (a new one named "default" for a writer when there is none)."""
+    if location.crawl is not None:
+        return schema_name(location.crawl)
+    found = [row[0] for row in await conn.fetch(_CRAWLS)]
+    if len(found) == 1:
+        return str(found[0])
+    if not found:
+        if readonly:
+            raise NotAStateFile(f"{location.shown} holds no crawl")
+        return schema_name(DEFAULT_CRAWL)
+    names = ", ".join(crawl_of(name) for name in found)
+    raise Refused(f"{location.shown} holds {len(found)} crawls ({names}): name one with "
+                  f"?crawl=NAME, e.g. {location.with_crawl(crawl_of(found[0]))}")
+
+
+async def version(conn: asyncpg.Connection, name: str, shown: str) -> int | None:
+    """The crawl schema's version; None when there is no such schema (or an empty one). A
+    schema that holds other tables is refused, untouched."""
+    tables = [row[0] for row in await conn.fetch(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON c.relnamespace = n.oid"
+        " WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v')", name)]
+    if not tables:
+        return None
+    if schema.VERSION_TABLE not in tables:
+        raise NotAStateFile(f"the schema {quoted(name)} of {shown} is not a crawl's; "
+                            "it was left untouched")
+    found = await conn.fetchval(f"SELECT max(version) FROM {quoted(name)}.{schema.VERSION_TABLE}")
+    if found is None or not schema.known(int(found)):
+        raise SchemaMismatch(
+            f"{shown} holds a crawl of schema {found}, which this version of the crawler "
+            f"cannot read (it reads schema {schema.SCHEMA_VERSION}); it was left untouched")
+    return int(found)
+
+
+async def create(conn: asyncpg.Connection, name: str) -> None:
+    """Make the crawl's schema and tables, inside the caller's transaction."""
+    await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quoted(name)}")
+    for statement in schema.SCHEMA:
+        await conn.execute(statement)
+    await conn.execute(f"INSERT INTO {schema.VERSION_TABLE} (version) VALUES ($1)",
+                       schema.SCHEMA_VERSION)
+    await conn.execute("INSERT INTO meta (key, value) VALUES ('created', now()::text)")
+
+
+async def migrate(conn: asyncpg.Connection, found: int) -> None:
+    for step in range(found, schema.SCHEMA_VERSION):
+        for statement in schema.MIGRATIONS[step]:
+            await conn.execute(statement)
+    await conn.execute(f"UPDATE {schema.VERSION_TABLE} SET version = $1", schema.SCHEMA_VERSION)
+
+
+_UNPARK_TO = (f"UPDATE requests SET state = {RequestState.QUEUED}"
+              f" WHERE state = {RequestState.PARKED} AND depth <= coalesce($1::int, depth)")
+_SET_META = ("INSERT INTO meta (key, value) VALUES ($1, $2)"
+             " ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+
+
+async def start(conn: asyncpg.Connection, spider: str, config: str, *, fresh: bool,
+                identity: str | None, depth_limit: int | None) -> tuple[int, uuid.UUID, int]:
+    """Start a run; returns its id, its token and how many leases of dead runs went back."""
+    if fresh:
+        # Only this crawl's tables: other crawls in the database are other schemas.
+        await conn.execute(f"TRUNCATE {', '.join(schema.CRAWL_TABLES)} RESTART IDENTITY")
+    await conn.execute(_SET_META, "spider", spider)
+    if identity is not None:
+        await conn.execute(_SET_META, "identity", identity)
+    unparked = int((await conn.execute(_UNPARK_TO, depth_limit)).rsplit(" ", 1)[-1])
+    if unparked:
+        await conn.execute(ADD_COUNTERS, [PARKED_COUNTER], [-unparked])
+    # We hold the crawl's lock (one process at a time), so a run marked running is gone.
+    await conn.execute("UPDATE runs SET status = 'crashed' WHERE status = 'running'")
+    reclaimed = await conn.execute(
+        f"UPDATE requests SET state = {RequestState.QUEUED}, run = NULL, lease_token = NULL,"
+        f" lease_until = NULL WHERE state = {RequestState.LEASED}")
+    row = await conn.fetchrow(
+        "INSERT INTO runs (pid, hostname, status, config) VALUES ($1, $2, 'running', $3)"
+        " RETURNING id, token", os.getpid(), socket.gethostname(), config)
+    return int(row[0]), row[1], int(reclaimed.rsplit(" ", 1)[-1])
+
+
+async def end(conn: asyncpg.Connection, run: int, status: str, stats: str | None) -> int:
+    """Record how run `run` ended; returns how many of its leases went back to the queue."""
+    released = await conn.execute(
+        f"UPDATE requests SET state = {RequestState.QUEUED}, run = NULL, lease_token = NULL,"
+        f" lease_until = NULL WHERE {LEASED}", run)
+    await conn.execute(
+        "UPDATE runs SET status = $2, ended = now(), last_seen = now(),"
+        " stats = coalesce($3, stats) WHERE id = $1", run, status, stats)
+    return int(released.rsplit(" ", 1)[-1])
+
+
+async def requeue_failed(conn: asyncpg.Connection) -> int:
+    status = await conn.execute(
+        f"UPDATE requests SET state = {RequestState.QUEUED}, attempts = 0,"
+        f" not_before = '-infinity', run = NULL, kind = NULL WHERE state = {RequestState.FAILED}")
+    return int(status.rsplit(" ", 1)[-1])

@@ -1,0 +1,117 @@
+"""A crawl's tables in its PostgreSQL schema, their version, and the migrations to come.
+
+The tables are the SQLite file's, plus what many processes sharing a crawl will need (the
+next step): a lease's owner, token and expiry on each request, a `hosts` table holding each
+host's politeness gate and lease, and a last-seen time on each run. Every time in here is
+the database's clock (`now()`), never a client's: a request due at once has a `not_before`
+of -infinity, as SQLite's 0.
+"""
+
+from __future__ import annotations
+
+from storage.base import RequestState
+
+SCHEMA_VERSION = 1
+VERSION_TABLE = "crawl_version"
+# Migrations to come, as SQLite's: the statements that bring schema N to N + 1.
+MIGRATIONS: dict[int, tuple[str, ...]] = {}
+
+# The host of a URL, kept by the database itself (a generated column): the write path pays
+# no Python for it. Scheme, optional user info, then a bracketed IPv6 address or a name.
+_HOST = (r"lower(substring(url from '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?"
+         r"(\[[^]]*\]|[^:/?#]*)'))")
+
+SCHEMA = (
+    f"CREATE TABLE {VERSION_TABLE} (version integer NOT NULL,"
+    " created timestamptz NOT NULL DEFAULT now())",
+    "CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL)",
+    """CREATE TABLE runs (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        started timestamptz NOT NULL DEFAULT now(),
+        ended timestamptz,
+        last_seen timestamptz NOT NULL DEFAULT now(),
+        pid integer NOT NULL,
+        hostname text NOT NULL,
+        status text NOT NULL,
+        config text NOT NULL,
+        stats text,
+        token uuid NOT NULL DEFAULT gen_random_uuid()
+    )""",
+    f"""CREATE TABLE requests (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        fp bigint NOT NULL UNIQUE,
+        url text NOT NULL,
+        host text GENERATED ALWAYS AS ({_HOST}) STORED,
+        state smallint NOT NULL DEFAULT {RequestState.QUEUED},
+        priority integer NOT NULL DEFAULT 0,
+        depth integer NOT NULL DEFAULT 0,
+        callback text,
+        cb_kwargs text,
+        redirects integer NOT NULL DEFAULT 0,
+        attempts integer NOT NULL DEFAULT 0,
+        not_before timestamptz NOT NULL DEFAULT '-infinity',
+        parent bigint,
+        run bigint,
+        lease_token uuid,
+        lease_until timestamptz,
+        status integer,
+        error text,
+        kind text,
+        method text,
+        spec text,
+        body bytea
+    )""",
+    f"CREATE INDEX requests_queue ON requests (priority DESC, id)"
+    f" WHERE state = {RequestState.QUEUED}",
+    f"CREATE INDEX requests_host_queue ON requests (host, priority DESC, id)"
+    f" WHERE state = {RequestState.QUEUED}",
+    f"CREATE INDEX requests_leased ON requests (lease_until) WHERE state = {RequestState.LEASED}",
+    f"CREATE INDEX requests_parked ON requests (depth) WHERE state = {RequestState.PARKED}",
+    # Each host's politeness gate and lease (used from the next step: many processes).
+    """CREATE TABLE hosts (
+        host text PRIMARY KEY,
+        next_allowed timestamptz NOT NULL DEFAULT '-infinity',
+        delay interval NOT NULL DEFAULT '0 s',
+        slots integer NOT NULL DEFAULT 1,
+        in_flight integer NOT NULL DEFAULT 0,
+        parked boolean NOT NULL DEFAULT false,
+        lease_run bigint,
+        lease_token uuid,
+        lease_until timestamptz
+    )""",
+    "CREATE INDEX hosts_gate ON hosts (next_allowed) WHERE NOT parked",
+    # The hot rows of a shared crawl: vacuumed as they churn, not at 20 % of the table.
+    "ALTER TABLE hosts SET (autovacuum_vacuum_scale_factor = 0,"
+    " autovacuum_vacuum_threshold = 1000)",
+    "CREATE TABLE items (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    " request bigint NOT NULL, data text NOT NULL)",
+    "CREATE TABLE counters (name text PRIMARY KEY, value bigint NOT NULL)",
+    """CREATE TABLE cookies (
+        domain text NOT NULL,
+        path text NOT NULL,
+        name text NOT NULL,
+        value text NOT NULL,
+        expires double precision,
+        secure boolean NOT NULL,
+        http_only boolean NOT NULL,
+        host_only boolean NOT NULL,
+        PRIMARY KEY (domain, path, name)
+    )""",
+    """CREATE TABLE feeds (
+        name text PRIMARY KEY,
+        format text NOT NULL,
+        item bigint NOT NULL,
+        length bigint NOT NULL,
+        checksum bigint NOT NULL,
+        extra text NOT NULL
+    )""",
+)
+
+# What --fresh empties: the whole crawl but its version. Identities restart, so a fresh
+# crawl's item positions begin again.
+CRAWL_TABLES = ("requests", "items", "counters", "runs", "cookies", "feeds", "hosts")
+
+
+def known(version: int) -> bool:
+    """Whether this version can read (and upgrade) a crawl of schema `version`."""
+    return version == SCHEMA_VERSION or version in MIGRATIONS

@@ -1,0 +1,294 @@
+"""The PostgreSQL store: a crawl is a schema of its own in a database many crawls share.
+
+Semantics are the SQLite store's, request for request (the contract tests run on both):
+outcomes group-committed, each all-or-nothing and fenced by its lease; dedup by fingerprint;
+items in commit order. One process at a time runs a crawl (a session advisory lock on the
+crawl's schema, dropped by the server when the process's connection goes, kill -9 too), so
+every lease found at start-up belongs to a run that is gone. Many processes sharing a crawl
+(host leases with tokens and renewals, politeness held globally) are the next step; the
+schema already has their columns and tables.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import AsyncGenerator, Sequence
+
+from storage.base import (
+    Breakdown,
+    CrawlCounts,
+    FailedRequest,
+    FeedMark,
+    LeasedRequest,
+    NewRequest,
+    NotAStateFile,
+    Outcome,
+    RunInfo,
+    RunRecord,
+    SpiderMismatch,
+    StateLocked,
+    Store,
+    StoredCookie,
+    StoreError,
+)
+from storage.ledger import Ledger, Tally
+from storage.locations import Location, crawl_of, quoted
+from storage.postgres import runs, schema
+from storage.postgres.reads import Reader
+from storage.postgres.session import Session, connect
+from storage.postgres.writes import Writer
+
+_LOCK = "hashtextextended($1, 0)"  # the crawl's advisory lock: its schema's name, hashed
+
+
+class PostgresStore(Store):
+    """Open with `await PostgresStore.open("postgresql://user@host/db?crawl=NAME")`."""
+
+    def __init__(self, session: Session, schema_name: str, *, readonly: bool,
+                 locked: bool, batch_size: int, version: int, ledger: Ledger) -> None:
+        self._session = session
+        self._conn = session.conn
+        self._schema = schema_name
+        self._readonly = readonly
+        self._locked = locked
+        self._ledger = ledger
+        self._writer = Writer(self._conn, ledger)
+        self._reader = Reader(session)
+        self._version = version
+        self._run_id: int | None = None
+        self._token: uuid.UUID | None = None
+        self._closed = False
+
+    @classmethod
+    async def open(cls, url: str, *, readonly: bool = False,
+                   batch_size: int = 512) -> PostgresStore:
+        """Connect and find (or, to write, create) the crawl's schema. Read-only opens
+        create, lock and change nothing."""
+        location = Location.parse(url)
+        conn = await connect(location, readonly=readonly)
+        ledger = Ledger(batch_size)
+        session = Session(conn, location, ledger, location.shown)
+        try:
+            async with session.reading():
+                store = await cls._prepare(session, location, readonly, batch_size, ledger)
+        except BaseException:
+            await session.close()
+            raise
+        return store
+
+    @classmethod
+    async def _prepare(cls, session: Session, location: Location, readonly: bool,
+                       batch_size: int, ledger: Ledger) -> PostgresStore:
+        conn = session.conn
+        name = await runs.choose(conn, location, readonly=readonly)
+        session.shown = location.with_crawl(crawl_of(name))
+        await conn.execute("SELECT set_config('search_path', $1, false)", quoted(name))
+        locked = False
+        if not readonly:
+            if not await conn.fetchval(f"SELECT pg_try_advisory_lock({_LOCK})", name):
+                raise StateLocked(f"another crawl process is running on {session.shown}; "
+                                  "stop it first (or wait for it to finish)")
+            locked = True
+        found = await runs.version(conn, name, session.shown)
+        if found is None:
+            if readonly:
+                raise NotAStateFile(f"{session.shown} holds no crawl")
+            async with conn.transaction():
+                await runs.create(conn, name)
+        return cls(session, name, readonly=readonly, locked=locked, batch_size=batch_size,
+                   version=found or schema.SCHEMA_VERSION, ledger=ledger)
+
+    # -- crawl lifecycle ------------------------------------------------------------------
+
+    @property
+    def location(self) -> str:
+        return self._session.shown
+
+    async def open_crawl(self, spider: str, config: str, *, fresh: bool,
+                         identity: str | None = None,
+                         depth_limit: int | None = None) -> RunInfo:
+        self._check_writable()
+        owner = await self._reader.meta("spider")
+        if owner is not None and owner != spider:
+            raise SpiderMismatch(
+                f"{self.location} holds a crawl of spider '{owner}', not '{spider}'. "
+                "Name another crawl (?crawl=NAME); this one was left untouched.")
+        if self._version != schema.SCHEMA_VERSION:
+            found = self._version
+            await self._session.run(lambda: runs.migrate(self._conn, found))
+            self._version = schema.SCHEMA_VERSION
+        run, token, reclaimed = await self._session.run(
+            lambda: runs.start(self._conn, spider, config, fresh=fresh, identity=identity,
+                               depth_limit=depth_limit))
+        self._run_id, self._token = run, token
+        counts = await self.counts()
+        self._ledger.tally = Tally.of(counts)
+        self._writer.parking = counts.parked > 0
+        return RunInfo(run, owner is not None and not fresh, reclaimed, counts)
+
+    async def identity(self) -> str | None:
+        return await self._reader.meta("identity")
+
+    async def finish_run(self, status: str, stats: str | None = None) -> None:
+        self._check_writable()
+        if self._run_id is None:
+            return
+        run = self._run_id
+
+        async def finish() -> None:
+            await self._writer.apply_pending(run)
+            released = await runs.end(self._conn, run, status, stats)
+            self._ledger.delta.move("leased", "queued", released)
+
+        await self._session.run(finish)
+        self._run_id = None
+
+    async def save_stats(self, stats: str) -> None:
+        run = self._require_run()
+
+        async def save() -> None:
+            await self._writer.apply_pending(run)
+            await self._conn.execute(
+                "UPDATE runs SET stats = $2, last_seen = now() WHERE id = $1", run, stats)
+
+        await self._session.run(save)
+
+    def tally(self) -> CrawlCounts:
+        self._require_run()
+        return self._ledger.tally.counts()
+
+    # -- the frontier ---------------------------------------------------------------------
+
+    async def add(self, requests: Sequence[NewRequest]) -> int:
+        self._check_writable()
+
+        async def insert() -> int:
+            counters: Counter[str] = Counter()
+            added = await self._writer.insert_requests(requests, counters)
+            await self._writer.add_counters(counters)
+            return added
+
+        return await self._session.run(insert)
+
+    async def requeue_failed(self) -> int:
+        self._check_writable()
+
+        async def requeue() -> int:
+            requeued = await runs.requeue_failed(self._conn)
+            self._ledger.delta.move("failed", "queued", requeued)
+            return requeued
+
+        return await self._session.run(requeue)
+
+    async def claim(self, limit: int, now: float) -> list[LeasedRequest]:
+        run = self._require_run()
+        if limit <= 0:
+            return []
+
+        async def lease() -> list[LeasedRequest]:
+            await self._writer.apply_pending(run)  # outcomes ride along: one commit
+            return await self._writer.lease(run, self._token, now, limit)
+
+        return await self._session.run(lease)
+
+    async def next_due(self) -> float | None:
+        return await self._reader.next_due()
+
+    # -- outcomes, group-committed ----------------------------------------------------------
+
+    async def record(self, outcome: Outcome) -> None:
+        self._require_run()
+        if self._ledger.record(outcome):
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self._readonly:
+            return
+        if not self._ledger.pending:
+            await self._session.drain()
+        if self._ledger.due:
+            run = self._require_run()
+            await self._session.run(lambda: self._writer.apply_pending(run))
+
+    def keep_cookies(self, cookies: Sequence[StoredCookie]) -> None:
+        self._require_run()
+        self._ledger.cookies.whole(cookies)
+
+    def change_cookies(self, kept: Sequence[StoredCookie],
+                       gone: Sequence[tuple[str, str, str]]) -> None:
+        self._require_run()
+        self._ledger.cookies.change(kept, gone)
+
+    async def cookies(self) -> list[StoredCookie]:
+        return await self._reader.cookies()
+
+    # -- reading --------------------------------------------------------------------------
+
+    async def counts(self) -> CrawlCounts:
+        return await self._reader.counts()
+
+    def items(self) -> AsyncGenerator[str, None]:
+        return self._reader.items()
+
+    async def items_after(self, position: int, limit: int) -> list[tuple[int, str]]:
+        return await self._reader.items_after(position, limit)
+
+    async def feed_marks(self) -> dict[str, FeedMark]:
+        return await self._reader.feed_marks()
+
+    def keep_feed_mark(self, mark: FeedMark) -> None:
+        self._require_run()
+        self._ledger.feeds[mark.name] = mark
+
+    async def runs(self) -> list[RunRecord]:
+        return await self._reader.runs()
+
+    async def breakdown(self) -> Breakdown:
+        return await self._reader.breakdown()
+
+    async def failures(self, limit: int) -> list[FailedRequest]:
+        return await self._reader.failures(limit)
+
+    async def live(self) -> bool:
+        if self._locked:
+            return True
+        # As flock's probe: a shared hold, taken and dropped at once, fails while a crawl
+        # process holds the lock; the server drops a dead process's with its connection.
+        async with self._session.reading() as conn:
+            free = await conn.fetchval(f"SELECT pg_try_advisory_lock_shared({_LOCK})",
+                                       self._schema)
+            if free:
+                await conn.fetchval(f"SELECT pg_advisory_unlock_shared({_LOCK})", self._schema)
+        return not free
+
+    async def spider_name(self) -> str:
+        value = await self._reader.meta("spider")
+        if value is None:
+            raise NotAStateFile(f"{self.location} holds no crawl yet")
+        return value
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if not self._readonly:
+                await self.flush()
+        finally:
+            await self._session.close()  # the crawl's lock goes with the connection
+
+    def _check_writable(self) -> None:
+        if self._readonly:
+            raise StoreError(f"{self.location} was opened read-only")
+
+    def _require_run(self) -> int:
+        self._check_writable()
+        if self._run_id is None:
+            raise StoreError("no run is open: call open_crawl() first")
+        return self._run_id
+
+
+__all__ = ["PostgresStore"]
