@@ -20,6 +20,7 @@ from storage.files import (
     disk_full,
     lock,
     open_failure,
+    remove,
     unlock,
     writable,
 )
@@ -77,11 +78,15 @@ async def open_to_write(path: Path) -> tuple[aiosqlite.Connection, int, int | No
     file existed before."""
     await asyncio.to_thread(check_writable, path)
     existed = await asyncio.to_thread(path.exists)
-    version = await asyncio.to_thread(inspect, path)
+    # The lock first: it alone says, at once, whether a crawl runs on the file. Reading the
+    # file before it could wait on that crawl's SQLite locks, then find its crawl finished.
     lock_fd = lock(path)
     try:
+        version = await asyncio.to_thread(inspect, path)
         conn = await connect(path, readonly=False)
     except BaseException:
+        if not existed:  # the lock made it: nothing is left behind
+            await asyncio.to_thread(remove, path)
         unlock(lock_fd)
         raise
     return conn, lock_fd, version, existed
