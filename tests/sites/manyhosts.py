@@ -36,11 +36,14 @@ import asyncio
 import contextlib
 import html
 import json
+import os
 import random
+import select
 import signal
+import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TextIO
@@ -50,6 +53,7 @@ from aiohttp import web
 from tests.sites.serve import check_loopback
 
 HEADER = "# manyhosts "
+CHECKOUT = Path(__file__).resolve().parent.parent.parent  # where tests/ is
 NO_ANSWER = 0
 
 
@@ -122,9 +126,11 @@ class Spec:
         return ([self.path(j) for j in own if j < self.pages],
                 [(h, self.path(j)) for h, j in others if h != host])
 
-    def urls(self, port: int) -> set[str]:
-        """Every page's URL, as a crawl of all the hosts should store them."""
-        return {f"http://{self.host(h)}:{port}{self.path(i)}"
+    def urls(self, port: int | None = None) -> set[str]:
+        """Every page's URL, as a crawl of all the hosts stores them (with ``port``) or as
+        the request log names them (without)."""
+        at = "" if port is None else f":{port}"
+        return {f"http://{self.host(h)}{at}{self.path(i)}"
                 for h in range(self.hosts) for i in range(self.pages)}
 
     def robots_txt(self, host: str) -> str:
@@ -255,6 +261,35 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--port", type=int, default=0, help="0: any free port (default)")
     add("--log", type=Path, metavar="FILE", help="append a line per request to FILE")
     return parser.parse_args(argv)
+
+
+@contextlib.contextmanager
+def running(options: Sequence[str], log: Path, *, timeout: float = 30.0) -> Iterator[str]:
+    """Run ``python -m tests.sites.manyhosts OPTIONS --log LOG`` and yield its base URL
+    (``http://127.0.0.1:PORT``) once it listens; SIGTERM it afterwards."""
+    path = os.pathsep.join(filter(None, [str(CHECKOUT), os.environ.get("PYTHONPATH")]))
+    proc = subprocess.Popen([sys.executable, "-m", "tests.sites.manyhosts", *options,
+                             "--log", str(log)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": path})  # stderr: ours
+    try:
+        assert proc.stdout is not None
+        ready = select.select([proc.stdout], [], [], timeout)[0]
+        line = proc.stdout.readline() if ready else ""
+        if not line.startswith("READY "):
+            proc.kill()
+            raise RuntimeError(f"the many-host site did not start (its stderr is above): "
+                               f"{line!r}")
+        yield line.split()[1]
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
