@@ -12,6 +12,9 @@ Pure code over records, no sockets: the unit tests feed it synthetic logs.
   the host's first robots.txt answer was made and that is not itself a robots.txt fetch: a
   crawler sets a host's gate when it starts a request, so the gap after the robots.txt fetch
   (and any before it) can only follow the delay the crawler knew then.
+* Server stalls: the site logs when its own event loop ran late; a request that arrived
+  then was stamped late, which shortens the gap after it.  A short gap the stall could
+  account for is counted apart (``unproven``), not as a violation.
 * Refetches: a URL is ``http://<host><path>``; robots.txt is counted apart (a crawler process
   reads it once for itself, it is not stored in the crawl).
 """
@@ -27,10 +30,13 @@ from pathlib import Path
 from typing import Any
 
 HEADER = "# manyhosts "
+STALL = "# stall "
 ROBOTS = "/robots.txt"
 #: Slack for a gap measured on the server: the first request on a new connection reaches
 #: the handler later (TCP connect), which shortens the gap after it by as much.
 DEFAULT_TOLERANCE = 0.005
+#: A request stamped this soon after a server stall ended may have waited in it.
+STAMP_AFTER = 0.002
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +52,14 @@ class Hit:
         return f"http://{self.host}{self.path}"
 
 
+Stall = tuple[float, float]  # the server's event loop ran late from .. to
+
+
 @dataclass(frozen=True, slots=True)
 class Log:
     header: dict[str, Any]
     hits: list[Hit]
+    stalls: list[Stall] = field(default_factory=list)
 
     @property
     def crawl_delays(self) -> dict[str, float]:
@@ -62,17 +72,22 @@ def parse(lines: Iterable[str]) -> Log:
     out, as is anything after the header that is not a record."""
     header: dict[str, Any] = {}
     hits: list[Hit] = []
+    stalls: list[Stall] = []
     for line in lines:
         if not line.endswith("\n"):
             break
         if line.startswith(HEADER):
             header = json.loads(line[len(HEADER):])
             continue
+        if line.startswith(STALL):
+            begin, end = line[len(STALL):].split("\t")
+            stalls.append((float(begin), float(end)))
+            continue
         fields = line.rstrip("\n").split("\t")
         if len(fields) == 5:
             start, end, host, path, status = fields
             hits.append(Hit(float(start), float(end), host, path, int(status)))
-    return Log(header, hits)
+    return Log(header, hits, stalls)
 
 
 def read_log(path: str | Path) -> Log:
@@ -89,6 +104,9 @@ class HostFigures:
     min_gap: float = float("inf")
     min_gap_pair: tuple[Hit, Hit] | None = None
     short_gaps: list[tuple[Hit, Hit, float]] = field(default_factory=list)  # (a, b, required)
+    # Short gaps whose first request reached the server while its loop was stalled: its
+    # stamp may be late by up to the stall, so the gap may have been long enough.
+    unproven: list[tuple[Hit, Hit, float]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -125,7 +143,12 @@ class Report:
                 f"peak in flight to one host {peak} (limit {self.per_host}); smallest start "
                 f"gap {gap:.4f} s (delay {self.delay:g} s); {len(self.refetched)} URLs fetched"
                 f" more than once; {sum(self.robots.values())} robots.txt fetches; "
-                f"{len(self.violations())} violation lines")
+                f"{len(self.violations())} violation lines; {self.unproven} short gaps "
+                "after a server stall")
+
+    @property
+    def unproven(self) -> int:
+        return sum(len(f.unproven) for f in self.hosts.values())
 
 
 def _show(hit: Hit) -> str:
@@ -148,8 +171,15 @@ def _peak(hits: list[Hit]) -> tuple[int, tuple[Hit, ...]]:
     return peak, at
 
 
-def _gaps(figures: HostFigures, hits: list[Hit], delay: float, crawl_delay: float,
-          tolerance: float) -> None:
+def _earliest(hit: Hit, stalls: Iterable[Stall]) -> float:
+    """The earliest a request may have reached the server: the start of a stall its stamp
+    falls in (or just after), else its stamp."""
+    return min((begin for begin, end in stalls if begin <= hit.start <= end + STAMP_AFTER),
+               default=hit.start)
+
+
+def _gaps(figures: HostFigures, hits: list[Hit], *, delay: float, crawl_delay: float,
+          tolerance: float, stalls: list[Stall]) -> None:
     answered = min((h.end for h in hits if h.path == ROBOTS), default=float("inf"))
     for a, b in itertools.pairwise(hits):
         gap = b.start - a.start
@@ -158,13 +188,19 @@ def _gaps(figures: HostFigures, hits: list[Hit], delay: float, crawl_delay: floa
         knew = a.path != ROBOTS and a.start >= answered
         required = max(delay, crawl_delay) if knew else delay
         if gap < required - tolerance:
-            figures.short_gaps.append((a, b, required))
+            if b.start - _earliest(a, stalls) >= required - tolerance:
+                figures.unproven.append((a, b, required))
+            else:
+                figures.short_gaps.append((a, b, required))
 
 
 def check(hits: Iterable[Hit], *, per_host: int, delay: float,
           crawl_delays: Mapping[str, float] | None = None,
-          tolerance: float = DEFAULT_TOLERANCE) -> Report:
-    """Per-host figures over every request in ``hits``, and the URLs fetched."""
+          tolerance: float = DEFAULT_TOLERANCE, stalls: Iterable[Stall] = ()) -> Report:
+    """Per-host figures over every request in ``hits``, and the URLs fetched. A short gap
+    after a request stamped during one of the server's ``stalls`` is counted apart, as
+    unproven, when the stall could account for it."""
+    stalls = sorted(stalls)
     by_host: defaultdict[str, list[Hit]] = defaultdict(list)
     fetched: Counter[str] = Counter()
     robots: Counter[str] = Counter()
@@ -179,7 +215,8 @@ def check(hits: Iterable[Hit], *, per_host: int, delay: float,
         group.sort(key=lambda h: h.start)
         figures = HostFigures(host, len(group))
         figures.peak, figures.peak_at = _peak(group)
-        _gaps(figures, group, delay, (crawl_delays or {}).get(host, 0.0), tolerance)
+        _gaps(figures, group, delay=delay, crawl_delay=(crawl_delays or {}).get(host, 0.0),
+              tolerance=tolerance, stalls=stalls)
         report.hosts[host] = figures
     return report
 

@@ -56,7 +56,7 @@ class Site:
         log = read_log(self.log)
         assert log.crawl_delays == SPEC.crawl_delays()
         return check(log.hits, per_host=PER_HOST, delay=DELAY, crawl_delays=log.crawl_delays,
-                     tolerance=TOLERANCE)
+                     tolerance=TOLERANCE, stalls=log.stalls)
 
 
 @pytest.fixture
@@ -64,8 +64,8 @@ def site(tmp_path: Path) -> Iterator[Site]:
     options = ["--hosts", str(SPEC.hosts), "--pages", str(SPEC.pages),
                "--latency", "{}-{}".format(*SPEC.latency), "--crawl-delay", str(SPEC.crawl_delay)]
     log = tmp_path / "requests.log"
-    with manyhosts.running(options, log) as base:
-        yield Site(base, log)
+    with manyhosts.running(options, log) as server:
+        yield Site(server.base, log)
 
 
 def _assert_items_are_the_site(state: Path, port: int) -> None:

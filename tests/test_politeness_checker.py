@@ -111,3 +111,26 @@ def test_the_sites_log_lines_parse_back_and_a_partial_last_line_is_left_out() ->
                            Hit(2.0, 2.5, "h1.test", "/robots.txt", 0)]
     assert parsed.crawl_delays == {"h0.test": 0.3, "h10.test": 0.3}
     assert parsed.header["hosts"] == 20
+
+
+def test_a_short_gap_after_a_request_stamped_in_a_server_stall_is_counted_apart() -> None:
+    # a.test/p/0 was stamped at 1.04, inside a stall from 1.0: it may have arrived at 1.0,
+    # 0.1 s before the next one, so that gap is unproven; b.test's is not explained by it.
+    hits = (_hits("a.test", (1.04, 1.05), (1.1, 1.2))
+            + _hits("b.test", (3.0, 3.01), (3.05, 3.06)))
+    report = check(hits, per_host=1, delay=0.1, stalls=[(1.0, 1.039)])
+    assert report.unproven == 1
+    assert [line.split(":")[0] for line in report.violations()] == ["b.test"]
+    # A stall too short to account for the whole shortfall proves nothing away.
+    assert check(hits, per_host=1, delay=0.1, stalls=[(1.03, 1.039)]).unproven == 0
+    assert len(check(hits, per_host=1, delay=0.1, stalls=[(1.03, 1.039)]).violations()) == 2
+
+
+def test_stall_lines_parse() -> None:
+    out = io.StringIO()
+    log = RequestLog(out, Spec(hosts=2))
+    log.stall(1.0, 1.25)
+    log.write(1.5, 1.75, "h0.test", "/", 200)
+    parsed = parse(io.StringIO(out.getvalue()).readlines())
+    assert parsed.stalls == [(1.0, 1.25)]
+    assert len(parsed.hits) == 1

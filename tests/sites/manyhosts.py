@@ -24,7 +24,9 @@ parameters and each host's Crawl-delay), then has one line per request::
 
 ``start`` and ``end`` are ``time.monotonic()`` (CLOCK_MONOTONIC, which every process on the
 machine shares) when the handler began and ended; ``host`` is the Host header without port;
-``status`` is 0 when no answer was made (e.g. the handler was cancelled).  A line is written
+``status`` is 0 when no answer was made (e.g. the handler was cancelled).  Lines
+``# stall <from>\t<to>`` say when the server's event loop ran late (more than 5 ms): requests
+arriving then were stamped late.  A line is written
 in a ``finally`` (a request whose client was killed counts too) and flushed at once, so a test
 can read the log while crawlers run.
 """
@@ -53,6 +55,11 @@ from aiohttp import web
 from tests.sites.serve import check_loopback
 
 HEADER = "# manyhosts "
+STALL = "# stall "
+#: A loop that wakes this much later than asked is stalled: requests that arrived meanwhile
+#: are stamped when it resumes, so their start times bunch up (see `watch_stalls`).
+STALL_THRESHOLD = 0.005
+TICK = 0.002
 CHECKOUT = Path(__file__).resolve().parent.parent.parent  # where tests/ is
 NO_ANSWER = 0
 
@@ -172,6 +179,10 @@ class RequestLog:
             header = {**asdict(spec), "crawl_delays": spec.crawl_delays()}
             out.write(HEADER + json.dumps(header) + "\n")
 
+    def stall(self, start: float, end: float) -> None:
+        if self._out is not None:
+            self._out.write(f"{STALL}{start:.6f}\t{end:.6f}\n")
+
     def write(self, start: float, end: float, host: str, path: str, status: int) -> None:
         if self._out is not None:
             # Control characters would break the line format: a path never has them
@@ -213,6 +224,18 @@ def make_app(spec: Spec, log: RequestLog) -> web.Application:
     return app
 
 
+async def watch_stalls(log: RequestLog) -> None:
+    """Log when the server's own event loop was late (descheduled by a busy machine, or
+    busy): a request's start stamp can be late by as much, so a checker must not blame a
+    short gap inside a stall on the crawler without saying so."""
+    while True:
+        before = time.monotonic()
+        await asyncio.sleep(TICK)
+        after = time.monotonic()
+        if after - before - TICK > STALL_THRESHOLD:
+            log.stall(before + TICK, after)
+
+
 async def serve(spec: Spec, address: str, port: int, log_path: Path | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -221,8 +244,10 @@ async def serve(spec: Spec, address: str, port: int, log_path: Path | None) -> N
     with contextlib.ExitStack() as files:
         out = None if log_path is None else files.enter_context(
             log_path.open("a", encoding="utf-8", buffering=1))  # line-buffered: flushed
-        runner = web.AppRunner(make_app(spec, RequestLog(out, spec)), access_log=None,
-                               handle_signals=False, shutdown_timeout=1.0)
+        log = RequestLog(out, spec)
+        runner = web.AppRunner(make_app(spec, log), access_log=None, handle_signals=False,
+                               shutdown_timeout=1.0)
+        stalls = asyncio.create_task(watch_stalls(log))
         await runner.setup()
         try:
             site = web.TCPSite(runner, address, port, backlog=1024)
@@ -231,6 +256,7 @@ async def serve(spec: Spec, address: str, port: int, log_path: Path | None) -> N
             print(f"READY http://{address}:{bound}", flush=True)
             await stop.wait()
         finally:
+            stalls.cancel()
             await runner.cleanup()
 
 
@@ -263,10 +289,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@dataclass(frozen=True, slots=True)
+class Running:
+    base: str  # http://ADDRESS:PORT
+    pid: int
+
+    @property
+    def address(self) -> str:
+        return self.base.removeprefix("http://").rpartition(":")[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.base.rpartition(":")[2])
+
+
 @contextlib.contextmanager
-def running(options: Sequence[str], log: Path, *, timeout: float = 30.0) -> Iterator[str]:
-    """Run ``python -m tests.sites.manyhosts OPTIONS --log LOG`` and yield its base URL
-    (``http://127.0.0.1:PORT``) once it listens; SIGTERM it afterwards."""
+def running(options: Sequence[str], log: Path, *, timeout: float = 30.0) -> Iterator[Running]:
+    """Run ``python -m tests.sites.manyhosts OPTIONS --log LOG`` until the block ends (then
+    SIGTERM it); yields its base URL and pid once it listens."""
     path = os.pathsep.join(filter(None, [str(CHECKOUT), os.environ.get("PYTHONPATH")]))
     proc = subprocess.Popen([sys.executable, "-m", "tests.sites.manyhosts", *options,
                              "--log", str(log)], stdout=subprocess.PIPE, text=True,
@@ -279,7 +319,7 @@ def running(options: Sequence[str], log: Path, *, timeout: float = 30.0) -> Iter
             proc.kill()
             raise RuntimeError(f"the many-host site did not start (its stderr is above): "
                                f"{line!r}")
-        yield line.split()[1]
+        yield Running(line.split()[1], proc.pid)
     finally:
         if proc.poll() is None:
             proc.terminate()
