@@ -46,10 +46,11 @@ class Site:
     def port(self) -> int:
         return int(self.base.rsplit(":", 1)[1])
 
-    def crawl_args(self, state: Path) -> list[str]:
+    def crawl_args(self, state: Path, per_host: int = PER_HOST, delay: float = DELAY,
+                   workers: int = WORKERS) -> list[str]:
         starts = [f"http://{host}:{self.port}/" for host in SPEC.host_names()]
         return ["site", *starts, "--state", str(state), "--resolve", "*.test:127.0.0.1",
-                "--workers", str(WORKERS), "--per-host", str(PER_HOST), "--delay", str(DELAY),
+                "--workers", str(workers), "--per-host", str(per_host), "--delay", str(delay),
                 "--quiet"]
 
     def report(self) -> Report:
@@ -125,3 +126,17 @@ def test_kill_9_and_resume_refetch_only_what_was_in_flight(site: Site, tmp_path:
     assert set(report.robots.values()) <= {1, 2}, report.robots  # once per process at most
     refetched = set(report.refetched)
     assert refetched <= in_flight, sorted(refetched - in_flight)
+
+
+def test_the_servers_log_catches_a_crawl_that_is_not_polite(site: Site, tmp_path: Path) -> None:
+    # --max-crawl-delay 0: robots.txt's Crawl-delay is read, and not obeyed.
+    rude = site.crawl_args(tmp_path / "rude.db", per_host=4, delay=0, workers=32)
+    crawl_ok(*rude, "--max-crawl-delay", "0")
+    report = site.report()  # held to --per-host 2 --delay 0.05 and the Crawl-delays
+    assert_fetched_once(report, SPEC.urls())
+    with pytest.raises(AssertionError, match="politeness violation"):
+        assert_polite(report)
+    message = "\n".join(report.violations())
+    assert "requests in flight at once (per-host limit 2)" in message
+    assert "s apart (delay 0.05 s)" in message
+    assert "s apart (delay 0.15 s)" in message
