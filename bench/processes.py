@@ -12,7 +12,8 @@ first request (so they join the crawl instead of racing to create it).  When all
 * pages/s: page requests the site served (robots.txt left out) over the wall time from the
   first process's start to the last one's exit (Python's start-up included);
 * CPU per page: the CPU (user + system) of all crawler processes, from the kernel's resource
-  usage of waited-for children; the site's own CPU is shown apart (read from /proc);
+  usage of waited-for children; the site's own CPU (all its ``--site-processes``) is shown
+  apart, read from /proc: if it nears a core per site process, the site is the bottleneck;
 * watched processes (``--watch-pid``, ``--watch-name`` matched against /proc/PID/comm, e.g.
   ``postgres``): their CPU over the run and its share of (crawlers + watched); a process
   that exits during the run takes its CPU with it;
@@ -61,6 +62,20 @@ def proc_cpu(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime: fields 14 and 15
+
+
+def family_cpu(pid: int) -> float:
+    """CPU seconds of a live process and its live children (the site's server processes)."""
+    total = proc_cpu(pid)
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if int(stat.read().rpartition(")")[2].split()[1]) == pid:
+                        total += proc_cpu(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    return total
 
 
 def named_pids(names: Iterable[str]) -> set[int]:
@@ -186,7 +201,7 @@ def _state(args: argparse.Namespace, n: int) -> Iterator[str]:
 def _site_options(args: argparse.Namespace) -> list[str]:
     return ["--hosts", str(args.hosts), "--pages", str(args.pages),
             "--latency", f"{args.latency[0]}-{args.latency[1]}",
-            "--crawl-delay", str(args.crawl_delay)]
+            "--crawl-delay", str(args.crawl_delay), "--processes", str(args.site_processes)]
 
 
 def measure(args: argparse.Namespace, n: int, watch: Watch) -> Run:
@@ -224,7 +239,7 @@ def _run(args: argparse.Namespace, n: int, watch: Watch, log: Path) -> Run:
         server = stack.enter_context(manyhosts.running(_site_options(args), log))
         state = stack.enter_context(_state(args, n))
         errors = [stack.enter_context(tempfile.TemporaryFile()) for _ in range(n)]
-        site0, cpu0 = proc_cpu(server.pid), _children_cpu()
+        site0, cpu0 = family_cpu(server.pid), _children_cpu()
         watch.begin()
         wall0 = time.perf_counter()
         procs = [subprocess.Popen(_crawl_args(args, server, state, True),
@@ -236,7 +251,7 @@ def _run(args: argparse.Namespace, n: int, watch: Watch, log: Path) -> Run:
         exits, ended = _wait_all(procs, wall0)
         wall = time.perf_counter() - wall0
         crawler_cpu, watched = _children_cpu() - cpu0, watch.cpu()
-        site_cpu = proc_cpu(server.pid) - site0
+        site_cpu = family_cpu(server.pid) - site0
         refused = [_last_line(e) for e, code in zip(errors, exits, strict=True) if code]
     return Run(n, 0, wall, crawler_cpu, site_cpu, watched, exits, ended, refused, {})
 
@@ -269,6 +284,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--pages", type=int, default=40, help="pages a host (default: 40)")
     add("--latency", type=_latency, default=(0.02, 0.15), metavar="LOW-HIGH")
     add("--crawl-delay", type=float, default=0.0, help="Crawl-delay of every 10th host")
+    add("--site-processes", type=int, default=1, metavar="N",
+        help="the site's server processes (default: 1); more when it cannot keep up")
     add("--workers", type=int, default=64, help="each process's --workers (default: 64)")
     add("--per-host", type=int, default=2)
     add("--delay", type=float, default=0.1)

@@ -85,3 +85,33 @@ def test_sigterm_stops_it_cleanly(tmp_path: Path) -> None:
     assert proc.returncode == 0, errors
     assert errors == ""
     assert read_log(log).header["hosts"] == 200
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if int(stat.read().rpartition(")")[2].split()[1]) == pid:
+                        found.add(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+def test_several_server_processes_share_the_port_and_the_log(tmp_path: Path) -> None:
+    log = tmp_path / "requests.log"
+    with manyhosts.running(["--processes", "3", "--latency", "0"], log) as server:
+        children = _children(server.pid)
+        assert len(children) == 2
+        for i in range(30):
+            assert _get(server, f"h{i}.test", "/")[0] == 200
+        deadline = time.monotonic() + 5
+        while len(read_log(log).hits) < 30 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    parsed = read_log(log)
+    assert sorted(h.host for h in parsed.hits) == sorted(f"h{i}.test" for i in range(30))
+    assert parsed.header["hosts"] == 200
+    assert log.read_text().count("# manyhosts ") == 1
+    assert all(not Path(f"/proc/{pid}").exists() for pid in children)  # stopped, reaped

@@ -102,7 +102,8 @@ def test_refetches_are_counted_and_robots_txt_apart() -> None:
 
 def test_the_sites_log_lines_parse_back_and_a_partial_last_line_is_left_out() -> None:
     out = io.StringIO()
-    log = RequestLog(out, Spec(hosts=20, crawl_delay=0.3))
+    log = RequestLog(out)
+    log.header(Spec(hosts=20, crawl_delay=0.3))
     log.write(1.5, 1.75, "h0.test", "/p/1.html", 200)
     log.write(2.0, 2.5, "h1.test", "/robots.txt", 0)
     text = out.getvalue() + "3.0\t3."  # a line being written
@@ -128,7 +129,8 @@ def test_a_short_gap_after_a_request_stamped_in_a_server_stall_is_counted_apart(
 
 def test_stall_lines_parse() -> None:
     out = io.StringIO()
-    log = RequestLog(out, Spec(hosts=2))
+    log = RequestLog(out)
+    log.header(Spec(hosts=2))
     log.stall(1.0, 1.25)
     log.write(1.5, 1.75, "h0.test", "/", 200)
     parsed = parse(io.StringIO(out.getvalue()).readlines())

@@ -4,9 +4,10 @@
 
 serves ``h0.test`` .. ``h199.test`` by ``Host`` header on one port of one loopback address
 (crawlers map the names with ``--resolve '*.test:127.0.0.1'``), prints ``READY <base URL>``
-on stdout once it listens, and stops cleanly on SIGTERM (or SIGINT).  Crawlers in other
-processes hit it; since it logs what it served, a test checks politeness over all of them
-together (:mod:`tests.politeness` reads the log).
+on stdout once it listens, and stops cleanly on SIGTERM (or SIGINT).  ``--processes N``
+forks N server processes sharing the listening socket, for crawls faster than one serves.
+Crawlers in other processes hit it; since it logs what it served, a test checks politeness
+over all of them together (:mod:`tests.politeness` reads the log).
 
 Every host has the same shape, with a link graph of its own, the same every run:
 ``/`` and ``/p/1.html`` .. ``/p/<pages - 1>.html``; page ``i`` links to its tree children
@@ -42,6 +43,7 @@ import os
 import random
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -173,11 +175,13 @@ def _index(spec: Spec, port: str) -> str:
 class RequestLog:
     """One line per request, appended and flushed at once."""
 
-    def __init__(self, out: TextIO | None, spec: Spec) -> None:
+    def __init__(self, out: TextIO | None) -> None:
         self._out = out
-        if out is not None:
+
+    def header(self, spec: Spec) -> None:
+        if self._out is not None:
             header = {**asdict(spec), "crawl_delays": spec.crawl_delays()}
-            out.write(HEADER + json.dumps(header) + "\n")
+            self._out.write(HEADER + json.dumps(header) + "\n")
 
     def stall(self, start: float, end: float) -> None:
         if self._out is not None:
@@ -236,7 +240,20 @@ async def watch_stalls(log: RequestLog) -> None:
             log.stall(before + TICK, after)
 
 
-async def serve(spec: Spec, address: str, port: int, log_path: Path | None) -> None:
+def listen(address: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((address, port))
+    sock.listen(4096)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(spec: Spec, sock: socket.socket, log_path: Path | None,
+                ready: str | None = None) -> None:
+    """Answer on a listening socket (shared with the other server processes, if any) until
+    SIGTERM or SIGINT, each request logged to ``log_path`` (opened for appending: every
+    line is one write, which O_APPEND keeps whole among processes)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -244,20 +261,44 @@ async def serve(spec: Spec, address: str, port: int, log_path: Path | None) -> N
     with contextlib.ExitStack() as files:
         out = None if log_path is None else files.enter_context(
             log_path.open("a", encoding="utf-8", buffering=1))  # line-buffered: flushed
-        log = RequestLog(out, spec)
+        log = RequestLog(out)
         runner = web.AppRunner(make_app(spec, log), access_log=None, handle_signals=False,
                                shutdown_timeout=1.0)
         stalls = asyncio.create_task(watch_stalls(log))
         await runner.setup()
         try:
-            site = web.TCPSite(runner, address, port, backlog=1024)
-            await site.start()
-            bound = runner.addresses[0][1]
-            print(f"READY http://{address}:{bound}", flush=True)
+            await web.SockSite(runner, sock).start()
+            if ready is not None:  # once SIGTERM is handled: a stop right after is clean
+                print(ready, flush=True)
             await stop.wait()
         finally:
             stalls.cancel()
             await runner.cleanup()
+
+
+def run(spec: Spec, address: str, port: int, log_path: Path | None, processes: int) -> None:
+    """Bind, write the log's header, fork the other server processes, print READY, serve;
+    on SIGTERM stop the others too."""
+    sock = listen(address, port)
+    if log_path is not None:
+        with log_path.open("a", encoding="utf-8") as out:
+            RequestLog(out).header(spec)
+    children: list[int] = []
+    for _ in range(processes - 1):
+        pid = os.fork()
+        if pid == 0:  # a server process: the same socket, its own event loop
+            with contextlib.suppress(KeyboardInterrupt):
+                asyncio.run(serve(spec, sock, log_path))
+            os._exit(0)
+        children.append(pid)
+    try:
+        asyncio.run(serve(spec, sock, log_path, f"READY http://{address}:{sock.getsockname()[1]}"))
+    finally:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        for pid in children:
+            os.waitpid(pid, 0)
 
 
 def _latency(text: str) -> tuple[float, float]:
@@ -286,6 +327,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--address", default="127.0.0.1", help="loopback address (default: 127.0.0.1)")
     add("--port", type=int, default=0, help="0: any free port (default)")
     add("--log", type=Path, metavar="FILE", help="append a line per request to FILE")
+    add("--processes", type=int, default=1, metavar="N",
+        help="server processes sharing the port (default: 1), for crawls faster than one "
+        "can serve")
     return parser.parse_args(argv)
 
 
@@ -340,7 +384,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                     args.crawl_delay, args.crawl_delay_every, args.seed)
     except ValueError as exc:
         sys.exit(f"manyhosts: {exc}")
-    asyncio.run(serve(spec, args.address, args.port, args.log))
+    if args.processes < 1:
+        sys.exit("manyhosts: --processes must be at least 1")
+    run(spec, args.address, args.port, args.log, args.processes)
 
 
 if __name__ == "__main__":
