@@ -22,8 +22,7 @@ first request (so they join the crawl instead of racing to create it).  When all
   fetched more than once.
 
 With the SQLite store only N=1 is meaningful: a second process on the same state file is
-refused (the file is locked), or (seen at the time of writing) waits until the first one
-ends and finds the crawl complete; the report shows each process's exit code and time.  The same
+refused at once (the file is locked); the report shows each process's exit code and time.  The same
 command measures N > 1 once ``--state postgresql://...`` exists (give the database's server
 processes to ``--watch-name postgres``).  Without ``--state``, each N gets a new SQLite
 file in a temporary folder.
