@@ -8,6 +8,7 @@ from collections import deque
 
 import pytest
 
+from crawler.engine.fetch import HostSend
 from crawler.policy.frontier import Frontier
 
 
@@ -619,3 +620,40 @@ def test_a_delay_set_while_unsent_holds_from_the_send() -> None:
     assert f.pop() is None
     clock.advance(0.5)
     assert f.pop() == ("a", "a1")
+
+
+def test_a_request_sent_again_moves_the_clock_to_the_later_send() -> None:
+    # aiohttp sends a GET again on a fresh connection when a keep-alive one was dead.
+    f, clock = make_sending(per_host=2, delay=1.0)
+    f.push("a", "a0")
+    f.push("a", "a1")
+    assert f.pop() == ("a", "a0")
+    f.sent("a", clock())
+    clock.advance(0.25)
+    f.resent("a", clock())
+    clock.advance(0.875)
+    assert f.pop() is None
+    assert f.wait_time() == 0.125
+    clock.advance(0.125)
+    assert f.pop() == ("a", "a1")
+
+
+def test_host_send_reports_the_first_send_then_later_ones_as_resends() -> None:
+    f, clock = make_sending(per_host=2, delay=1.0)
+    woken: list[bool] = []
+    f.push("a", "a0")
+    f.push("a", "a1")
+    assert f.pop() == ("a", "a0")
+    sending = HostSend(f, "a", lambda: woken.append(True))
+    assert not sending.sent
+    sending()
+    assert sending.sent and woken == [True]  # a1 may go out once the gap has run
+    clock.advance(0.5)
+    sending()  # the retry on a fresh connection
+    assert woken == [True]
+    clock.advance(0.75)
+    assert f.pop() is None  # a second after the first send, not after the second
+    clock.advance(0.25)
+    assert f.pop() == ("a", "a1")
+    f.release("a", sent=sending.sent)
+    assert f.in_flight == 1

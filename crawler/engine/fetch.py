@@ -21,7 +21,8 @@ from crawler.urls.scope import Scope
 class HostSend:
     """One request popped for `host`, as the transport's `on_sent`: tells the frontier when it
     went out (the host's gap runs from then) and, in `sent`, whether it did (for `release`).
-    Only its first send counts: a robots.txt redirect's later hops are the same request."""
+    A later send of the same request (aiohttp's retry after a dead keep-alive connection, a
+    robots.txt redirect's hop) pushes the host's clock to it."""
 
     __slots__ = ("_frontier", "_host", "_wake", "sent")
 
@@ -32,10 +33,12 @@ class HostSend:
         self.sent = False
 
     def __call__(self) -> None:
-        if not self.sent:
-            self.sent = True
-            if self._frontier.sent(self._host):
-                self._wake()  # the host's next request may be handed out, soon or now
+        if self.sent:
+            self._frontier.resent(self._host)
+            return
+        self.sent = True
+        if self._frontier.sent(self._host):
+            self._wake()  # the host's next request may be handed out, soon or now
 
 
 class MeteredFetch:

@@ -179,6 +179,14 @@ class Frontier(Generic[T]):
         self._schedule(key, slot)
         return slot.scheduled and not was
 
+    def resent(self, key: str, at: float | None = None) -> None:
+        """A request already reported sent went out again, at `at` (now if None): aiohttp's
+        retry of a GET on a fresh connection, after a keep-alive one turned out dead, or a
+        redirect hop of robots.txt. The host's gap runs from this later send."""
+        at = self._clock() if at is None else at
+        slot = self._slots[key]
+        slot.next_start = max(slot.next_start, at + self.gap(key))
+
     def release(self, key: str, *, sent: bool = True) -> None:
         """A request to `key` has ended (successfully or not); `sent=False`: it failed before
         it was sent (or was never reported sent), which ends its hold on the host."""
