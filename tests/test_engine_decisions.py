@@ -27,6 +27,7 @@ from crawler.http.transport import (
     REDIRECT_STATUSES,
     Cookie,
     FetchResult,
+    OnSent,
     Sending,
     Transport,
     WantBody,
@@ -75,7 +76,8 @@ class DictTransport:
         return [], []
 
     async def fetch(self, url: URL, want_body: WantBody | None = None, *,
-                    keep_alive: bool = True, send: Sending | None = None) -> FetchResult:
+                    keep_alive: bool = True, send: Sending | None = None,
+                    on_sent: OnSent | None = None) -> FetchResult:
         text = str(url)
         answer = self.answers.get(text, (404, {}, b""))
         if callable(answer):
@@ -83,6 +85,8 @@ class DictTransport:
         self.fetched.append(text)
         if isinstance(answer, FetchError):
             raise type(answer)(str(answer), url=text)
+        if on_sent is not None:  # its errors stand for ones before the request went out
+            on_sent()
         status, headers, body = answer
         proxy = CIMultiDictProxy(CIMultiDict(headers))
         if status in REDIRECT_STATUSES or (want_body is not None

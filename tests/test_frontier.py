@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections import deque
 
 import pytest
 
+from crawler.engine.fetch import HostSend
 from crawler.policy.frontier import Frontier
 
 
@@ -518,3 +520,140 @@ def test_a_host_emptied_by_withdraw_and_forgotten_is_skipped() -> None:
     frontier.push("up", "x")
     assert frontier.pop() == ("up", "x")  # the stale entry for "down" is passed over
     assert frontier.pop() is None and len(frontier) == 0
+
+
+# -- the clock runs from the send (from_send, the engine's) -------------------------------
+
+
+def make_sending(per_host: int = 1, delay: float = 0.0) -> tuple[Frontier[str], FakeClock]:
+    clock = FakeClock()
+    return Frontier(per_host=per_host, delay=delay, clock=clock, from_send=True), clock
+
+
+def test_gap_runs_from_the_send_not_from_the_pop() -> None:
+    f, clock = make_sending(per_host=2, delay=1.0)
+    f.push("a", "a0")
+    f.push("a", "a1")
+    assert f.pop() == ("a", "a0")
+    clock.advance(0.25)  # the request waited this long to go out (a connection to open)
+    f.sent("a", clock())
+    clock.advance(0.75)  # a second after the pop, but not after the send
+    assert f.pop() is None
+    assert f.wait_time() == 0.25
+    clock.advance(0.25)
+    assert f.pop() == ("a", "a1")
+
+
+def test_no_next_request_while_one_is_unsent() -> None:
+    f, clock = make_sending(per_host=2, delay=1.0)
+    for i in range(3):
+        f.push("a", f"a{i}")
+    f.push("b", "b0")
+    assert f.pop() == ("a", "a0")
+    clock.advance(30.0)  # not sent yet, however long: a later one would overtake it
+    assert f.pop() == ("b", "b0")
+    assert f.pop() is None
+    assert f.wait_time() is None  # nothing to wait out: the host waits for the send
+    assert f.sent("a", clock()) is True  # the workers must look again
+    assert f.wait_time() == 1.0
+    clock.advance(1.0)
+    assert f.pop() == ("a", "a1")
+
+
+def test_failed_before_sending_ends_the_hold() -> None:
+    f, clock = make_sending(per_host=1, delay=1.0)
+    f.push("a", "a0")
+    f.push("a", "a1")
+    assert f.pop() == ("a", "a0")
+    f.release("a", sent=False)  # e.g. its connection could not be opened
+    clock.advance(1.0)  # the clock from the pop still holds for a request never sent
+    assert f.pop() == ("a", "a1")
+    f.sent("a", clock())
+    f.release("a")
+    assert f.in_flight == 0
+    assert f.hosts == 1  # its clock runs on
+
+
+def test_per_host_n_starts_each_a_delay_after_the_previous_send() -> None:
+    f, clock = make_sending(per_host=3, delay=0.5)
+    for i in range(6):
+        f.push("a", f"a{i}")
+    starts: list[float] = []
+    while len(starts) < 3:
+        popped = f.pop()
+        if popped is None:
+            wait = f.wait_time()
+            assert wait is not None
+            clock.advance(wait)
+            continue
+        clock.advance(0.125)  # each goes out a little after its pop
+        f.sent("a", clock())
+        starts.append(clock())
+    assert f.in_flight == 3  # N in flight at once
+    assert all(b - a >= 0.5 for a, b in itertools.pairwise(starts))
+    assert f.pop() is None and f.wait_time() is None  # at its cap
+
+
+def test_no_delay_no_hold() -> None:
+    # Without a delay there is no gap to keep: a host's requests may start back to back.
+    f, _ = make_sending(per_host=2, delay=0.0)
+    f.push("a", "a0")
+    f.push("a", "a1")
+    assert f.pop() == ("a", "a0")
+    assert f.pop() == ("a", "a1")
+    assert f.sent("a") is False
+    f.release("a")
+    f.release("a", sent=False)
+    assert f.in_flight == 0
+
+
+def test_a_delay_set_while_unsent_holds_from_the_send() -> None:
+    f, clock = make_sending(per_host=2, delay=0.0)
+    f.push("a", "a0")
+    f.push("a", "a1")
+    assert f.pop() == ("a", "a0")
+    f.set_delay("a", 2.0)  # its robots.txt Crawl-delay, say
+    assert f.pop() is None
+    clock.advance(0.5)
+    f.sent("a", clock())
+    clock.advance(1.5)
+    assert f.pop() is None
+    clock.advance(0.5)
+    assert f.pop() == ("a", "a1")
+
+
+def test_a_request_sent_again_moves_the_clock_to_the_later_send() -> None:
+    # aiohttp sends a GET again on a fresh connection when a keep-alive one was dead.
+    f, clock = make_sending(per_host=2, delay=1.0)
+    f.push("a", "a0")
+    f.push("a", "a1")
+    assert f.pop() == ("a", "a0")
+    f.sent("a", clock())
+    clock.advance(0.25)
+    f.resent("a", clock())
+    clock.advance(0.875)
+    assert f.pop() is None
+    assert f.wait_time() == 0.125
+    clock.advance(0.125)
+    assert f.pop() == ("a", "a1")
+
+
+def test_host_send_reports_the_first_send_then_later_ones_as_resends() -> None:
+    f, clock = make_sending(per_host=2, delay=1.0)
+    woken: list[bool] = []
+    f.push("a", "a0")
+    f.push("a", "a1")
+    assert f.pop() == ("a", "a0")
+    sending = HostSend(f, "a", lambda: woken.append(True))
+    assert not sending.sent
+    sending()
+    assert sending.sent and woken == [True]  # a1 may go out once the gap has run
+    clock.advance(0.5)
+    sending()  # the retry on a fresh connection
+    assert woken == [True]
+    clock.advance(0.75)
+    assert f.pop() is None  # a second after the first send, not after the second
+    clock.advance(0.25)
+    assert f.pop() == ("a", "a1")
+    f.release("a", sent=sending.sent)
+    assert f.in_flight == 1

@@ -134,7 +134,8 @@ class Crawler:
         self._clock = clock
         self._wall = wall_clock
         self._watch = LoopWatch(clock)
-        self._frontier: Frontier[Work] = Frontier(cfg.per_host, cfg.delay, clock)
+        self._frontier: Frontier[Work] = Frontier(cfg.per_host, cfg.delay, clock,
+                                                      from_send=True)
         self._gate: RobotsGate[Job] = RobotsGate(cfg.user_agent, cfg.max_retries + 1, clock)
         self._health = HostHealth(cfg.dead_after)
         self._retry = RetryPolicy(cfg.max_retries, cfg.retry_backoff,
@@ -256,6 +257,7 @@ class Crawler:
                              size=max(8 * cfg.workers, 256), max_pages=cfg.max_pages,
                              finished_before=finished_before, intake=intake.admit,
                              held=lambda: gate.held_count, wall_clock=self._wall)
+        robots.wake = window.wake
         # A discovered URL that a known robots.txt disallows is not even queued.
         admission = Admission(cfg, scope, gate.forbids if cfg.obey_robots else None)
         callbacks = Callbacks(self.spider, outcomes, self._watch, max_links=cfg.max_links,

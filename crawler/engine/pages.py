@@ -14,7 +14,7 @@ from multidict import CIMultiDictProxy
 from crawler.config import CrawlConfig
 from crawler.engine.budget import ByteBudget
 from crawler.engine.callbacks import Callbacks
-from crawler.engine.fetch import MeteredFetch
+from crawler.engine.fetch import HostSend, MeteredFetch
 from crawler.engine.jobs import Job, Work
 from crawler.engine.outcomes import Outcomes
 from crawler.engine.robotstxt import RobotsCoordinator
@@ -77,6 +77,7 @@ class PageProcessor:
     async def process(self, job: Job) -> Outcome:
         lease = job.lease
         send, handled = None, self._handled
+        sending = HostSend(self._frontier, job.host, self._window.wake)
         if lease.spec is not None or lease.method is not None or lease.body is not None:
             spec = specs.decode(lease.spec)
             send = _sending(lease, spec)
@@ -92,11 +93,11 @@ class PageProcessor:
             keep_alive = (self._frontier.queued(job.host) > 0
                           or self._frontier.hosts <= FEW_HOSTS)
             result: FetchResult | FetchError = await self._fetch.fetch(
-                job.url, want, keep_alive=keep_alive, send=send)
+                job.url, want, keep_alive=keep_alive, send=send, on_sent=sending)
         except FetchError as exc:
             result = exc
         finally:
-            self._frontier.release(job.host)
+            self._frontier.release(job.host, sent=sending.sent)
             self._window.wake()
         if isinstance(result, FetchError):
             return await self._on_fetch_error(job, result)

@@ -10,10 +10,11 @@ from collections.abc import Callable, Iterator, Sequence
 from yarl import URL
 
 from crawler.config import CrawlConfig
-from crawler.engine.fetch import MeteredFetch
+from crawler.engine.fetch import HostSend, MeteredFetch
 from crawler.engine.jobs import Job, RobotsJob, Work
 from crawler.engine.outcomes import Outcomes
 from crawler.errors import FetchError
+from crawler.http.transport import OnSent
 from crawler.policy import robots
 from crawler.policy.admission import Skip
 from crawler.policy.frontier import Frontier
@@ -42,6 +43,8 @@ class RobotsCoordinator:
         self._scope = scope
         self._clock = clock
         self._wall = wall_clock
+        self.wake: Callable[[], None] = lambda: None
+        """Wakes the workers waiting for a host to be ready (the claim window's, once made)."""
 
     def admit(self, job: Job) -> Outcome | None:
         """Queue a job its origin's robots.txt allows; hold it while the file is not known
@@ -71,14 +74,13 @@ class RobotsCoordinator:
 
     async def process(self, job: RobotsJob) -> list[Outcome]:
         """Fetch the file, then settle the requests that waited for it."""
+        sending = HostSend(self._frontier, job.host, self.wake)
         try:
-            policy = await self._fetch_file(job.url)
+            policy = await fetch_robots(self._fetch, job.url, self._scope, self._clock,
+                                        on_sent=sending)
         finally:
-            self._frontier.release(job.host)
+            self._frontier.release(job.host, sent=sending.sent)
         return self._resolve(job, policy)
-
-    async def _fetch_file(self, url: URL) -> robots.Robots:
-        return await fetch_robots(self._fetch, url, self._scope, self._clock)
 
     def _resolve(self, job: RobotsJob, policy: robots.Robots) -> list[Outcome]:
         done = self._gate.resolve(job.origin, policy)
@@ -114,13 +116,14 @@ class RobotsCoordinator:
 
 
 async def fetch_robots(fetch: MeteredFetch, url: URL, scope: Scope,
-                       clock: Callable[[], float]) -> robots.Robots:
+                       clock: Callable[[], float], *,
+                       on_sent: OnSent | None = None) -> robots.Robots:
     """One origin's robots.txt at `url`, its redirects followed as RFC 9309 says (within
     the crawl's scope): the policy it sets. `crawl fetch` asks it the same way."""
     hops = 0  # redirects followed: the policy says when the chain ends
     while True:
         try:
-            result = await fetch.fetch(url)
+            result = await fetch.fetch(url, on_sent=on_sent)
         except FetchError as exc:
             return robots.after_failure(exc, url, clock())
         step = robots.after_answer(result.url, result.status, result.location, result.body,

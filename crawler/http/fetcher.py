@@ -33,7 +33,14 @@ from crawler.errors import (
 from crawler.http import session as sessions
 from crawler.http.pool import PoolCounters, RequestTrace, live_counts, process_sockets, tracing
 from crawler.http.resolver import StaticResolver
-from crawler.http.transport import REDIRECT_STATUSES, Cookie, FetchResult, Sending, WantBody
+from crawler.http.transport import (
+    REDIRECT_STATUSES,
+    Cookie,
+    FetchResult,
+    OnSent,
+    Sending,
+    WantBody,
+)
 from crawler.observe.metrics import PoolStats
 from crawler.urls.addresses import private_kind
 
@@ -202,13 +209,15 @@ class Fetcher:
             self._resolver = None
 
     async def fetch(self, url: URL, want_body: WantBody | None = None, *,
-                    keep_alive: bool = True, send: Sending | None = None) -> FetchResult:
+                    keep_alive: bool = True, send: Sending | None = None,
+                    on_sent: OnSent | None = None) -> FetchResult:
         """One GET (or what `send` says), no redirects followed. `want_body(status, headers)`
         may decline the body.
 
         `keep_alive=False` asks the server to close the connection after this response: an
         idle keep-alive socket is not counted by aiohttp's `limit`, so a crawl of thousands
         of hosts would otherwise hold one open per host until `keepalive_timeout`.
+        `on_sent()` is called as the request is written (aiohttp's headers-sent signal).
         """
         if self._session is None:
             raise RuntimeError("Fetcher is not open")
@@ -217,7 +226,7 @@ class Fetcher:
         if not self.allow_private and (self._proxy is not None
                                        or (send is not None and send.proxy is not None)):
             await self._through_proxy(url, send)
-        trace = RequestTrace()
+        trace = RequestTrace(on_sent=on_sent)
         try:
             return await self._get(self._session, url, want_body, keep_alive, trace, send=send)
         except FetchError:

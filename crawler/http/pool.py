@@ -15,7 +15,7 @@ import aiohttp
 @dataclass(slots=True)
 class RequestTrace:
     reused: bool = False  # sent on a keep-alive connection an earlier response used
-
+    on_sent: Callable[[], None] | None = None  # told when the request is written
 
 
 @dataclass(slots=True)
@@ -46,6 +46,12 @@ def tracing(counters: PoolCounters) -> aiohttp.TraceConfig:
         if isinstance(request, RequestTrace):
             request.reused = True
 
+    async def headers_sent(_s: object, context: SimpleNamespace, _p: object) -> None:
+        # aiohttp writes the request right after this returns, without yielding in between.
+        request = context.trace_request_ctx
+        if isinstance(request, RequestTrace) and request.on_sent is not None:
+            request.on_sent()
+
     async def resolve_start(_s: object, context: SimpleNamespace, _p: object) -> None:
         context.dns_started = time.monotonic()
 
@@ -58,6 +64,7 @@ def tracing(counters: PoolCounters) -> aiohttp.TraceConfig:
     trace.on_dns_cache_miss.append(dns_miss)
     trace.on_connection_create_end.append(created)
     trace.on_connection_reuseconn.append(reused)
+    trace.on_request_headers_sent.append(headers_sent)
     trace.on_dns_resolvehost_start.append(resolve_start)
     trace.on_dns_resolvehost_end.append(resolve_end)
     trace.freeze()

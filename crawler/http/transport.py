@@ -65,13 +65,18 @@ class Sending:
 WantBody = Callable[[int, CIMultiDictProxy[str]], bool]
 """Given a response's status and headers: whether its body is wanted (else not read)."""
 
+OnSent = Callable[[], None]
+"""Called when the request is written to its connection (before any answer): the host's
+politeness clock starts then, not when the request was decided."""
+
 
 class Transport(Protocol):
     """One request at a time (a GET unless `send` says otherwise), one hop (redirects are
     the engine's), open for the whole run.
 
     `fetch` raises `crawler.errors.FetchError` subclasses, each saying whether a retry may
-    help, and never anything else for a failed fetch."""
+    help, and never anything else for a failed fetch. It calls `on_sent` (if given) at the
+    moment the request goes out, not at all if it fails before."""
 
     allow_private: bool
     """Whether connections to private addresses are allowed (see crawler.urls.addresses)."""
@@ -82,7 +87,8 @@ class Transport(Protocol):
         ...
 
     async def fetch(self, url: URL, want_body: WantBody | None = None, *,
-                    keep_alive: bool = True, send: Sending | None = None) -> FetchResult: ...
+                    keep_alive: bool = True, send: Sending | None = None,
+                    on_sent: OnSent | None = None) -> FetchResult: ...
 
     @property
     def cookie_changes(self) -> int:

@@ -6,6 +6,12 @@ earliest time the next request may start. The rules (concurrency cap, delay) are
 overridable per host; the live state is the slot and a penalty that grows while a server
 says it is overloaded (429, 5xx) and shrinks as it recovers. A host that must wait is simply
 not offered: it never holds a worker while others are ready (no head-of-line blocking).
+
+With `from_send=True` (the engine's) a host's clock runs from when its request was actually
+sent, as the engine reports (`sent`), not from the pop: between the two lie the event loop's
+queue and a connection to open, and a later request on a reused connection could overtake
+it. While a request popped for a host with a delay is not sent yet, the host's next one is
+not handed out; `release(key, sent=False)` ends that for a request that failed unsent.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ class HostRule:
 class _Slot(Generic[T]):
     queue: deque[T] = field(default_factory=deque)
     in_flight: int = 0
+    unsent: int = 0  # popped, not reported sent nor released yet (from_send only)
     next_start: float = float("-inf")
     scheduled: bool = False  # in the ready heap; kept to avoid duplicate heap entries
 
@@ -44,11 +51,13 @@ class Frontier(Generic[T]):
     """Hands out queued work host by host, respecting a per-host concurrency cap and a minimum
     delay between the starts of two requests to the same host."""
 
-    def __init__(self, per_host: int, delay: float, clock: Clock = time.monotonic) -> None:
+    def __init__(self, per_host: int, delay: float, clock: Clock = time.monotonic, *,
+                 from_send: bool = False) -> None:
         if per_host < 1:
             raise ValueError("per_host must be at least 1")
         self._default = HostRule(per_host, delay)
         self._clock = clock
+        self._from_send = from_send
         self._slots: dict[str, _Slot[T]] = {}
         self._rules: dict[str, HostRule] = {}  # hosts with rules of their own
         self._penalty: dict[str, float] = {}  # hosts that told us to slow down
@@ -146,20 +155,44 @@ class Frontier(Generic[T]):
             if slot.next_start > now:  # its clock was pushed after it was scheduled
                 self._schedule(key, slot)
                 continue
-            if not slot.queue or slot.in_flight >= self.rule(key).per_host:
+            if not self._may_start(key, slot):
                 continue
             item = slot.queue.popleft()
             self._queued -= 1
             slot.in_flight += 1
+            slot.unsent += self._from_send
             self._in_flight += 1
             slot.next_start = now + self.gap(key)
             self._schedule(key, slot)
             return key, item
         return None
 
-    def release(self, key: str) -> None:
-        """A request to `key` has ended (successfully or not)."""
+    def sent(self, key: str, at: float | None = None) -> bool:
+        """A request popped for `key` went out at `at` (now if None; from_send): the host's gap
+        runs from then. True if that lets a request of the host be handed out (wake the
+        workers that wait)."""
         slot = self._slots[key]
+        slot.unsent -= 1
+        at = self._clock() if at is None else at
+        slot.next_start = max(slot.next_start, at + self.gap(key))
+        was = slot.scheduled
+        self._schedule(key, slot)
+        return slot.scheduled and not was
+
+    def resent(self, key: str, at: float | None = None) -> None:
+        """A request already reported sent went out again, at `at` (now if None): aiohttp's
+        retry of a GET on a fresh connection, after a keep-alive one turned out dead, or a
+        redirect hop of robots.txt. The host's gap runs from this later send."""
+        at = self._clock() if at is None else at
+        slot = self._slots[key]
+        slot.next_start = max(slot.next_start, at + self.gap(key))
+
+    def release(self, key: str, *, sent: bool = True) -> None:
+        """A request to `key` has ended (successfully or not); `sent=False`: it failed before
+        it was sent (or was never reported sent), which ends its hold on the host."""
+        slot = self._slots[key]
+        if self._from_send and not sent:
+            slot.unsent -= 1
         slot.in_flight -= 1
         self._in_flight -= 1
         if slot.queue:
@@ -178,7 +211,7 @@ class Frontier(Generic[T]):
         while self._ready:
             start, _, key = self._ready[0]
             slot = self._slots.get(key)
-            if slot is not None and slot.queue and slot.in_flight < self.rule(key).per_host:
+            if slot is not None and self._may_start(key, slot):
                 return max(0.0, start - self._clock())
             heapq.heappop(self._ready)
             if slot is not None:
@@ -209,7 +242,13 @@ class Frontier(Generic[T]):
             slot = self._slots[key] = _Slot()
         return slot
 
+    def _may_start(self, key: str, slot: _Slot[T]) -> bool:
+        """Work queued and a free connection, and no earlier request of the host still
+        unsent (when the host has a delay to keep: without one, starts may be back to back)."""
+        return (bool(slot.queue) and slot.in_flight < self.rule(key).per_host
+                and not (slot.unsent and self.gap(key) > 0))
+
     def _schedule(self, key: str, slot: _Slot[T]) -> None:
-        if not slot.scheduled and slot.queue and slot.in_flight < self.rule(key).per_host:
+        if not slot.scheduled and self._may_start(key, slot):
             slot.scheduled = True
             heapq.heappush(self._ready, (slot.next_start, next(self._seq), key))
