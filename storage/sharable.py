@@ -21,9 +21,11 @@ class Sharable:
         """Seconds between two `renew()` calls a shared store needs (its lease / 3)."""
         return float("inf")
 
-    def plan(self, hosts: int) -> None:
+    def plan(self, hosts: int, delay: float = 0.0) -> None:
         """Hold up to `hosts` hosts at a time (about twice the hosts the workers can keep
-        busy: workers / per-host limit)."""
+        busy: workers / per-host limit). `delay`: the crawl's least gap between two requests
+        to a host, kept after taking a host from a process that is gone (it may have just
+        sent one) when the host's own delay was never said (`hand_back(delays=)`)."""
         return None
 
     async def renew(self) -> set[str]:
@@ -31,10 +33,14 @@ class Sharable:
         was lost (taken over): their requests here are no longer ours."""
         return set()
 
-    async def hand_back(self, gaps: Mapping[str, float], *, everything: bool = False) -> None:
+    async def hand_back(self, gaps: Mapping[str, float], *,
+                        delays: Mapping[str, float] | None = None,
+                        everything: bool = False) -> None:
         """Give back the held hosts that have nothing leased and nothing due (all of them,
         their leased requests queued again, when `everything`), each not to be fetched
         from for `gaps[host]` more seconds (0 if absent): the delay its last request
-        here left."""
+        here left. `delays`: the delay in force for held hosts whose delay changed (their
+        rule, Crawl-delay, backoff), kept for whoever takes a host over from a process that
+        dies."""
         return None
 

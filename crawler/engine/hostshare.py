@@ -38,6 +38,7 @@ class HostShare:
         self._changed = changed  # the claim window looks again: work may be ours now
         self._clock = clock
         self.lost = 0  # hosts taken over by another process while we held them
+        self._told: dict[str, float] = {}  # the delays the store was last told
 
     @classmethod
     def of(cls, store: Store, frontier: Frontier[Work], config: CrawlConfig,
@@ -46,7 +47,7 @@ class HostShare:
         twice what the workers can keep busy."""
         if not store.shared:
             return None
-        store.plan(max(2, 2 * config.workers // config.per_host))
+        store.plan(max(2, 2 * config.workers // config.per_host), config.delay)
         return cls(store, frontier, changed=changed, clock=clock)
 
     async def keep(self) -> None:
@@ -60,7 +61,7 @@ class HostShare:
                 if self._clock() - renewed >= every * 0.9:
                     renewed = self._clock()
                     self._drop(await self._store.renew())
-                await self._store.hand_back(self.gaps())
+                await self._store.hand_back(self.gaps(), delays=self.new_delays())
                 self._changed()
         except asyncio.CancelledError:
             await self._store.hand_back(self.gaps())
@@ -73,6 +74,16 @@ class HostShare:
             host = hostname(key)
             gaps[host] = max(left, gaps.get(host, 0.0))
         return gaps
+
+    def new_delays(self) -> dict[str, float]:
+        """The delay in force of each host here, where it changed since last told."""
+        delays: dict[str, float] = {}
+        for key, *_, gap in self._frontier.activity():
+            host = hostname(key)
+            delays[host] = max(gap, delays.get(host, 0.0))
+        new = {h: d for h, d in delays.items() if self._told.get(h) != d}
+        self._told.update(new)
+        return new
 
     def _drop(self, lost: set[str]) -> None:
         if not lost:

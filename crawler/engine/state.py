@@ -122,8 +122,8 @@ class StateStore(Store):
     def renew_every(self) -> float:
         return self._store.renew_every
 
-    def plan(self, hosts: int) -> None:
-        self._store.plan(hosts)
+    def plan(self, hosts: int, delay: float = 0.0) -> None:
+        self._store.plan(hosts, delay)
 
     async def renew(self) -> set[str]:
         try:
@@ -131,9 +131,11 @@ class StateStore(Store):
         except StoreError as exc:
             raise _failed(exc) from exc
 
-    async def hand_back(self, gaps: Mapping[str, float], *, everything: bool = False) -> None:
+    async def hand_back(self, gaps: Mapping[str, float], *,
+                        delays: Mapping[str, float] | None = None,
+                        everything: bool = False) -> None:
         try:
-            await self._store.hand_back(gaps, everything=everything)
+            await self._store.hand_back(gaps, delays=delays, everything=everything)
         except StoreError as exc:
             raise _failed(exc) from exc
 

@@ -44,7 +44,10 @@ reset AS (
     RETURNING r.id),
 taken AS (
     UPDATE hosts h SET lease_run = $1, lease_token = gen_random_uuid(),
-                       lease_until = now() + {_SECS}
+                       lease_until = now() + {_SECS},
+                       next_allowed = CASE WHEN pick.old IS NULL THEN h.next_allowed
+                           ELSE greatest(h.next_allowed, now() + greatest(h.delay,
+                                         make_interval(secs => $4))) END
     FROM pick WHERE h.host = pick.host
     RETURNING h.host, h.lease_token,
               CASE WHEN h.next_allowed > now()
@@ -71,6 +74,13 @@ FROM pick WHERE r.id = pick.id
 RETURNING r.id, r.url, r.callback, r.cb_kwargs, r.priority, r.depth, r.redirects, r.attempts,
           r.method, r.spec, r.body, r.host
 """
+
+# A host taken from a holder that is gone: it may have sent a request just now, so the gate
+# opens after the host's delay (as the holder last said it, or the crawl's, the longer).
+
+_DELAYS = ("UPDATE hosts h SET delay = make_interval(secs => d.delay)"
+           " FROM unnest($2::text[], $3::float8[]) AS d(host, delay)"
+           " WHERE h.host = d.host AND h.lease_run = $1")
 
 _RENEW = ("UPDATE hosts SET lease_until = now() + make_interval(secs => $3)"
           " WHERE lease_run = $1 AND lease_token = ANY($2::uuid[]) RETURNING host")
@@ -104,6 +114,7 @@ class HostLeases:
         self._conn = conn
         self.lease = lease
         self.want = want  # hosts to hold at most (the engine's workers / per-host limit, x2)
+        self.delay = 0.0  # the crawl's least delay: kept after a takeover
         self.held: dict[str, uuid.UUID] = {}
         self.waits: dict[str, float] = {}  # new hosts' gate waits, until a claim hands one out
         self.reclaimed = 0  # requests of expired leases this run put back in the queue
@@ -116,7 +127,7 @@ class HostLeases:
         free = self.want - len(self.held)
         if free <= 0:
             return {}
-        rows = await self._conn.fetch(_TAKE, run, free, self.lease)
+        rows = await self._conn.fetch(_TAKE, run, free, self.lease, self.delay)
         waits: dict[str, float] = {}
         for host, token, wait, reset in rows:
             self.held[host] = token
@@ -141,6 +152,12 @@ class HostLeases:
             self.waits.pop(host, None)
         await self._conn.execute("UPDATE runs SET last_seen = now() WHERE id = $1", run)
         return lost
+
+    async def keep_delays(self, run: int, delays: Mapping[str, float]) -> None:
+        """Note the delay in force of held hosts, for whoever takes one over."""
+        rows = [(host, delays[plain(host)]) for host in self.held if plain(host) in delays]
+        if rows:
+            await self._conn.execute(_DELAYS, run, *map(list, zip(*rows, strict=True)))
 
     async def hand_back(self, run: int, gaps: Mapping[str, float], *,
                         everything: bool = False) -> set[str]:

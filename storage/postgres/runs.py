@@ -113,8 +113,9 @@ async def start(conn: asyncpg.Connection, spider: str, config: str, *, fresh: bo
         f"UPDATE requests SET state = {RequestState.QUEUED}, run = NULL, lease_token = NULL,"
         f" lease_until = NULL WHERE state = {RequestState.LEASED} AND (run IS NULL OR run IN"
         " (SELECT id FROM runs WHERE status <> 'running'))")
-    await conn.execute("UPDATE hosts SET lease_run = NULL, lease_token = NULL,"
-                       " lease_until = NULL WHERE lease_run IN"
+    # Their hosts' leases run out now: the next to take one keeps its delay first (the dead
+    # process may have just sent a request to it).
+    await conn.execute("UPDATE hosts SET lease_until = '-infinity' WHERE lease_run IN"
                        " (SELECT id FROM runs WHERE status <> 'running')")
     row = await conn.fetchrow(
         "INSERT INTO runs (pid, hostname, status, config) VALUES ($1, $2, 'running', $3)"

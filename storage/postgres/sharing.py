@@ -75,9 +75,12 @@ class Sharing:
                         ", ".join(sorted(lost)[:5]))
         return lost
 
-    async def hand_back(self, run: int, gaps: Mapping[str, float], *, everything: bool) -> None:
+    async def hand_back(self, run: int, gaps: Mapping[str, float],
+                        delays: Mapping[str, float], everything: bool) -> None:
         async def give() -> None:
             await self._writer.apply_pending(run)  # what is leased must be seen as ended
+            if delays:
+                await self.leases.keep_delays(run, delays)
             await self.leases.hand_back(run, gaps, everything=everything)
 
         await self._session.run(give)

@@ -107,8 +107,8 @@ class PostgresStore(Store):
     def renew_every(self) -> float:
         return self._hosts.lease / 3
 
-    def plan(self, hosts: int) -> None:
-        self._hosts.want = max(1, hosts)
+    def plan(self, hosts: int, delay: float = 0.0) -> None:
+        self._hosts.want, self._hosts.delay = max(1, hosts), max(0.0, delay)
 
 
     async def open_crawl(self, spider: str, config: str, *, fresh: bool,
@@ -201,8 +201,10 @@ class PostgresStore(Store):
     async def renew(self) -> set[str]:
         return await self.sharing.renew(self._require_run())
 
-    async def hand_back(self, gaps: Mapping[str, float], *, everything: bool = False) -> None:
-        await self.sharing.hand_back(self._require_run(), gaps, everything=everything)
+    async def hand_back(self, gaps: Mapping[str, float], *,
+                        delays: Mapping[str, float] | None = None,
+                        everything: bool = False) -> None:
+        await self.sharing.hand_back(self._require_run(), gaps, delays or {}, everything)
 
     # -- outcomes, group-committed ----------------------------------------------------------
 
