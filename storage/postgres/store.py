@@ -103,9 +103,7 @@ class PostgresStore(Store):
     def shared(self) -> bool:
         return True
 
-    @property
-    def renew_every(self) -> float:
-        return self._hosts.lease / 3
+    renew_every = property(lambda self: self._hosts.lease / 3)
 
     def plan(self, hosts: int, delay: float = 0.0) -> None:
         self._hosts.want, self._hosts.delay = max(1, hosts), max(0.0, delay)
@@ -201,9 +199,8 @@ class PostgresStore(Store):
     async def renew(self) -> set[str]:
         return await self.sharing.renew(self._require_run())
 
-    async def hand_back(self, gaps: Mapping[str, float], *,
-                        delays: Mapping[str, float] | None = None,
-                        everything: bool = False) -> None:
+    async def hand_back(self, gaps: Mapping[str, float], *, everything: bool = False,
+                        delays: Mapping[str, float] | None = None) -> None:
         await self.sharing.hand_back(self._require_run(), gaps, delays or {}, everything)
 
     # -- outcomes, group-committed ----------------------------------------------------------
