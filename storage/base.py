@@ -13,6 +13,8 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from storage.sharable import Sharable
+
 DUPLICATE_COUNTER = "skipped_duplicate"
 """The counter a store adds to for every discovered request that already had a row."""
 PARKED_COUNTER = "skipped_depth"
@@ -118,6 +120,10 @@ class LeasedRequest:
     method: str | None = None
     spec: str | None = None
     body: bytes | None = None
+    wait: float = 0.0
+    """Seconds (on the store's clock, at the claim) before its host's politeness gate opens:
+    set on the requests of a host this claim leased from a shared store (another process
+    fetched from it last), 0 otherwise."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +255,7 @@ class FailedRequest:
     error: str | None  # `Failure.error`: the details
 
 
-class Store(ABC):
+class Store(Sharable, ABC):
     """A crawl's durable state. One instance per process; many processes may share a crawl
     only where the implementation says so (the SQLite store allows one writer at a time)."""
 

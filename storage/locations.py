@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 SCHEMES = ("postgresql", "postgres")
+DEFAULT_LEASE = 30.0  # seconds a process holds a host without renewing it
+_OWN_PARAMS = ("crawl", "lease", "renew")  # ours, not libpq's: kept out of the driver's URL
 MAX_IDENTIFIER = 63  # PostgreSQL's limit on a name, in bytes
 SCHEMA_PREFIX = "crawl_"
 _SECRET_PARAMS = ("password", "sslpassword")
@@ -51,13 +53,22 @@ class Location:
     shown: str
     crawl: str | None
     secrets: tuple[str, ...]
+    lease: float = DEFAULT_LEASE
+    """`?lease=SECONDS`: how long a process holds a host without renewing it; a killed
+    process's hosts and requests go to the others after this long."""
+    renew: bool = True
+    """`?renew=0` turns host lease renewal off: for tests of a takeover only."""
 
     @classmethod
     def parse(cls, text: str) -> Location:
         parts = urlsplit(text)
         query = parse_qsl(parts.query, keep_blank_values=True)
         crawl = next((value for key, value in query if key == "crawl"), None)
-        rest = [(k, v) for k, v in query if k != "crawl"]
+        rest = [(k, v) for k, v in query if k not in _OWN_PARAMS]
+        lease = float(next((v for k, v in query if k == "lease"), DEFAULT_LEASE))
+        if not 0 < lease < 1e6:
+            raise ValueError(f"lease={lease:g}: a lease is a number of seconds above 0")
+        renew = next((v for k, v in query if k == "renew"), "1") not in ("0", "off", "no")
         secrets = [v for k, v in rest if k in _SECRET_PARAMS and v]
         if parts.password:
             secrets += [parts.password, unquote(parts.password)]
@@ -68,7 +79,8 @@ class Location:
         shown_query = [(k, v) for k, v in query if k not in _SECRET_PARAMS]
         shown = urlunsplit(parts._replace(netloc="@".join(netloc),
                                           query=urlencode(shown_query, quote_via=quote)))
-        return cls(dsn, shown, crawl or None, tuple(sorted(set(secrets), key=len, reverse=True)))
+        return cls(dsn, shown, crawl or None, tuple(sorted(set(secrets), key=len, reverse=True)),
+                   lease, renew)
 
     def redact(self, text: str) -> str:
         """`text` (a driver's message, say) with the URL's password taken out."""

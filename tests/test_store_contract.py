@@ -412,13 +412,24 @@ async def test_fresh_empties_the_crawl(location: str) -> None:
 # -- who may open a crawl ---------------------------------------------------------------------
 
 
-async def test_second_writer_is_refused_and_readers_see_a_live_crawl(location: str) -> None:
+async def test_second_writer_is_refused_or_shares_and_readers_see_a_live_crawl(
+        location: str) -> None:
     first = await open_store(location)
     try:
         await first.open_crawl("spider", "{}", fresh=False)
         assert await first.live()
-        with pytest.raises(StateLocked):
-            await open_store(location)
+        if first.shared:  # PostgreSQL: a second process joins the crawl, but not --fresh
+            second = await open_store(location)
+            try:
+                with pytest.raises(StateLocked):
+                    await second.open_crawl("spider", "{}", fresh=True)
+                await second.open_crawl("spider", "{}", fresh=False)
+                assert [r.status for r in await second.runs()] == ["running", "running"]
+            finally:
+                await second.close()
+        else:
+            with pytest.raises(StateLocked):
+                await open_store(location)
         async with reader(location) as other:
             assert await other.live()
             assert await other.spider_name() == "spider"

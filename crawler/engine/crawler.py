@@ -31,6 +31,7 @@ from crawler.engine.callbacks import Callbacks
 from crawler.engine.cookies import CookieKeeper
 from crawler.engine.errbacks import Errbacks
 from crawler.engine.fetch import MeteredFetch
+from crawler.engine.hostshare import HostShare
 from crawler.engine.intake import Intake
 from crawler.engine.items import ItemPath
 from crawler.engine.jobs import Job, RobotsJob, Work
@@ -98,6 +99,7 @@ class _Parts:
     window: ClaimWindow
     robots: RobotsCoordinator
     pages: PageProcessor
+    share: HostShare | None  # the host leases of a crawl shared with other processes
 
 
 class Crawler:
@@ -269,7 +271,8 @@ class Crawler:
                               handle_statuses=self._handled)
         window.settle = Errbacks(self.spider, outcomes, admission, self.metrics,
                                  max_links=cfg.max_links, items=self._items).settle
-        self._parts = _Parts(window, robots, pages)
+        share = HostShare.of(self._store, self._frontier, cfg, window.look_again, self._clock)
+        self._parts = _Parts(window, robots, pages, share)
         if self._state is not RunState.RUNNING:  # stopped before it started
             window.close()
         return self._parts
@@ -293,25 +296,26 @@ class Crawler:
     async def _run_workers(self, parts: _Parts) -> None:
         workers = [asyncio.create_task(self._worker(parts), name=f"worker-{i}")
                    for i in range(self.config.workers)]
-        flusher = asyncio.create_task(self._flush_periodically(), name="flusher")
+        helpers = {asyncio.create_task(self._flush_periodically(), name="flusher"),
+                   *([] if parts.share is None else [asyncio.create_task(parts.share.keep())])}
         stop_wait = asyncio.create_task(self._stop_requested.wait())
         watch = asyncio.create_task(self._watch.beat(), name="loop-watch")
         try:
             pending: set[asyncio.Task[Any]] = set(workers)
             while pending:
                 done, pending = await asyncio.wait(
-                    pending | {stop_wait, flusher}, return_when=asyncio.FIRST_COMPLETED
+                    pending | helpers | {stop_wait}, return_when=asyncio.FIRST_COMPLETED
                 )
                 for task in done - {stop_wait}:
-                    task.result()  # a worker or flusher that died (a bug, a full disk) stops all
-                pending -= {stop_wait, flusher}
+                    task.result()  # a worker or helper that died (a bug, a full disk) stops all
+                pending -= helpers | {stop_wait}
                 if stop_wait in done:
                     await self._drain_workers(pending)
                     break
         finally:
-            for task in [*workers, flusher, stop_wait, watch]:
+            for task in [*workers, *helpers, stop_wait, watch]:
                 task.cancel()
-            await asyncio.gather(*workers, flusher, stop_wait, watch, return_exceptions=True)
+            await asyncio.gather(*workers, *helpers, stop_wait, watch, return_exceptions=True)
 
     async def _drain_workers(self, workers: set[asyncio.Task[Any]]) -> None:
         """Give requests in flight a moment to finish; the rest are released at finish_run."""

@@ -39,6 +39,8 @@ class Intake:
             return self._outcomes.fail(lease, *down, None)
         if self._config.host_policies and job.host not in self._ruled:
             self._apply_host_policy(job)
+        if lease.wait:  # a host another process fetched from last (hostshare.py)
+            self._frontier.hold(job.host, lease.wait)
         if self._robots is None:
             self._frontier.push(job.host, job)
             return None

@@ -15,7 +15,7 @@ per-page `record()` stays as cheap as the store's own.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 
 from crawler.errors import CrawlError, StateFileError, StateWriteError
 from storage import (
@@ -109,6 +109,33 @@ class StateStore(Store):
     async def next_due(self) -> float | None:
         try:
             return await self._store.next_due()
+        except StoreError as exc:
+            raise _failed(exc) from exc
+
+    # -- a crawl shared with other processes (hostshare.py) -------------------------------
+
+    @property
+    def shared(self) -> bool:
+        return self._store.shared
+
+    @property
+    def renew_every(self) -> float:
+        return self._store.renew_every
+
+    def plan(self, hosts: int, delay: float = 0.0) -> None:
+        self._store.plan(hosts, delay)
+
+    async def renew(self) -> set[str]:
+        try:
+            return await self._store.renew()
+        except StoreError as exc:
+            raise _failed(exc) from exc
+
+    async def hand_back(self, gaps: Mapping[str, float], *,
+                        delays: Mapping[str, float] | None = None,
+                        everything: bool = False) -> None:
+        try:
+            await self._store.hand_back(gaps, delays=delays, everything=everything)
         except StoreError as exc:
             raise _failed(exc) from exc
 

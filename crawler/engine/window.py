@@ -7,10 +7,11 @@ start, records every outcome (`Store.record`) and keeps the run's `max_pages` bu
 there is nothing to hand out it sleeps until something changes (`wake()`): an outcome
 recorded, a request released, a refill, or the first retry due.
 
-What it assumes of the store is here and nowhere else: that this process is its only writer,
-so a claim that came back short means nothing new is due until we record an outcome (or a
-retry's time comes). A store shared by many processes (hosts leased to a process, with
-tokens and renewals) changes this class, not the workers, the frontier or the policies.
+What it assumes of the store is here and nowhere else: that a claim that came back short
+means nothing new is due until we record an outcome (or a retry's time comes). That holds
+while this process is the store's only writer; a `shared` store (other processes add work
+too, hosts are leased: hostshare.py) is looked at again whenever `HostShare` wakes us, and
+no sooner than `SHARED_POLL` when what is due is not ours to claim yet.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from storage import Defer, Failure, LeasedRequest, Outcome, Retry, Store
 Admit = Callable[[LeasedRequest], Outcome | None]
 """Queues a leased request in the frontier, or returns the outcome that ends it at once
 (`crawler.engine.intake.Intake.admit`)."""
+
+
+SHARED_POLL = 0.1  # seconds: the least wait for work due in a shared store but not ours yet
 
 
 class WindowState(enum.Enum):
@@ -60,6 +64,7 @@ class ClaimWindow:
         self._exhausted_at = -1  # value of _recorded when a claim last came back short
         self._finished = 0  # requests this run took to done or failed (for max_pages)
         self._finished_before = finished_before  # and the runs before it
+        self._least_wait = SHARED_POLL if store.shared else 0.0
 
     async def next_job(self) -> Work | None:
         """The next job a worker may start now, waiting for one if need be; None once the
@@ -83,7 +88,7 @@ class ClaimWindow:
                     self.wake()
                     return None
                 # Only retries waiting for their time remain: sleep until the first is due.
-                await self._wait(max(0.0, due - self._wall()))
+                await self._wait(max(self._least_wait, due - self._wall()))
                 self._exhausted_at = -1
         return None
 
@@ -101,6 +106,11 @@ class ClaimWindow:
         """Take no more work: every `next_job()` returns None."""
         if self.state is WindowState.OPEN:
             self.state = WindowState.CLOSED
+        self.wake()
+
+    def look_again(self) -> None:
+        """The store may have work for us that no outcome of ours made (a shared store)."""
+        self._exhausted_at = -1
         self.wake()
 
     def wake(self) -> None:

@@ -200,6 +200,18 @@ class Frontier(Generic[T]):
         elif slot.in_flight == 0 and slot.next_start <= self._clock():
             del self._slots[key]  # idle and its clock has run out: nothing left to remember
 
+    def hold(self, key: str, seconds: float) -> None:
+        """Start nothing to one host for `seconds` (its gate, set by another process)."""
+        slot = self._slot(key)
+        slot.next_start = max(slot.next_start, self._clock() + seconds)
+
+    def clocks(self) -> Iterator[tuple[str, float]]:
+        """Each host whose clock still runs, with the seconds left on it."""
+        now = self._clock()
+        for key, slot in self._slots.items():
+            if slot.next_start > now:
+                yield key, slot.next_start - now
+
     def activity(self) -> Iterator[tuple[str, int, int, float]]:
         """Each host with a slot now: (key, in flight, queued, delay in force)."""
         for key, slot in self._slots.items():

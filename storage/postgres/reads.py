@@ -4,7 +4,6 @@ counted from the database's `now()`."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncGenerator
 
 from storage.base import (
@@ -101,14 +100,3 @@ class Reader:
                 f"SELECT url, status, kind, error FROM requests"
                 f" WHERE state = {RequestState.FAILED} ORDER BY id DESC LIMIT $1", limit)
         return [FailedRequest(*row) for row in rows]
-
-    async def next_due(self) -> float | None:
-        async with self._session.reading() as conn:
-            row = await conn.fetchrow(
-                "SELECT min(not_before) = '-infinity', extract(epoch FROM min(not_before)"
-                " FILTER (WHERE not_before > '-infinity') - now())::float8, count(*)"
-                f" FROM requests WHERE state = {RequestState.QUEUED}")
-        at_once, seconds, queued = row
-        if not queued:
-            return None
-        return 0.0 if at_once else time.time() + seconds

@@ -79,8 +79,22 @@ _SET_META = ("INSERT INTO meta (key, value) VALUES ($1, $2)"
              " ON CONFLICT (key) DO UPDATE SET value = excluded.value")
 
 
+# A run is alive while its process holds its advisory lock (keys: the crawl's schema, the
+# run): the server drops it with the connection, kill -9 included. The schema's name is $1.
+LOCK_RUN = "SELECT pg_advisory_lock(hashtext($1), $2::int)"
+_LIVE_RUNS = ("SELECT l.objid::bigint FROM pg_locks l WHERE l.locktype = 'advisory'"
+              " AND l.granted AND l.objsubid = 2 AND l.database ="
+              " (SELECT oid FROM pg_database WHERE datname = current_database())"
+              " AND l.classid::bigint = (hashtext($1)::bigint & 4294967295)")
+LIVE = (f"SELECT EXISTS (SELECT 1 FROM runs WHERE status = 'running'"
+        f" AND id IS DISTINCT FROM $2 AND id IN ({_LIVE_RUNS}))")
+_RELEASE_HOSTS = ("UPDATE hosts SET lease_run = NULL, lease_token = NULL, lease_until = NULL"
+                  " WHERE lease_run = $1")
+
+
 async def start(conn: asyncpg.Connection, spider: str, config: str, *, fresh: bool,
-                identity: str | None, depth_limit: int | None) -> tuple[int, uuid.UUID, int]:
+                identity: str | None, depth_limit: int | None,
+                schema_name: str) -> tuple[int, uuid.UUID, int]:
     """Start a run; returns its id, its token and how many leases of dead runs went back."""
     if fresh:
         # Only this crawl's tables: other crawls in the database are other schemas.
@@ -91,14 +105,22 @@ async def start(conn: asyncpg.Connection, spider: str, config: str, *, fresh: bo
     unparked = int((await conn.execute(_UNPARK_TO, depth_limit)).rsplit(" ", 1)[-1])
     if unparked:
         await conn.execute(ADD_COUNTERS, [PARKED_COUNTER], [-unparked])
-    # We hold the crawl's lock (one process at a time), so a run marked running is gone.
-    await conn.execute("UPDATE runs SET status = 'crashed' WHERE status = 'running'")
+    # A run whose process let go of its lock is gone (killed): its requests and hosts go
+    # back. Those of live runs of other processes are theirs.
+    await conn.execute("UPDATE runs SET status = 'crashed' WHERE status = 'running'"
+                       f" AND id NOT IN ({_LIVE_RUNS})", schema_name)
     reclaimed = await conn.execute(
         f"UPDATE requests SET state = {RequestState.QUEUED}, run = NULL, lease_token = NULL,"
-        f" lease_until = NULL WHERE state = {RequestState.LEASED}")
+        f" lease_until = NULL WHERE state = {RequestState.LEASED} AND (run IS NULL OR run IN"
+        " (SELECT id FROM runs WHERE status <> 'running'))")
+    # Their hosts' leases run out now: the next to take one keeps its delay first (the dead
+    # process may have just sent a request to it).
+    await conn.execute("UPDATE hosts SET lease_until = '-infinity' WHERE lease_run IN"
+                       " (SELECT id FROM runs WHERE status <> 'running')")
     row = await conn.fetchrow(
         "INSERT INTO runs (pid, hostname, status, config) VALUES ($1, $2, 'running', $3)"
         " RETURNING id, token", os.getpid(), socket.gethostname(), config)
+    await conn.execute(LOCK_RUN, schema_name, int(row[0]))
     return int(row[0]), row[1], int(reclaimed.rsplit(" ", 1)[-1])
 
 
@@ -107,6 +129,7 @@ async def end(conn: asyncpg.Connection, run: int, status: str, stats: str | None
     released = await conn.execute(
         f"UPDATE requests SET state = {RequestState.QUEUED}, run = NULL, lease_token = NULL,"
         f" lease_until = NULL WHERE {LEASED}", run)
+    await conn.execute(_RELEASE_HOSTS, run)
     await conn.execute(
         "UPDATE runs SET status = $2, ended = now(), last_seen = now(),"
         " stats = coalesce($3, stats) WHERE id = $1", run, status, stats)

@@ -1,8 +1,8 @@
 """A crawl's tables in its PostgreSQL schema, their version, and the migrations to come.
 
-The tables are the SQLite file's, plus what many processes sharing a crawl will need (the
-next step): a lease's owner, token and expiry on each request, a `hosts` table holding each
-host's politeness gate and lease, and a last-seen time on each run. Every time in here is
+The tables are the SQLite file's, plus what many processes sharing a crawl need: a lease's
+owner and token on each request, a `hosts` table holding each host's politeness gate and
+lease (see `hosts.py`), and a last-seen time on each run. Every time in here is
 the database's clock (`now()`), never a client's: a request due at once has a `not_before`
 of -infinity, as SQLite's 0.
 """
@@ -11,10 +11,27 @@ from __future__ import annotations
 
 from storage.base import RequestState
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 VERSION_TABLE = "crawl_version"
-# Migrations to come, as SQLite's: the statements that bring schema N to N + 1.
-MIGRATIONS: dict[int, tuple[str, ...]] = {}
+
+# Every host with a request has a row in `hosts` (its gate and lease), made by the database
+# as requests are inserted: one statement a batch, no Python on the write path.
+_NOTE_HOSTS = (
+    """CREATE FUNCTION note_hosts() RETURNS trigger LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
+    BEGIN
+        INSERT INTO hosts (host) SELECT DISTINCT host FROM new_rows WHERE host IS NOT NULL
+        ON CONFLICT (host) DO NOTHING;
+        RETURN NULL;
+    END $$""",
+    "CREATE TRIGGER requests_hosts AFTER INSERT ON requests REFERENCING NEW TABLE AS new_rows"
+    " FOR EACH STATEMENT EXECUTE FUNCTION note_hosts()",
+)
+# As SQLite's: the statements that bring schema N to N + 1.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (*_NOTE_HOSTS, "INSERT INTO hosts (host) SELECT DISTINCT host FROM requests"
+                      " WHERE host IS NOT NULL ON CONFLICT (host) DO NOTHING"),
+}
 
 # The host of a URL, kept by the database itself (a generated column): the write path pays
 # no Python for it. Scheme, optional user info, then a bracketed IPv6 address or a name.
@@ -67,7 +84,7 @@ SCHEMA = (
     f" WHERE state = {RequestState.QUEUED}",
     f"CREATE INDEX requests_leased ON requests (lease_until) WHERE state = {RequestState.LEASED}",
     f"CREATE INDEX requests_parked ON requests (depth) WHERE state = {RequestState.PARKED}",
-    # Each host's politeness gate and lease (used from the next step: many processes).
+    # Each host's politeness gate and lease (hosts.py).
     """CREATE TABLE hosts (
         host text PRIMARY KEY,
         next_allowed timestamptz NOT NULL DEFAULT '-infinity',
@@ -105,6 +122,7 @@ SCHEMA = (
         checksum bigint NOT NULL,
         extra text NOT NULL
     )""",
+    *_NOTE_HOSTS,
 )
 
 # What --fresh empties: the whole crawl but its version. Identities restart, so a fresh

@@ -2,18 +2,17 @@
 
 Semantics are the SQLite store's, request for request (the contract tests run on both):
 outcomes group-committed, each all-or-nothing and fenced by its lease; dedup by fingerprint;
-items in commit order. One process at a time runs a crawl (a session advisory lock on the
-crawl's schema, dropped by the server when the process's connection goes, kill -9 too), so
-every lease found at start-up belongs to a run that is gone. Many processes sharing a crawl
-(host leases with tokens and renewals, politeness held globally) are the next step; the
-schema already has their columns and tables.
+items in commit order. Many processes may run one crawl at once (`shared`): each is a run
+row with a heartbeat (`last_seen`), leases hosts and claims only their requests (hosts.py),
+so politeness per host holds across all of them; a killed one's hosts and requests go to
+the others once its leases run out (`?lease=SECONDS` in the URL, 30 by default).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 
 from storage.base import (
     Breakdown,
@@ -37,23 +36,24 @@ from storage.locations import Location, crawl_of, quoted
 from storage.postgres import runs, schema
 from storage.postgres.reads import Reader
 from storage.postgres.session import Session, connect
+from storage.postgres.sharing import Sharing
 from storage.postgres.writes import Writer
-
-_LOCK = "hashtextextended($1, 0)"  # the crawl's advisory lock: its schema's name, hashed
 
 
 class PostgresStore(Store):
     """Open with `await PostgresStore.open("postgresql://user@host/db?crawl=NAME")`."""
 
     def __init__(self, session: Session, schema_name: str, *, readonly: bool,
-                 locked: bool, batch_size: int, version: int, ledger: Ledger) -> None:
+                 location: Location, version: int, ledger: Ledger) -> None:
         self._session = session
         self._conn = session.conn
         self._schema = schema_name
         self._readonly = readonly
-        self._locked = locked
         self._ledger = ledger
         self._writer = Writer(self._conn, ledger)
+        self.sharing = Sharing(session, self._writer, schema_name, lease=location.lease,
+                               renews=location.renew)
+        self._hosts = self.sharing.leases
         self._reader = Reader(session)
         self._version = version
         self._run_id: int | None = None
@@ -84,19 +84,13 @@ class PostgresStore(Store):
         name = await runs.choose(conn, location, readonly=readonly)
         session.shown = location.with_crawl(crawl_of(name))
         await conn.execute("SELECT set_config('search_path', $1, false)", quoted(name))
-        locked = False
-        if not readonly:
-            if not await conn.fetchval(f"SELECT pg_try_advisory_lock({_LOCK})", name):
-                raise StateLocked(f"another crawl process is running on {session.shown}; "
-                                  "stop it first (or wait for it to finish)")
-            locked = True
         found = await runs.version(conn, name, session.shown)
         if found is None:
             if readonly:
                 raise NotAStateFile(f"{session.shown} holds no crawl")
             async with conn.transaction():
                 await runs.create(conn, name)
-        return cls(session, name, readonly=readonly, locked=locked, batch_size=batch_size,
+        return cls(session, name, readonly=readonly, location=location,
                    version=found or schema.SCHEMA_VERSION, ledger=ledger)
 
     # -- crawl lifecycle ------------------------------------------------------------------
@@ -104,6 +98,16 @@ class PostgresStore(Store):
     @property
     def location(self) -> str:
         return self._session.shown
+
+    @property
+    def shared(self) -> bool:
+        return True
+
+    renew_every = property(lambda self: self._hosts.lease / 3)
+
+    def plan(self, hosts: int, delay: float = 0.0) -> None:
+        self._hosts.want, self._hosts.delay = max(1, hosts), max(0.0, delay)
+
 
     async def open_crawl(self, spider: str, config: str, *, fresh: bool,
                          identity: str | None = None,
@@ -118,9 +122,12 @@ class PostgresStore(Store):
             found = self._version
             await self._session.run(lambda: runs.migrate(self._conn, found))
             self._version = schema.SCHEMA_VERSION
+        if fresh and await self.sharing.others_live(None):
+            raise StateLocked(f"another crawl process is running on {self.location}; "
+                              "--fresh would empty the crawl under it: stop it first")
         run, token, reclaimed = await self._session.run(
             lambda: runs.start(self._conn, spider, config, fresh=fresh, identity=identity,
-                               depth_limit=depth_limit))
+                               depth_limit=depth_limit, schema_name=self._schema))
         self._run_id, self._token = run, token
         counts = await self.counts()
         self._ledger.tally = Tally.of(counts)
@@ -143,6 +150,7 @@ class PostgresStore(Store):
 
         await self._session.run(finish)
         self._run_id = None
+        self._hosts.held.clear()
 
     async def save_stats(self, stats: str) -> None:
         run = self._require_run()
@@ -183,17 +191,17 @@ class PostgresStore(Store):
 
     async def claim(self, limit: int, now: float) -> list[LeasedRequest]:
         run = self._require_run()
-        if limit <= 0:
-            return []
-
-        async def lease() -> list[LeasedRequest]:
-            await self._writer.apply_pending(run)  # outcomes ride along: one commit
-            return await self._writer.lease(run, self._token, now, limit)
-
-        return await self._session.run(lease)
+        return [] if limit <= 0 else await self.sharing.claim(run, limit, now)
 
     async def next_due(self) -> float | None:
-        return await self._reader.next_due()
+        return await self.sharing.next_due(self._require_run())
+
+    async def renew(self) -> set[str]:
+        return await self.sharing.renew(self._require_run())
+
+    async def hand_back(self, gaps: Mapping[str, float], *, everything: bool = False,
+                        delays: Mapping[str, float] | None = None) -> None:
+        await self.sharing.hand_back(self._require_run(), gaps, delays or {}, everything)
 
     # -- outcomes, group-committed ----------------------------------------------------------
 
@@ -251,16 +259,7 @@ class PostgresStore(Store):
         return await self._reader.failures(limit)
 
     async def live(self) -> bool:
-        if self._locked:
-            return True
-        # As flock's probe: a shared hold, taken and dropped at once, fails while a crawl
-        # process holds the lock; the server drops a dead process's with its connection.
-        async with self._session.reading() as conn:
-            free = await conn.fetchval(f"SELECT pg_try_advisory_lock_shared({_LOCK})",
-                                       self._schema)
-            if free:
-                await conn.fetchval(f"SELECT pg_advisory_unlock_shared({_LOCK})", self._schema)
-        return not free
+        return self._run_id is not None or await self.sharing.others_live(None)
 
     async def spider_name(self) -> str:
         value = await self._reader.meta("spider")
@@ -278,7 +277,7 @@ class PostgresStore(Store):
             if not self._readonly:
                 await self.flush()
         finally:
-            await self._session.close()  # the crawl's lock goes with the connection
+            await self._session.close()
 
     def _check_writable(self) -> None:
         if self._readonly:

@@ -73,14 +73,6 @@ _FAIL = (f"UPDATE requests r SET state = {RequestState.FAILED}, attempts = attem
          " lease_until = NULL FROM unnest($2::bigint[], $3::text[], $4::text[], $5::int[])"
          " AS u(id, kind, error, status) WHERE r.id = u.id"
          f" AND r.state = {RequestState.LEASED} AND r.run = $1")
-_CLAIM = (
-    f"UPDATE requests SET state = {RequestState.LEASED}, run = $1, lease_token = $4"
-    f" WHERE id IN (SELECT id FROM requests WHERE state = {RequestState.QUEUED}"
-    " AND not_before <= now() + make_interval(secs => $2)"
-    " ORDER BY priority DESC, id LIMIT $3 FOR UPDATE SKIP LOCKED)"
-    " RETURNING id, url, callback, cb_kwargs, priority, depth, redirects, attempts,"
-    " method, spec, body"
-)
 _ITEMS = ("INSERT INTO items (request, data) SELECT request, data"
           " FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY AS n(request, data, ord)"
           " ORDER BY ord")
@@ -129,11 +121,14 @@ class Writer:
         self._conn = conn
         self._ledger = ledger
         self.parking = False  # the crawl has parked requests: new ones may unpark them
+        self.fenced = 0  # outcomes dropped: their request was no longer leased to this run
 
-    async def lease(self, run: int, token: object, now: float,
-                    limit: int) -> list[LeasedRequest]:
-        rows = await self._conn.fetch(_CLAIM, run, delay(now), limit, token)
-        leased = [LeasedRequest(*row) for row in rows]
+    def leased(self, rows: Sequence[Any], waits: dict[str, float]) -> list[LeasedRequest]:
+        """Claimed rows (the host last) as requests; the first of a newly leased host carry
+        the wait before its gate opens (`waits`, emptied of them)."""
+        leased = [LeasedRequest(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7],
+                                row[8], row[9], row[10], waits.pop(row[11], 0.0) if waits
+                                else 0.0) for row in rows]
         self._ledger.delta.move("queued", "leased", len(leased))
         leased.sort(key=lambda r: (-r.priority, r.id))  # RETURNING gives no order
         return leased
@@ -203,6 +198,7 @@ class Writer:
         counters: Counter[str] = Counter()
         for o in batch:
             if o.request_id not in held:
+                self._fence(o)
                 continue
             held.discard(o.request_id)
             if isinstance(o, Completion | Failure):
@@ -235,6 +231,13 @@ class Writer:
         tally.move("leased", "failed", len(failures))
         tally.move("leased", "queued", len(retries) + len(defers))
         tally.items += len(items)
+
+    def _fence(self, outcome: Outcome) -> None:
+        # Another process took its host over (our lease ran out) and queued it again:
+        # nothing of this outcome is stored, its new requests and counters included.
+        self.fenced += 1
+        log.warning("request %d: outcome not stored, its lease was taken over (fenced)",
+                    outcome.request_id)
 
     async def insert_requests(self, requests: Sequence[NewRequest],
                               counters: Counter[str]) -> int:

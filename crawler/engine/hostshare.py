@@ -1,0 +1,93 @@
+"""The host leases of a crawl shared with other processes (a store that says `shared`, e.g.
+PostgreSQL): the process fetches only from hosts it holds, so its frontier's per-host limits
+and delays (Crawl-delay and Retry-After included) are the hosts' global ones.
+
+`HostShare.keep()` runs beside the workers: it renews the leases every `store.renew_every`
+seconds (a host lost to another process leaves the frontier: its requests are the other's
+now, and ours in flight will be fenced by the store), and about every second hands back the
+hosts the frontier has nothing for, each with what is left of its delay here, so the next
+holder keeps the gap. A host newly leased comes with the wait before its gate opens, which
+`Intake` turns into the frontier's clock for it (`Frontier.hold`): no clock crosses
+processes, only durations from the database's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from crawler.config import CrawlConfig
+from crawler.engine.jobs import Work
+from crawler.policy.frontier import Frontier
+from storage import Store
+
+HAND_BACK_EVERY = 1.0  # seconds: how long an idle host stays ours, at most, before it goes
+
+
+def hostname(key: str) -> str:
+    """The host of a frontier key ("host:port"), as the store names it."""
+    return key.rsplit(":", 1)[0].removeprefix("[").removesuffix("]")
+
+
+class HostShare:
+    def __init__(self, store: Store, frontier: Frontier[Work], *, changed: Callable[[], None],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._store = store
+        self._frontier = frontier
+        self._changed = changed  # the claim window looks again: work may be ours now
+        self._clock = clock
+        self.lost = 0  # hosts taken over by another process while we held them
+        self._told: dict[str, float] = {}  # the delays the store was last told
+
+    @classmethod
+    def of(cls, store: Store, frontier: Frontier[Work], config: CrawlConfig,
+           changed: Callable[[], None], clock: Callable[[], float]) -> HostShare | None:
+        """The host leases of a run on `store`, if it is shared: as many hosts held as
+        twice what the workers can keep busy."""
+        if not store.shared:
+            return None
+        store.plan(max(2, 2 * config.workers // config.per_host), config.delay)
+        return cls(store, frontier, changed=changed, clock=clock)
+
+    async def keep(self) -> None:
+        """Renew and hand back until cancelled; then the idle hosts go back at once, with
+        their delay left (those with requests still leased go at the run's end)."""
+        every = self._store.renew_every
+        renewed = self._clock()
+        try:
+            while True:
+                await asyncio.sleep(min(every, HAND_BACK_EVERY))
+                if self._clock() - renewed >= every * 0.9:
+                    renewed = self._clock()
+                    self._drop(await self._store.renew())
+                await self._store.hand_back(self.gaps(), delays=self.new_delays())
+                self._changed()
+        except asyncio.CancelledError:
+            await self._store.hand_back(self.gaps())
+            raise
+
+    def gaps(self) -> dict[str, float]:
+        """Each host's delay left here, in seconds (hosts with none are left out)."""
+        gaps: dict[str, float] = {}
+        for key, left in self._frontier.clocks():
+            host = hostname(key)
+            gaps[host] = max(left, gaps.get(host, 0.0))
+        return gaps
+
+    def new_delays(self) -> dict[str, float]:
+        """The delay in force of each host here, where it changed since last told."""
+        delays: dict[str, float] = {}
+        for key, *_, gap in self._frontier.activity():
+            host = hostname(key)
+            delays[host] = max(gap, delays.get(host, 0.0))
+        new = {h: d for h, d in delays.items() if self._told.get(h) != d}
+        self._told.update(new)
+        return new
+
+    def _drop(self, lost: set[str]) -> None:
+        if not lost:
+            return
+        self.lost += len(lost)
+        for key in [k for k, *_ in self._frontier.activity() if hostname(k) in lost]:
+            self._frontier.withdraw(key)  # another process holds them now

@@ -1,0 +1,46 @@
+"""What a store says and does about sharing its crawl with other processes. A store that
+allows it (PostgreSQL) says `shared` and overrides the rest; the defaults are those of a
+store one process has to itself (SQLite): nothing to renew, nothing to hand back."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class Sharable:
+    @property
+    def shared(self) -> bool:
+        """Whether other processes may run this crawl at the same time. A shared store
+        leases hosts to a process (`claim` only hands out requests of hosts it holds, so the
+        process's own per-host limits are global), which must `renew()` them every
+        `renew_every` seconds and `hand_back()` those it has no work for."""
+        return False
+
+    @property
+    def renew_every(self) -> float:
+        """Seconds between two `renew()` calls a shared store needs (its lease / 3)."""
+        return float("inf")
+
+    def plan(self, hosts: int, delay: float = 0.0) -> None:
+        """Hold up to `hosts` hosts at a time (about twice the hosts the workers can keep
+        busy: workers / per-host limit). `delay`: the crawl's least gap between two requests
+        to a host, kept after taking a host from a process that is gone (it may have just
+        sent one) when the host's own delay was never said (`hand_back(delays=)`)."""
+        return None
+
+    async def renew(self) -> set[str]:
+        """Renew this run's host leases (and say it is alive); returns the hosts whose lease
+        was lost (taken over): their requests here are no longer ours."""
+        return set()
+
+    async def hand_back(self, gaps: Mapping[str, float], *,
+                        delays: Mapping[str, float] | None = None,
+                        everything: bool = False) -> None:
+        """Give back the held hosts that have nothing leased and nothing due (all of them,
+        their leased requests queued again, when `everything`), each not to be fetched
+        from for `gaps[host]` more seconds (0 if absent): the delay its last request
+        here left. `delays`: the delay in force for held hosts whose delay changed (their
+        rule, Crawl-delay, backoff), kept for whoever takes a host over from a process that
+        dies."""
+        return None
+
