@@ -218,7 +218,7 @@ class Crawler:
         ended = "error"
         try:
             await self._feeds.open()
-            await self._seed(seeds.requests)
+            await _seed(self._store, seeds.requests)
             if self._state is RunState.CREATED:
                 self._state = RunState.RUNNING
             async with self._transport as transport:
@@ -289,10 +289,6 @@ class Crawler:
             status = CrawlStatus.PAGE_LIMIT
         return status, counts
 
-    async def _seed(self, seeds: list[NewRequest]) -> None:
-        for start in range(0, len(seeds), SEED_BATCH):
-            await self._store.add(seeds[start : start + SEED_BATCH])
-
     async def _run_workers(self, parts: _Parts) -> None:
         workers = [asyncio.create_task(self._worker(parts), name=f"worker-{i}")
                    for i in range(self.config.workers)]
@@ -354,6 +350,11 @@ class Crawler:
             window.wake()  # a robots.txt answer may have released held requests
         if window.state is WindowState.DRAINED and self._state is RunState.RUNNING:
             self._state = RunState.STOPPING  # nothing is left to fetch
+
+
+async def _seed(store: Store, seeds: list[NewRequest]) -> None:
+    for start in range(0, len(seeds), SEED_BATCH):
+        await store.add(seeds[start : start + SEED_BATCH])
 
 
 def _totals(counts: CrawlCounts, in_flight: int) -> CrawlTotals:
