@@ -9,6 +9,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -127,3 +128,16 @@ def test_a_database_out_of_reach_is_a_clear_error(site: Site) -> None:
     assert proc.returncode == 2, proc.stderr
     assert f"cannot connect to postgresql://crawler@127.0.0.1:{port}/crawls" in proc.stderr
     assert pg.PASSWORD not in proc.stderr + proc.stdout
+
+
+def test_a_feed_on_a_shared_crawl_is_refused_before_anything_is_fetched(
+        site: Site, database: str, tmp_path: Path) -> None:
+    from tests.helpers import crawl  # noqa: PLC0415
+
+    feed = tmp_path / "items.jsonl"
+    started = site.throttle.started
+    proc = crawl(*command(site, database, "-o", str(feed)))
+    assert proc.returncode == 2, proc.stderr
+    assert "run `crawl export` of it instead" in proc.stderr, proc.stderr
+    assert site.throttle.started == started, "pages were fetched"
+    assert not feed.exists()

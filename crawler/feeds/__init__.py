@@ -48,6 +48,11 @@ class Feeds:
 
     def __init__(self, store: Store, config: CrawlConfig, stdout: TextIO | None = None) -> None:
         check(config)
+        if config.output and store.shared:
+            # Several processes commit items at once: ids are handed out in insert order,
+            # not commit order, so reading on from the last id could skip an item.
+            raise ConfigError("-o/output is not offered on a crawl several processes share "
+                              "(yet): run `crawl export` of it instead, during or after")
         self._store = store
         self._feeds: list[Feed] = [
             StreamFeed(store, output_format(target, config.output_format), stdout or sys.stdout)
