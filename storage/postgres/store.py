@@ -12,26 +12,18 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from storage.base import (
-    Breakdown,
-    CrawlCounts,
-    FailedRequest,
-    FeedMark,
     LeasedRequest,
     NewRequest,
     NotAStateFile,
-    Outcome,
     RunInfo,
-    RunRecord,
     SpiderMismatch,
     StateLocked,
-    Store,
-    StoredCookie,
-    StoreError,
 )
 from storage.ledger import Ledger, Tally
+from storage.ledgered import LedgeredStore
 from storage.locations import Location, crawl_of, quoted
 from storage.postgres import runs, schema
 from storage.postgres.reads import Reader
@@ -40,12 +32,16 @@ from storage.postgres.sharing import Sharing
 from storage.postgres.writes import Writer
 
 
-class PostgresStore(Store):
+class PostgresStore(LedgeredStore):
     """Open with `await PostgresStore.open("postgresql://user@host/db?crawl=NAME")`."""
+
+    _reader: Reader
+    _writer: Writer
+    _transactions: Session
 
     def __init__(self, session: Session, schema_name: str, *, readonly: bool,
                  location: Location, version: int, ledger: Ledger) -> None:
-        self._session = session
+        self._transactions = session
         self._conn = session.conn
         self._schema = schema_name
         self._readonly = readonly
@@ -97,7 +93,7 @@ class PostgresStore(Store):
 
     @property
     def location(self) -> str:
-        return self._session.shown
+        return self._transactions.shown
 
     @property
     def shared(self) -> bool:
@@ -120,12 +116,12 @@ class PostgresStore(Store):
                 "Name another crawl (?crawl=NAME); this one was left untouched.")
         if self._version != schema.SCHEMA_VERSION:
             found = self._version
-            await self._session.run(lambda: runs.migrate(self._conn, found))
+            await self._transactions.run(lambda: runs.migrate(self._conn, found))
             self._version = schema.SCHEMA_VERSION
         if fresh and await self.sharing.others_live(None):
             raise StateLocked(f"another crawl process is running on {self.location}; "
                               "--fresh would empty the crawl under it: stop it first")
-        run, token, reclaimed = await self._session.run(
+        run, token, reclaimed = await self._transactions.run(
             lambda: runs.start(self._conn, spider, config, fresh=fresh, identity=identity,
                                depth_limit=depth_limit, schema_name=self._schema))
         self._run_id, self._token = run, token
@@ -148,7 +144,7 @@ class PostgresStore(Store):
             released = await runs.end(self._conn, run, status, stats)
             self._ledger.delta.move("leased", "queued", released)
 
-        await self._session.run(finish)
+        await self._transactions.run(finish)
         self._run_id = None
         self._hosts.held.clear()
 
@@ -160,11 +156,7 @@ class PostgresStore(Store):
             await self._conn.execute(
                 "UPDATE runs SET stats = $2, last_seen = now() WHERE id = $1", run, stats)
 
-        await self._session.run(save)
-
-    def tally(self) -> CrawlCounts:
-        self._require_run()
-        return self._ledger.tally.counts()
+        await self._transactions.run(save)
 
     # -- the frontier ---------------------------------------------------------------------
 
@@ -177,7 +169,7 @@ class PostgresStore(Store):
             await self._writer.add_counters(counters)
             return added
 
-        return await self._session.run(insert)
+        return await self._transactions.run(insert)
 
     async def requeue_failed(self) -> int:
         self._check_writable()
@@ -187,7 +179,7 @@ class PostgresStore(Store):
             self._ledger.delta.move("failed", "queued", requeued)
             return requeued
 
-        return await self._session.run(requeue)
+        return await self._transactions.run(requeue)
 
     async def claim(self, limit: int, now: float) -> list[LeasedRequest]:
         run = self._require_run()
@@ -203,60 +195,7 @@ class PostgresStore(Store):
                         delays: Mapping[str, float] | None = None) -> None:
         await self.sharing.hand_back(self._require_run(), gaps, delays or {}, everything)
 
-    # -- outcomes, group-committed ----------------------------------------------------------
-
-    async def record(self, outcome: Outcome) -> None:
-        self._require_run()
-        if self._ledger.record(outcome):
-            await self.flush()
-
-    async def flush(self) -> None:
-        if self._readonly:
-            return
-        if not self._ledger.pending:
-            await self._session.drain()
-        if self._ledger.due:
-            run = self._require_run()
-            await self._session.run(lambda: self._writer.apply_pending(run))
-
-    def keep_cookies(self, cookies: Sequence[StoredCookie]) -> None:
-        self._require_run()
-        self._ledger.cookies.whole(cookies)
-
-    def change_cookies(self, kept: Sequence[StoredCookie],
-                       gone: Sequence[tuple[str, str, str]]) -> None:
-        self._require_run()
-        self._ledger.cookies.change(kept, gone)
-
-    async def cookies(self) -> list[StoredCookie]:
-        return await self._reader.cookies()
-
     # -- reading --------------------------------------------------------------------------
-
-    async def counts(self) -> CrawlCounts:
-        return await self._reader.counts()
-
-    def items(self) -> AsyncGenerator[str, None]:
-        return self._reader.items()
-
-    async def items_after(self, position: int, limit: int) -> list[tuple[int, str]]:
-        return await self._reader.items_after(position, limit)
-
-    async def feed_marks(self) -> dict[str, FeedMark]:
-        return await self._reader.feed_marks()
-
-    def keep_feed_mark(self, mark: FeedMark) -> None:
-        self._require_run()
-        self._ledger.feeds[mark.name] = mark
-
-    async def runs(self) -> list[RunRecord]:
-        return await self._reader.runs()
-
-    async def breakdown(self) -> Breakdown:
-        return await self._reader.breakdown()
-
-    async def failures(self, limit: int) -> list[FailedRequest]:
-        return await self._reader.failures(limit)
 
     async def live(self) -> bool:
         return self._run_id is not None or await self.sharing.others_live(None)
@@ -277,17 +216,6 @@ class PostgresStore(Store):
             if not self._readonly:
                 await self.flush()
         finally:
-            await self._session.close()
-
-    def _check_writable(self) -> None:
-        if self._readonly:
-            raise StoreError(f"{self.location} was opened read-only")
-
-    def _require_run(self) -> int:
-        self._check_writable()
-        if self._run_id is None:
-            raise StoreError("no run is open: call open_crawl() first")
-        return self._run_id
-
+            await self._transactions.close()
 
 __all__ = ["PostgresStore"]

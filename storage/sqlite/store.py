@@ -11,29 +11,21 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import Counter
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import aiosqlite
 
 from storage.base import (
-    Breakdown,
-    CrawlCounts,
-    FailedRequest,
-    FeedMark,
     LeasedRequest,
     NewRequest,
     NotAStateFile,
-    Outcome,
     RunInfo,
-    RunRecord,
     SpiderMismatch,
-    Store,
-    StoredCookie,
-    StoreError,
 )
 from storage.files import describe, held, remove, unlock
 from storage.ledger import Ledger, Tally
+from storage.ledgered import LedgeredStore
 from storage.sqlite import runs, schema
 from storage.sqlite.opening import ReadSource, connect, inspect, open_to_write
 from storage.sqlite.reads import Reader
@@ -41,8 +33,12 @@ from storage.sqlite.transactions import Transactions
 from storage.sqlite.writes import Writer
 
 
-class SQLiteStore(Store):
+class SQLiteStore(LedgeredStore):
     """Store on one SQLite file. Open with `await SQLiteStore.open(path)`."""
+
+    _reader: Reader
+    _writer: Writer
+    _transactions: Transactions
 
     def __init__(self, path: Path, conn: aiosqlite.Connection, *, readonly: bool,
                  lock_fd: int | None, batch_size: int, version: int) -> None:
@@ -156,10 +152,6 @@ class SQLiteStore(Store):
 
         await self._transactions.run(save)
 
-    def tally(self) -> CrawlCounts:
-        self._require_run()
-        return self._ledger.tally.counts()
-
     # -- the frontier ---------------------------------------------------------------------
 
     async def add(self, requests: Sequence[NewRequest]) -> int:
@@ -197,62 +189,7 @@ class SQLiteStore(Store):
     async def next_due(self) -> float | None:
         return await self._reader.next_due()
 
-    # -- outcomes, group-committed ----------------------------------------------------------
-
-    async def record(self, outcome: Outcome) -> None:
-        self._require_run()
-        if self._ledger.record(outcome):
-            await self.flush()
-
-    async def flush(self) -> None:
-        if self._readonly:
-            return
-        if not self._ledger.pending:
-            # A transaction under way (a claim's, another caller's flush) may hold outcomes
-            # recorded before this call; one that fails gives them back to the ledger.
-            await self._transactions.drain()
-        if self._ledger.due:
-            run = self._require_run()
-            await self._transactions.run(lambda: self._writer.apply_pending(run))
-
-    def keep_cookies(self, cookies: Sequence[StoredCookie]) -> None:
-        self._require_run()
-        self._ledger.cookies.whole(cookies)
-
-    def change_cookies(self, kept: Sequence[StoredCookie],
-                       gone: Sequence[tuple[str, str, str]]) -> None:
-        self._require_run()
-        self._ledger.cookies.change(kept, gone)
-
-    async def cookies(self) -> list[StoredCookie]:
-        return await self._reader.cookies()
-
     # -- reading --------------------------------------------------------------------------
-
-    async def counts(self) -> CrawlCounts:
-        return await self._reader.counts()
-
-    def items(self) -> AsyncGenerator[str, None]:
-        return self._reader.items()
-
-    async def items_after(self, position: int, limit: int) -> list[tuple[int, str]]:
-        return await self._reader.items_after(position, limit)
-
-    async def feed_marks(self) -> dict[str, FeedMark]:
-        return await self._reader.feed_marks()
-
-    def keep_feed_mark(self, mark: FeedMark) -> None:
-        self._require_run()
-        self._ledger.feeds[mark.name] = mark
-
-    async def runs(self) -> list[RunRecord]:
-        return await self._reader.runs()
-
-    async def breakdown(self) -> Breakdown:
-        return await self._reader.breakdown()
-
-    async def failures(self, limit: int) -> list[FailedRequest]:
-        return await self._reader.failures(limit)
 
     async def live(self) -> bool:
         return self._lock_fd is not None or await asyncio.to_thread(held, self._path)
@@ -280,13 +217,3 @@ class SQLiteStore(Store):
             self._lock_fd = None
             if self._source is not None:
                 await asyncio.to_thread(self._source.discard)
-
-    def _check_writable(self) -> None:
-        if self._readonly:
-            raise StoreError(f"{self.location} was opened read-only")
-
-    def _require_run(self) -> int:
-        self._check_writable()
-        if self._run_id is None:
-            raise StoreError("no run is open: call open_crawl() first")
-        return self._run_id
