@@ -15,7 +15,9 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 
 SCHEMES = ("postgresql", "postgres")
 DEFAULT_LEASE = 30.0  # seconds a process holds a host without renewing it
-_OWN_PARAMS = ("crawl", "lease", "renew")  # ours, not libpq's: kept out of the driver's URL
+DEFAULT_RECONNECT = 300.0  # seconds a store keeps trying to reach its lost server
+# Ours, not libpq's: kept out of the driver's URL.
+_OWN_PARAMS = ("crawl", "lease", "renew", "reconnect")
 MAX_IDENTIFIER = 63  # PostgreSQL's limit on a name, in bytes
 SCHEMA_PREFIX = "crawl_"
 _SECRET_PARAMS = ("password", "sslpassword")
@@ -58,6 +60,9 @@ class Location:
     process's hosts and requests go to the others after this long."""
     renew: bool = True
     """`?renew=0` turns host lease renewal off: for tests of a takeover only."""
+    reconnect: float = DEFAULT_RECONNECT
+    """`?reconnect=SECONDS`: how long a store whose connection was lost (the server
+    restarted, the network cut) keeps trying to connect again before it gives up; 0: never."""
 
     @classmethod
     def parse(cls, text: str) -> Location:
@@ -69,6 +74,9 @@ class Location:
         if not 0 < lease < 1e6:
             raise ValueError(f"lease={lease:g}: a lease is a number of seconds above 0")
         renew = next((v for k, v in query if k == "renew"), "1") not in ("0", "off", "no")
+        reconnect = float(next((v for k, v in query if k == "reconnect"), DEFAULT_RECONNECT))
+        if not 0 <= reconnect < 1e6:
+            raise ValueError(f"reconnect={reconnect:g}: a number of seconds, 0 or more")
         secrets = [v for k, v in rest if k in _SECRET_PARAMS and v]
         if parts.password:
             secrets += [parts.password, unquote(parts.password)]
@@ -80,7 +88,7 @@ class Location:
         shown = urlunsplit(parts._replace(netloc="@".join(netloc),
                                           query=urlencode(shown_query, quote_via=quote)))
         return cls(dsn, shown, crawl or None, tuple(sorted(set(secrets), key=len, reverse=True)),
-                   lease, renew)
+                   lease, renew, reconnect)
 
     def redact(self, text: str) -> str:
         """`text` (a driver's message, say) with the URL's password taken out."""

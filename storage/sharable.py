@@ -4,7 +4,9 @@ store one process has to itself (SQLite): nothing to renew, nothing to hand back
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+
+Lost = Callable[[set[str]], None]
 
 
 class Sharable:
@@ -12,13 +14,15 @@ class Sharable:
     def shared(self) -> bool:
         """Whether other processes may run this crawl at the same time. A shared store
         leases hosts to a process (`claim` only hands out requests of hosts it holds, so the
-        process's own per-host limits are global), which must `renew()` them every
-        `renew_every` seconds and `hand_back()` those it has no work for."""
+        process's own per-host limits are global), which must `renew()` them every third of
+        a `lease` and `hand_back()` those it has no work for."""
         return False
 
     @property
-    def renew_every(self) -> float:
-        """Seconds between two `renew()` calls a shared store needs (its lease / 3)."""
+    def lease(self) -> float:
+        """Seconds a host lease lasts unrenewed. A process that could not renew its leases
+        for most of this long must stop sending to their hosts (`abandon()`): another
+        process may hold them by now."""
         return float("inf")
 
     def plan(self, hosts: int, delay: float = 0.0) -> None:
@@ -28,10 +32,22 @@ class Sharable:
         sent one) when the host's own delay was never said (`hand_back(delays=)`)."""
         return None
 
+    def watch(self, lost: Lost) -> None:
+        """Call `lost(hosts)` whenever hosts this process held turn out to be no longer its
+        own: taken over (seen at a renewal, or on connecting again after the connection was
+        lost) or abandoned. Their requests here are not ours to fetch any more."""
+        return None
+
     async def renew(self) -> set[str]:
         """Renew this run's host leases (and say it is alive); returns the hosts whose lease
         was lost (taken over): their requests here are no longer ours."""
         return set()
+
+    def abandon(self) -> None:
+        """This process stops work on every host it holds (it could not renew their leases
+        in time): they are lost now (`watch`), and what it had leased of them goes back to
+        the queue with the next statement the store gets through."""
+        return None
 
     async def hand_back(self, gaps: Mapping[str, float], *,
                         delays: Mapping[str, float] | None = None,
@@ -43,4 +59,3 @@ class Sharable:
         rule, Crawl-delay, backoff), kept for whoever takes a host over from a process that
         dies."""
         return None
-

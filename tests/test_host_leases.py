@@ -81,7 +81,7 @@ async def test_renewal_keeps_a_lease_longer_than_its_term(pg_url: str) -> None:
         await a.add(on("h", 2))
         (first, _) = await a.claim(5, NOW)
         for _ in range(6):  # 1.2 s: twice the lease
-            await asyncio.sleep(a.renew_every)
+            await asyncio.sleep(a.lease / 3)
             assert await a.renew() == set()
         assert await b.claim(5, NOW) == []
         await a.record(Completion(first.id, 200))

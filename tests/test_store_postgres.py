@@ -127,7 +127,7 @@ async def test_a_newer_schema_is_refused_untouched(pg_url: str, postgres: pg.Clu
 
 async def test_a_lost_connection_is_a_store_error_without_the_password(
         pg_url: str, postgres: pg.Cluster) -> None:
-    s = await open_store(pg_url)
+    s = await open_store(pg_url + "&reconnect=0")  # not to connect again (test_store_reconnect)
     try:
         await s.open_crawl("spider", "{}", fresh=False)
         postgres.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"

@@ -272,6 +272,8 @@ class Crawler:
         window.settle = Errbacks(self.spider, outcomes, admission, self.metrics,
                                  max_links=cfg.max_links, items=self._items).settle
         share = HostShare.of(self._store, self._frontier, cfg, window.look_again, self._clock)
+        if share is not None:
+            share.stands_for = robots.withdraw
         self._parts = _Parts(window, robots, pages, share)
         if self._state is not RunState.RUNNING:  # stopped before it started
             window.close()

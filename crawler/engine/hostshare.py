@@ -2,11 +2,18 @@
 PostgreSQL): the process fetches only from hosts it holds, so its frontier's per-host limits
 and delays (Crawl-delay and Retry-After included) are the hosts' global ones.
 
-`HostShare.keep()` runs beside the workers: it renews the leases every `store.renew_every`
-seconds (a host lost to another process leaves the frontier: its requests are the other's
-now, and ours in flight will be fenced by the store), and about every second hands back the
-hosts the frontier has nothing for, each with what is left of its delay here, so the next
-holder keeps the gap. A host newly leased comes with the wait before its gate opens, which
+`HostShare.keep()` runs beside the workers: it renews the leases every third of a lease
+(a host lost to another process leaves the frontier: its requests are the other's now, and
+ours in flight will be fenced by the store), and about every second hands back the hosts
+the frontier has nothing for, each with what is left of its delay here, so the next holder
+keeps the gap.
+
+A renewal that does not get through (the database restarted, the network cut: the store
+is connecting again) is waited for, but not past `ABANDON_AT` of a lease since the last one
+that did: then another process may take our hosts any moment, so we stop sending to all of
+them (`store.abandon()`) and go on, once the store is back, with new leases.
+
+A host newly leased comes with the wait before its gate opens, which
 `Intake` turns into the frontier's clock for it (`Frontier.hold`): no clock crosses
 processes, only durations from the database's.
 """
@@ -15,14 +22,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
 
 from crawler.config import CrawlConfig
 from crawler.engine.jobs import Work
 from crawler.policy.frontier import Frontier
 from storage import Store
 
+T = TypeVar("T")
 HAND_BACK_EVERY = 1.0  # seconds: how long an idle host stays ours, at most, before it goes
+# Of a lease, how long since the start of the last renewal that got through before we stop
+# sending to our hosts: the rest is margin for the database's clock and our own to differ in
+# rate, and for a request popped to be sent.
+ABANDON_AT = 0.8
 
 
 def hostname(key: str) -> str:
@@ -39,6 +52,11 @@ class HostShare:
         self._clock = clock
         self.lost = 0  # hosts taken over by another process while we held them
         self._told: dict[str, float] = {}  # the delays the store was last told
+        self._renewed = clock()  # when the last renewal that got through began
+        self._abandoned = False  # since then, our leases were given up (abandon())
+        # What a frontier item stands for (a robots.txt fetch: the jobs held for it).
+        self.stands_for: Callable[[Work], Iterable[object]] = lambda item: (item,)
+        store.watch(self._drop)
 
     @classmethod
     def of(cls, store: Store, frontier: Frontier[Work], config: CrawlConfig,
@@ -53,19 +71,37 @@ class HostShare:
     async def keep(self) -> None:
         """Renew and hand back until cancelled; then the idle hosts go back at once, with
         their delay left (those with requests still leased go at the run's end)."""
-        every = self._store.renew_every
-        renewed = self._clock()
+        every = self._store.lease / 3
+        self._renewed = self._clock()
         try:
             while True:
                 await asyncio.sleep(min(every, HAND_BACK_EVERY))
-                if self._clock() - renewed >= every * 0.9:
-                    renewed = self._clock()
-                    self._drop(await self._store.renew())
-                await self._store.hand_back(self.gaps(), delays=self.new_delays())
+                if self._abandoned or self._clock() - self._renewed >= every * 0.9:
+                    began = self._clock()
+                    await self._watching(self._store.renew())  # lost hosts come to _drop
+                    self._renewed, self._abandoned = began, False
+                await self._watching(
+                    self._store.hand_back(self.gaps(), delays=self.new_delays()))
                 self._changed()
         except asyncio.CancelledError:
             await self._store.hand_back(self.gaps())
             raise
+
+    async def _watching(self, call: Awaitable[T]) -> T:
+        """`call`'s result; while it hangs (the store connecting again), our leases are
+        abandoned once they may have run out. A store that gave up raises here."""
+        task = asyncio.ensure_future(call)
+        try:
+            while not task.done():
+                await asyncio.wait({task}, timeout=HAND_BACK_EVERY)
+                if (not self._abandoned
+                        and self._clock() - self._renewed > self._store.lease * ABANDON_AT):
+                    self._store.abandon()  # our hosts are lost: withdrawn through _drop
+                    self._abandoned = True
+        finally:
+            if not task.done():
+                task.cancel()
+        return task.result()
 
     def gaps(self) -> dict[str, float]:
         """Each host's delay left here, in seconds (hosts with none are left out)."""
@@ -86,8 +122,11 @@ class HostShare:
         return new
 
     def _drop(self, lost: set[str]) -> None:
+        """Hosts no longer ours: their requests here leave the frontier unfetched."""
         if not lost:
             return
         self.lost += len(lost)
         for key in [k for k, *_ in self._frontier.activity() if hostname(k) in lost]:
-            self._frontier.withdraw(key)  # another process holds them now
+            for item in self._frontier.withdraw(key):  # another process holds them now
+                for _ in self.stands_for(item):
+                    pass

@@ -15,7 +15,7 @@ per-page `record()` stays as cheap as the store's own.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 
 from crawler.errors import CrawlError, StateFileError, StateWriteError
 from storage import (
@@ -119,8 +119,14 @@ class StateStore(Store):
         return self._store.shared
 
     @property
-    def renew_every(self) -> float:
-        return self._store.renew_every
+    def lease(self) -> float:
+        return self._store.lease
+
+    def watch(self, lost: Callable[[set[str]], None]) -> None:
+        self._store.watch(lost)
+
+    def abandon(self) -> None:
+        self._store.abandon()
 
     def plan(self, hosts: int, delay: float = 0.0) -> None:
         self._store.plan(hosts, delay)

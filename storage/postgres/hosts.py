@@ -23,6 +23,7 @@ from collections.abc import Mapping
 import asyncpg
 
 from storage.base import RequestState
+from storage.postgres.session import Session
 
 _QUEUED, _LEASED = int(RequestState.QUEUED), int(RequestState.LEASED)
 _SECS = "make_interval(secs => $3)"
@@ -110,14 +111,18 @@ def plain(host: str) -> str:
 class HostLeases:
     """This run's host leases: host -> token, as the database last confirmed them."""
 
-    def __init__(self, conn: asyncpg.Connection, lease: float, *, want: int = 16) -> None:
-        self._conn = conn
+    def __init__(self, session: Session, lease: float, *, want: int = 16) -> None:
+        self._session = session
         self.lease = lease
         self.want = want  # hosts to hold at most (the engine's workers / per-host limit, x2)
         self.delay = 0.0  # the crawl's least delay: kept after a takeover
         self.held: dict[str, uuid.UUID] = {}
         self.waits: dict[str, float] = {}  # new hosts' gate waits, until a claim hands one out
         self.reclaimed = 0  # requests of expired leases this run put back in the queue
+
+    @property
+    def _conn(self) -> asyncpg.Connection:
+        return self._session.conn  # the current one: a lost connection is made again
 
     def tokens(self) -> list[uuid.UUID]:
         return list(self.held.values())
@@ -152,6 +157,12 @@ class HostLeases:
             self.waits.pop(host, None)
         await self._conn.execute("UPDATE runs SET last_seen = now() WHERE id = $1", run)
         return lost
+
+    @staticmethod
+    async def mine(conn: asyncpg.Connection, run: int) -> list[asyncpg.Record]:
+        """The hosts the database says `run` holds, and their tokens."""
+        return list(await conn.fetch(
+            "SELECT host, lease_token FROM hosts WHERE lease_run = $1", run))
 
     async def keep_delays(self, run: int, delays: Mapping[str, float]) -> None:
         """Note the delay in force of held hosts, for whoever takes one over."""

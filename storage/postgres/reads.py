@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 
+import asyncpg
+
 from storage.base import (
     Breakdown,
     CrawlCounts,
@@ -28,34 +30,17 @@ class Reader:
         self._session = session
 
     async def meta(self, key: str) -> str | None:
-        async with self._session.reading() as conn:
-            value = await conn.fetchval("SELECT value FROM meta WHERE key = $1", key)
+        value = await self._session.read(
+            lambda conn: conn.fetchval("SELECT value FROM meta WHERE key = $1", key))
         return None if value is None else str(value)
 
     async def counts(self) -> CrawlCounts:
-        by_state = dict.fromkeys(RequestState, 0)
-        async with self._session.reading() as conn:
-            for state, n in await conn.fetch(
-                    "SELECT state, count(*) FROM requests GROUP BY state"):
-                by_state[RequestState(state)] = n
-            items = await conn.fetchval("SELECT count(*) FROM items")
-            counters = {name: value for name, value in await conn.fetch(
-                "SELECT name, value FROM counters ORDER BY name")}
-        return CrawlCounts(
-            queued=by_state[RequestState.QUEUED],
-            leased=by_state[RequestState.LEASED],
-            done=by_state[RequestState.DONE],
-            failed=by_state[RequestState.FAILED],
-            items=int(items or 0),
-            counters=counters,
-            parked=by_state[RequestState.PARKED],
-        )
+        return await self._session.read(_counts)
 
     async def cookies(self) -> list[StoredCookie]:
-        async with self._session.reading() as conn:
-            rows = await conn.fetch(
-                "SELECT name, value, domain, path, expires, secure, http_only, host_only"
-                " FROM cookies ORDER BY domain, path, name")
+        rows = await self._session.read(lambda conn: conn.fetch(
+            "SELECT name, value, domain, path, expires, secure, http_only, host_only"
+            " FROM cookies ORDER BY domain, path, name"))
         return [StoredCookie(*row) for row in rows]
 
     async def items(self) -> AsyncGenerator[str, None]:
@@ -69,34 +54,52 @@ class Reader:
             position = page[-1][0]
 
     async def items_after(self, position: int, limit: int) -> list[tuple[int, str]]:
-        async with self._session.reading() as conn:
-            rows = await conn.fetch(
-                "SELECT id, data FROM items WHERE id > $1 ORDER BY id LIMIT $2", position, limit)
+        rows = await self._session.read(lambda conn: conn.fetch(
+            "SELECT id, data FROM items WHERE id > $1 ORDER BY id LIMIT $2", position, limit))
         return [(row[0], row[1]) for row in rows]
 
     async def feed_marks(self) -> dict[str, FeedMark]:
-        async with self._session.reading() as conn:
-            rows = await conn.fetch(
-                "SELECT name, format, item, length, checksum, extra FROM feeds")
+        rows = await self._session.read(lambda conn: conn.fetch(
+            "SELECT name, format, item, length, checksum, extra FROM feeds"))
         return {row[0]: FeedMark(*row) for row in rows}
 
     async def runs(self) -> list[RunRecord]:
-        async with self._session.reading() as conn:
-            return [RunRecord(*row) for row in await conn.fetch(_RUNS)]
+        return [RunRecord(*row) for row in await self._session.read(
+            lambda conn: conn.fetch(_RUNS))]
 
     async def breakdown(self) -> Breakdown:
-        async with self._session.reading() as conn:
-            statuses = {status: n for status, n in await conn.fetch(
-                f"SELECT status, count(*) FROM requests WHERE state = {RequestState.DONE}"
-                " AND status IS NOT NULL GROUP BY status ORDER BY status")}
-            errors = {kind or "unknown": n for kind, n in await conn.fetch(
-                f"SELECT kind, count(*) FROM requests WHERE state = {RequestState.FAILED}"
-                " GROUP BY kind ORDER BY count(*) DESC")}
-        return Breakdown(statuses, errors)
+        return await self._session.read(_breakdown)
 
     async def failures(self, limit: int) -> list[FailedRequest]:
-        async with self._session.reading() as conn:
-            rows = await conn.fetch(
-                f"SELECT url, status, kind, error FROM requests"
-                f" WHERE state = {RequestState.FAILED} ORDER BY id DESC LIMIT $1", limit)
+        rows = await self._session.read(lambda conn: conn.fetch(
+            f"SELECT url, status, kind, error FROM requests"
+            f" WHERE state = {RequestState.FAILED} ORDER BY id DESC LIMIT $1", limit))
         return [FailedRequest(*row) for row in rows]
+
+
+async def _counts(conn: asyncpg.Connection) -> CrawlCounts:
+    by_state = dict.fromkeys(RequestState, 0)
+    for state, n in await conn.fetch("SELECT state, count(*) FROM requests GROUP BY state"):
+        by_state[RequestState(state)] = n
+    items = await conn.fetchval("SELECT count(*) FROM items")
+    counters = {name: value for name, value in await conn.fetch(
+        "SELECT name, value FROM counters ORDER BY name")}
+    return CrawlCounts(
+        queued=by_state[RequestState.QUEUED],
+        leased=by_state[RequestState.LEASED],
+        done=by_state[RequestState.DONE],
+        failed=by_state[RequestState.FAILED],
+        items=int(items or 0),
+        counters=counters,
+        parked=by_state[RequestState.PARKED],
+    )
+
+
+async def _breakdown(conn: asyncpg.Connection) -> Breakdown:
+    statuses = {status: n for status, n in await conn.fetch(
+        f"SELECT status, count(*) FROM requests WHERE state = {RequestState.DONE}"
+        " AND status IS NOT NULL GROUP BY status ORDER BY status")}
+    errors = {kind or "unknown": n for kind, n in await conn.fetch(
+        f"SELECT kind, count(*) FROM requests WHERE state = {RequestState.FAILED}"
+        " GROUP BY kind ORDER BY count(*) DESC")}
+    return Breakdown(statuses, errors)

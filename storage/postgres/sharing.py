@@ -1,19 +1,25 @@
 """What the PostgreSQL store does as one of many processes on a crawl, over its session:
-claims through host leases (hosts.py), what is due for this run, renewals, hand-backs and
-who else is alive."""
+claims through host leases (hosts.py), what is due for this run, renewals, hand-backs, who
+else is alive, and setting a new connection straight after the old one was lost."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
+
+import asyncpg
 
 from storage.base import LeasedRequest, RequestState
+from storage.ledger import Ledger
 from storage.postgres import runs
 from storage.postgres.hosts import HostLeases
 from storage.postgres.session import Session
 from storage.postgres.writes import Writer, delay
 
+T = TypeVar("T")
 log = logging.getLogger("storage")
 POLL = 0.5  # seconds between two looks at a crawl whose work other processes hold now
 
@@ -26,17 +32,31 @@ _NEXT_DUE = (
 _OTHERS_BUSY = (f"SELECT EXISTS (SELECT 1 FROM requests WHERE state IN ({RequestState.QUEUED},"
                 f" {RequestState.LEASED}) AND (run IS DISTINCT FROM $1))")
 _SEEN = "UPDATE runs SET last_seen = now() WHERE id = $1"
+# Requests leased to this run that it does not know it holds (a claim whose commit went
+# through as the connection broke, or work it abandoned): back to the queue.
+_UNKNOWN = (f"UPDATE requests SET state = {RequestState.QUEUED}, run = NULL, lease_token = NULL"
+            f" WHERE state = {RequestState.LEASED} AND run = $1"
+            " AND NOT (id = ANY($2::bigint[]))")
+# Hosts this run lets go of without a word on their delay: whoever takes one keeps the
+# host's delay first, as from a process that died (hosts.py).
+_LET_GO = ("UPDATE hosts SET lease_until = '-infinity' WHERE lease_run = $1"
+           " AND lease_token = ANY($2::uuid[])")
+_REVIVE_RUN = ("UPDATE runs SET status = 'running', ended = NULL, last_seen = now()"
+               " WHERE id = $1 AND status <> 'running' RETURNING id")
 
 
 class Sharing:
-    def __init__(self, session: Session, writer: Writer, schema_name: str, *, lease: float,
-                 renews: bool) -> None:
+    def __init__(self, session: Session, writer: Writer, ledger: Ledger, schema_name: str, *,
+                 lease: float, renews: bool) -> None:
         self._session = session
-        self._conn = session.conn
         self._writer = writer
+        self._ledger = ledger
         self._schema = schema_name
         self.renews = renews
-        self.leases = HostLeases(session.conn, lease)
+        self.leases = HostLeases(session, lease)
+        self._watchers: list[Callable[[set[str]], None]] = []
+        # The leases abandon() gave up: let go of in the database with the next statement.
+        self._letting_go: set[uuid.UUID] = set()
 
     @property
     def fenced(self) -> int:
@@ -47,6 +67,14 @@ class Sharing:
     def held(self) -> frozenset[str]:
         return frozenset(self.leases.held)
 
+    def watch(self, lost: Callable[[set[str]], None]) -> None:
+        self._watchers.append(lost)
+
+    def _lost(self, hosts: set[str]) -> None:
+        if hosts:
+            for watcher in self._watchers:
+                watcher(hosts)
+
     async def claim(self, run: int, limit: int, now: float) -> list[LeasedRequest]:
         async def lease() -> list[LeasedRequest]:
             await self._writer.apply_pending(run)  # outcomes ride along: one commit
@@ -54,12 +82,14 @@ class Sharing:
             rows = await self.leases.claim(run, delay(now), limit)
             return self._writer.leased(rows, self.leases.waits)
 
-        return await self._session.run(lease)
+        return await self._run(run, lease)
 
     async def next_due(self, run: int) -> float | None:
-        async with self._session.reading() as conn:
+        async def look(conn: asyncpg.Connection) -> tuple[float | None, bool]:
             due = await conn.fetchval(_NEXT_DUE, run)
-            busy = due is not None or await conn.fetchval(_OTHERS_BUSY, run)
+            return due, due is not None or bool(await conn.fetchval(_OTHERS_BUSY, run))
+
+        due, busy = await self._session.read(look)
         if not busy:
             return None
         # Only others' leases left: their outcomes may add work (a killed one's run out).
@@ -67,13 +97,70 @@ class Sharing:
 
     async def renew(self, run: int) -> set[str]:
         if not self.renews:  # the test-only knob: leases run out, the run still lives
-            await self._session.run(lambda: self._conn.execute(_SEEN, run))
+            await self._session.run(lambda: self._session.conn.execute(_SEEN, run))
             return set()
-        lost = await self._session.run(lambda: self.leases.renew(run))
+
+        lost = await self._run(run, lambda: self.leases.renew(run))
         if lost:
             log.warning("lost the lease of %d host(s) to another process: %s", len(lost),
                         ", ".join(sorted(lost)[:5]))
+        self._lost(lost)
         return lost
+
+    def abandon(self) -> None:
+        lost = set(self.leases.held)
+        self._letting_go.update(self.leases.held.values())
+        self.leases.held.clear()
+        self.leases.waits.clear()
+        self._writer.out.clear()  # none of it is ours to finish now (in flight: fenced)
+        if lost:
+            log.warning("stopped work on %d host(s): their leases could not be renewed in "
+                        "time and may be another process's now", len(lost))
+        self._lost(lost)
+
+    async def _run(self, run: int, work: Callable[[], Awaitable[T]]) -> T:
+        """`work` as one transaction that first lets go of what `abandon()` gave up."""
+        tokens = list(self._letting_go)
+
+        async def whole() -> T:
+            if tokens:
+                await self._let_go(self._session.conn, run, tokens)
+            return await work()
+
+        result = await self._session.run(whole)
+        self._letting_go.difference_update(tokens)
+        return result
+
+    async def _let_go(self, conn: asyncpg.Connection, run: int,
+                      tokens: list[uuid.UUID]) -> None:
+        await conn.execute(_LET_GO, run, tokens)
+        known = self._writer.out | {o.request_id for o in self._ledger.pending}
+        requeued = await conn.execute(_UNKNOWN, run, list(known))
+        self._ledger.tally.move("leased", "queued", int(requeued.rsplit(" ", 1)[-1]))
+
+    async def revive(self, conn: asyncpg.Connection, run: int) -> None:
+        """Set a new connection straight, the old one lost: this run's lock taken again, and
+        its leases and requests as the database has them now. Another process may have
+        found the run gone meanwhile (it let go of its lock) and taken its hosts and
+        requests back: the run lives on, holding only what is still its own."""
+        await conn.execute(runs.LOCK_RUN, self._schema, run)
+        tokens = list(self._letting_go)
+        async with conn.transaction():
+            if await conn.fetchval(_REVIVE_RUN, run) is not None:
+                mine = {}  # its hosts were let go of by the process that found it gone
+            else:
+                mine = {host: token for host, token in await self.leases.mine(conn, run)
+                        if token not in self._letting_go}
+            await self._let_go(conn, run, tokens)
+        self._letting_go.difference_update(tokens)
+        held = self.leases.held
+        lost = {host for host, token in held.items() if mine.get(host) != token}
+        held.clear()
+        held.update(mine)
+        if lost:
+            log.warning("%d host(s) went to another process while the connection was lost",
+                        len(lost))
+        self._lost(lost)
 
     async def hand_back(self, run: int, gaps: Mapping[str, float],
                         delays: Mapping[str, float], everything: bool) -> None:
@@ -82,10 +169,12 @@ class Sharing:
             if delays:
                 await self.leases.keep_delays(run, delays)
             await self.leases.hand_back(run, gaps, everything=everything)
+            if everything:
+                self._writer.out.clear()
 
-        await self._session.run(give)
+        await self._run(run, give)
 
     async def others_live(self, run: int | None) -> bool:
         """Whether a run of another process is alive (holds its run's lock)."""
-        async with self._session.reading() as conn:
-            return bool(await conn.fetchval(runs.LIVE, self._schema, run))
+        return bool(await self._session.read(
+            lambda conn: conn.fetchval(runs.LIVE, self._schema, run)))

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+
+import asyncpg
 
 from storage.base import (
     LeasedRequest,
@@ -42,13 +44,13 @@ class PostgresStore(LedgeredStore):
     def __init__(self, session: Session, schema_name: str, *, readonly: bool,
                  location: Location, version: int, ledger: Ledger) -> None:
         self._transactions = session
-        self._conn = session.conn
         self._schema = schema_name
         self._readonly = readonly
         self._ledger = ledger
-        self._writer = Writer(self._conn, ledger)
-        self.sharing = Sharing(session, self._writer, schema_name, lease=location.lease,
-                               renews=location.renew)
+        self._writer = Writer(session, ledger)
+        self.sharing = Sharing(session, self._writer, ledger, schema_name,
+                               lease=location.lease, renews=location.renew)
+        session.revive.append(self._revive)
         self._hosts = self.sharing.leases
         self._reader = Reader(session)
         self._version = version
@@ -64,7 +66,7 @@ class PostgresStore(LedgeredStore):
         location = Location.parse(url)
         conn = await connect(location, readonly=readonly)
         ledger = Ledger(batch_size)
-        session = Session(conn, location, ledger, location.shown)
+        session = Session(conn, location, ledger, location.shown, readonly=readonly)
         try:
             async with session.reading():
                 store = await cls._prepare(session, location, readonly, batch_size, ledger)
@@ -99,7 +101,25 @@ class PostgresStore(LedgeredStore):
     def shared(self) -> bool:
         return True
 
-    renew_every = property(lambda self: self._hosts.lease / 3)
+    @property
+    def lease(self) -> float:
+        return self._hosts.lease
+
+    def watch(self, lost: Callable[[set[str]], None]) -> None:
+        self.sharing.watch(lost)
+
+    def abandon(self) -> None:
+        if self._run_id is not None:
+            self.sharing.abandon()
+
+    @property
+    def _conn(self) -> asyncpg.Connection:
+        return self._transactions.conn  # the current one: a lost connection is made again
+
+    async def _revive(self, conn: asyncpg.Connection) -> None:
+        await conn.execute("SELECT set_config('search_path', $1, false)", quoted(self._schema))
+        if self._run_id is not None:
+            await self.sharing.revive(conn, self._run_id)
 
     def plan(self, hosts: int, delay: float = 0.0) -> None:
         self._hosts.want, self._hosts.delay = max(1, hosts), max(0.0, delay)

@@ -31,7 +31,7 @@ from storage.base import (
 )
 from storage.fingerprints import request_fingerprint
 from storage.ledger import CookieChanges, Ledger
-from storage.postgres.session import DATA_ERRORS
+from storage.postgres.session import DATA_ERRORS, Session
 
 log = logging.getLogger("storage")
 
@@ -117,11 +117,18 @@ def _columns(requests: Sequence[NewRequest]) -> list[list[Any]]:
 
 
 class Writer:
-    def __init__(self, conn: asyncpg.Connection, ledger: Ledger) -> None:
-        self._conn = conn
+    def __init__(self, session: Session, ledger: Ledger) -> None:
+        self._session = session
         self._ledger = ledger
         self.parking = False  # the crawl has parked requests: new ones may unpark them
         self.fenced = 0  # outcomes dropped: their request was no longer leased to this run
+        # Requests claimed and not ended yet (in memory, or in flight): what this run knows
+        # it holds, when the database must be told after a lost connection (sharing.py).
+        self.out: set[int] = set()
+
+    @property
+    def _conn(self) -> asyncpg.Connection:
+        return self._session.conn  # the current one: a lost connection is made again
 
     def leased(self, rows: Sequence[Any], waits: dict[str, float]) -> list[LeasedRequest]:
         """Claimed rows (the host last) as requests; the first of a newly leased host carry
@@ -130,6 +137,7 @@ class Writer:
                                 row[8], row[9], row[10], waits.pop(row[11], 0.0) if waits
                                 else 0.0) for row in rows]
         self._ledger.delta.move("queued", "leased", len(leased))
+        self.out.update(r.id for r in leased)
         leased.sort(key=lambda r: (-r.priority, r.id))  # RETURNING gives no order
         return leased
 
@@ -197,6 +205,7 @@ class Writer:
         parked: list[NewRequest] = []
         counters: Counter[str] = Counter()
         for o in batch:
+            self.out.discard(o.request_id)
             if o.request_id not in held:
                 self._fence(o)
                 continue
