@@ -79,7 +79,10 @@ class HostShare:
                 if self._abandoned or self._clock() - self._renewed >= every * 0.9:
                     began = self._clock()
                     await self._watching(self._store.renew())  # lost hosts come to _drop
-                    self._renewed, self._abandoned = began, False
+                    # After an abandon, what we hold was leased once the store was back,
+                    # just before this renewal ended, not when it began.
+                    self._renewed = self._clock() if self._abandoned else began
+                    self._abandoned = False
                 await self._watching(
                     self._store.hand_back(self.gaps(), delays=self.new_delays()))
                 self._changed()
@@ -93,7 +96,8 @@ class HostShare:
         task = asyncio.ensure_future(call)
         try:
             while not task.done():
-                await asyncio.wait({task}, timeout=HAND_BACK_EVERY)
+                await asyncio.wait({task}, timeout=min(HAND_BACK_EVERY,
+                                                       self._store.lease / 20))
                 if (not self._abandoned
                         and self._clock() - self._renewed > self._store.lease * ABANDON_AT):
                     self._store.abandon()  # our hosts are lost: withdrawn through _drop

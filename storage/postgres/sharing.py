@@ -76,13 +76,20 @@ class Sharing:
                 watcher(hosts)
 
     async def claim(self, run: int, limit: int, now: float) -> list[LeasedRequest]:
-        async def lease() -> list[LeasedRequest]:
+        async def lease() -> list[tuple[str, LeasedRequest]]:
             await self._writer.apply_pending(run)  # outcomes ride along: one commit
             await self.leases.take(run)
             rows = await self.leases.claim(run, delay(now), limit)
             return self._writer.leased(rows, self.leases.waits)
 
-        return await self._run(run, lease)
+        claimed = await self._run(run, lease)
+        # Hosts abandoned while the claim was under way are not ours to send to: what was
+        # claimed of them goes back with the next statement (it is not in `out`).
+        kept = [request for host, request in claimed if host in self.leases.held]
+        if len(kept) < len(claimed):
+            self._writer.out.difference_update(
+                request.id for host, request in claimed if host not in self.leases.held)
+        return kept
 
     async def next_due(self, run: int) -> float | None:
         async def look(conn: asyncpg.Connection) -> tuple[float | None, bool]:

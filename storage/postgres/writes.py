@@ -130,15 +130,17 @@ class Writer:
     def _conn(self) -> asyncpg.Connection:
         return self._session.conn  # the current one: a lost connection is made again
 
-    def leased(self, rows: Sequence[Any], waits: dict[str, float]) -> list[LeasedRequest]:
-        """Claimed rows (the host last) as requests; the first of a newly leased host carry
-        the wait before its gate opens (`waits`, emptied of them)."""
-        leased = [LeasedRequest(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7],
-                                row[8], row[9], row[10], waits.pop(row[11], 0.0) if waits
-                                else 0.0) for row in rows]
+    def leased(self, rows: Sequence[Any],
+               waits: dict[str, float]) -> list[tuple[str, LeasedRequest]]:
+        """Claimed rows (the host last) as (host, request); the first of a newly leased host
+        carry the wait before its gate opens (`waits`, emptied of them)."""
+        leased = [(row[11], LeasedRequest(row[0], row[1], row[2], row[3], row[4], row[5],
+                                          row[6], row[7], row[8], row[9], row[10],
+                                          waits.pop(row[11], 0.0) if waits else 0.0))
+                  for row in rows]
         self._ledger.delta.move("queued", "leased", len(leased))
-        self.out.update(r.id for r in leased)
-        leased.sort(key=lambda r: (-r.priority, r.id))  # RETURNING gives no order
+        self.out.update(r.id for _, r in leased)
+        leased.sort(key=lambda hr: (-hr[1].priority, hr[1].id))  # RETURNING gives no order
         return leased
 
     async def apply_pending(self, run: int) -> None:
