@@ -17,6 +17,7 @@ from typing import Any
 from rich.console import Console
 
 from crawler.cli import stats
+from crawler.engine import shared as shared_view
 from crawler.engine.state import open_state
 from crawler.observe import display, report
 from crawler.observe.metrics import CrawlTotals, Metrics, SharedTotals
@@ -203,3 +204,9 @@ def test_the_display_and_the_progress_line_show_the_shared_totals_beside_their_o
         "800 in flight" in line, line
     assert together.to_dict()["shared"] == {"processes": 3, "done": 12_345, "queued": 4_000,
                                             "in_flight": 800, "failed": 7, "items": 12_000}
+
+
+def test_the_shared_figures_are_read_no_more_than_a_twentieth_of_the_time() -> None:
+    assert shared_view.pause(0.01) == shared_view.EVERY  # a small crawl: every 2 s
+    assert shared_view.pause(0.5) == 10.0  # a count that scans for 0.5 s: 5 % of the time
+    assert shared_view.pause(300.0) == shared_view.MOST  # it waited out a reconnection

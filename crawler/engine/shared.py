@@ -14,7 +14,11 @@ from storage import Store
 
 log = logging.getLogger("crawler")
 
-EVERY = 2.0  # seconds between two reads
+EVERY = 2.0  # seconds between two reads, at least
+# A read holds the store's connection (a count scans the crawl): at most this share of
+# the time, however big the crawl, so that claims and commits hardly wait for it.
+SHARE = 0.05
+MOST = 30.0  # seconds between two reads, at most (after one that waited out a reconnection)
 
 
 class SharedView:
@@ -40,11 +44,18 @@ class SharedView:
         """Read every `every` seconds until cancelled. A read that fails leaves the last
         figures shown: they are not worth stopping a crawl for (the crawl's own statements
         meet the same store and say what is wrong)."""
+        loop = asyncio.get_running_loop()
         while True:
+            began = loop.time()
             # Shielded: cancelled at the run's end, a read under way still ends cleanly
             # and lets the connection go to the run's last commit.
             try:
                 self._metrics.shared = await asyncio.shield(self.read())
             except CrawlError as exc:
                 log.debug("could not read the shared crawl's figures: %s", exc)
-            await asyncio.sleep(self._every)
+            await asyncio.sleep(pause(loop.time() - began, self._every))
+
+
+def pause(took: float, every: float = EVERY) -> float:
+    """Seconds to wait after a read that took `took` seconds."""
+    return min(MOST, max(every, took / SHARE))

@@ -32,9 +32,9 @@ _PROCESSES = (
     f"SELECT r.id, r.hostname, r.pid, {_EPOCH.format('r.started')},"
     f" {_EPOCH.format('r.last_seen')}, {_EPOCH.format('now() - r.last_seen')},"
     f" r.status, r.status = 'running' AND r.id IN ({runs.LIVE_RUNS}),"
-    " (to_jsonb(r) ->> 'pages')::bigint,"
-    " (SELECT count(*) FROM hosts h WHERE h.lease_run = r.id AND h.lease_until > now())"
-    " FROM runs r ORDER BY r.id")
+    " (to_jsonb(r) ->> 'pages')::bigint, coalesce(h.leases, 0)"
+    " FROM runs r LEFT JOIN (SELECT lease_run, count(*) AS leases FROM hosts"
+    " WHERE lease_until > now() GROUP BY lease_run) h ON h.lease_run = r.id ORDER BY r.id")
 # Each host's requests by state, its gate and its holder (a lease run out holds nothing).
 _HOSTS = f"""
 SELECT h.host, coalesce(n.queued, 0), coalesce(n.due, 0), coalesce(n.leased, 0),
