@@ -32,6 +32,7 @@ from storage.base import (
     StoredCookie,
     StoreError,
 )
+from storage.census import HostRecord, HostState, HostStates, ProcessRecord
 from storage.files import StateFileUnavailable
 from storage.locations import is_postgres, name_crawl, shown
 
@@ -60,10 +61,14 @@ __all__ = [
     "FailedRequest",
     "Failure",
     "FeedMark",
+    "HostRecord",
+    "HostState",
+    "HostStates",
     "LeasedRequest",
     "NewRequest",
     "NotAStateFile",
     "Outcome",
+    "ProcessRecord",
     "Refused",
     "RequestState",
     "Retry",

@@ -13,6 +13,7 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from storage.census import HostStates, ProcessRecord
 from storage.sharable import Sharable
 
 DUPLICATE_COUNTER = "skipped_duplicate"
@@ -368,6 +369,15 @@ class Store(Sharable, ABC):
     @abstractmethod
     async def failures(self, limit: int) -> list[FailedRequest]:
         """Up to `limit` failed requests with their errors, most recent first."""
+
+    @abstractmethod
+    async def processes(self) -> list[ProcessRecord]:
+        """Every process (run) that has run on this crawl, oldest first."""
+
+    @abstractmethod
+    async def host_states(self, top: int) -> HostStates | None:
+        """The hosts by state and the `top` with the most work left; None for a store
+        that keeps no per-host state (one process at a time)."""
 
     @abstractmethod
     async def live(self) -> bool:

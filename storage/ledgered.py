@@ -19,6 +19,7 @@ from storage.base import (
     StoredCookie,
     StoreError,
 )
+from storage.census import HostStates, ProcessRecord
 from storage.ledger import Ledger
 
 T = TypeVar("T")
@@ -42,6 +43,8 @@ class Reading(Protocol):
     async def runs(self) -> list[RunRecord]: ...
     async def breakdown(self) -> Breakdown: ...
     async def failures(self, limit: int) -> list[FailedRequest]: ...
+    async def processes(self) -> list[ProcessRecord]: ...
+    async def host_states(self, top: int) -> HostStates | None: ...
 
 
 class LedgeredStore(Store):
@@ -112,6 +115,12 @@ class LedgeredStore(Store):
 
     async def failures(self, limit: int) -> list[FailedRequest]:
         return await self._reader.failures(limit)
+
+    async def processes(self) -> list[ProcessRecord]:
+        return await self._reader.processes()
+
+    async def host_states(self, top: int) -> HostStates | None:
+        return await self._reader.host_states(top)
 
     # -- guards ---------------------------------------------------------------------------
 

@@ -26,9 +26,10 @@ from crawler.engine.state import open_state
 from crawler.model.pipelines import DROPPED
 from crawler.observe import report
 from crawler.observe.logs import terminal_safe
-from storage import RunRecord, Store, is_postgres
+from storage import HostStates, ProcessRecord, RunRecord, Store, is_postgres
 
 HOST_ROWS = 15
+LEFT = ("status", "error", "", "host", "state", "holder")  # columns of words
 # How a run whose process died ends up stored: marked by the next run, or still "running".
 GONE = ("running", "crashed")
 
@@ -58,10 +59,13 @@ async def gather(store: Store, failures: int = 10) -> dict[str, Any]:
     breakdown = await store.breakdown()
     live = await store.live()
     records = await store.runs()
-    runs = [_run(r, live=live and r is records[-1]) for r in records]
+    processes = await store.processes()
+    alive = {p.run for p in processes if p.live}
+    runs = [_run(r, live=r.id in alive) for r in records]
     return {
         "spider": await store.spider_name(),
         "running": live,
+        "processes": [_process(p) for p in processes],
         "requests": {
             # The leases of a run that is gone are not in flight: the next run queues them.
             "queued": counts.queued + (0 if live else counts.leased),
@@ -80,6 +84,7 @@ async def gather(store: Store, failures: int = 10) -> dict[str, Any]:
         "failures_by_kind": dict(breakdown.errors),
         "runs": runs,
         "hosts": _merge_hosts(runs)[:HOST_ROWS],
+        "host_states": _host_states(await store.host_states(HOST_ROWS)),
         "recent_failures": [
             # "kind: details", as the failure was logged; the kind alone too, for scripts.
             {"url": f.url, "status": f.status, "kind": f.kind,
@@ -104,6 +109,30 @@ def _run(record: RunRecord, *, live: bool) -> dict[str, Any]:
         "config": json.loads(record.config),
         "stats": stats,
     }
+
+
+def _process(p: ProcessRecord) -> dict[str, Any]:
+    return {"run": p.run, "host": p.hostname, "pid": p.pid, "started": p.started,
+            "last_seen": p.last_seen, "seen_ago": _round(p.seen_ago), "status": p.status,
+            "pages": p.pages, "leases": p.leases}
+
+
+def _host_states(found: HostStates | None) -> dict[str, Any] | None:
+    """The hosts of a shared crawl by state (None for a store with no per-host state)."""
+    if found is None:
+        return None
+    return {
+        **{state.value: n for state, n in found.states.items()},
+        "total": sum(found.states.values()),
+        "leased_by": {str(run): n for run, n in sorted(found.holders.items())},
+        "top": [{"host": h.host, "state": h.state.value, "queued": h.queued,
+                 "in_flight": h.in_flight, "done": h.done, "failed": h.failed,
+                 "holder": h.holder, "gate": _round(h.gate)} for h in found.top],
+    }
+
+
+def _round(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)
 
 
 def _merge_hosts(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -132,7 +161,14 @@ def render_text(stats: dict[str, Any], out: TextIO) -> None:
     console.print(f"[bold]{escape(stats['spider'])}[/bold] crawl in "
                   f"{escape(stats.get('state_file', '?'))}: "
                   f"{_state(stats)}", soft_wrap=True)
+    shared = stats.get("host_states") is not None
+    if shared:  # many processes: who they are first, then what they did together
+        _section(console, "processes", _processes(stats["processes"]))
+        console.print("\n[bold]totals[/bold]")
     console.print(_summary(stats))
+    if shared:
+        _section(console, _host_line(stats["host_states"], stats["processes"]),
+                 _host_table(stats["host_states"]["top"], stats["processes"]))
     latest = next((r for r in reversed(stats["runs"]) if r["stats"]), None)
     sections = [
         ("done requests by HTTP status", _counts("status", stats["statuses"])),
@@ -145,9 +181,55 @@ def render_text(stats: dict[str, Any], out: TextIO) -> None:
         ("recent failures", _failures(stats["recent_failures"])),
     ]
     for title, table in sections:
-        if table is not None:
-            console.print(f"\n[bold]{title}[/bold]", soft_wrap=True)
-            console.print(table)
+        _section(console, title, table)
+
+
+def _section(console: Console, title: str, table: Table | None) -> None:
+    if table is not None:
+        console.print(f"\n[bold]{escape(title)}[/bold]", soft_wrap=True)
+        console.print(table)
+
+
+def _processes(processes: list[dict[str, Any]]) -> Table:
+    table = _table("#", "host", "pid", "started", "last seen", "status", "pages", "leases")
+    for p in processes:
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(p["started"]))
+        table.add_row(str(p["run"]), _plain(p["host"]), str(p["pid"]), started,
+                      _ago(p["seen_ago"]), p["status"], _num(p["pages"]), _num(p["leases"]))
+    return table
+
+
+def _ago(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{report.duration(max(0.0, seconds))} ago"
+
+
+def _holder(run: int | None, processes: list[dict[str, Any]]) -> str:
+    """A run as `#3 (box:1234)`: the processes table's number, where it runs."""
+    if run is None:
+        return "-"
+    p = next((p for p in processes if p["run"] == run), None)
+    return f"#{run}" if p is None else f"#{run} ({p['host']}:{p['pid']})"
+
+
+def _host_line(states: dict[str, Any], processes: list[dict[str, Any]]) -> str:
+    by = ", ".join(f"{_holder(int(run), processes)} {n:,}"
+                   for run, n in states["leased_by"].items())
+    return (f"hosts: {states['total']:,} · {states['leased']:,} leased"
+            + (f" ({by})" if by else "")
+            + f" · {states['waiting']:,} waiting on their gate · {states['ready']:,} ready"
+            f" · {states['done']:,} done")
+
+
+def _host_table(top: list[dict[str, Any]], processes: list[dict[str, Any]]) -> Table | None:
+    if not top:
+        return None
+    table = _table("host", "state", "queued", "in flight", "done", "failed", "holder",
+                   "gate opens in")
+    for h in top:
+        table.add_row(_plain(h["host"]), h["state"], f"{h['queued']:,}", f"{h['in_flight']:,}",
+                      f"{h['done']:,}", f"{h['failed']:,}", _holder(h["holder"], processes),
+                      report.duration(h["gate"]) if h["gate"] else "open")
+    return table
 
 
 def _summary(stats: dict[str, Any]) -> Table:
@@ -171,6 +253,9 @@ def _state(stats: dict[str, Any]) -> str:
     now = stats.get("read_at", time.time())
     if last is not None and stats["running"]:
         saved = (last["stats"] or {}).get("saved_at")
+        alive = sum(1 for p in stats.get("processes", ()) if p["status"] == "running")
+        if alive > 1:
+            return f"running ({alive} processes)"
         return f"running; figures from {report.duration(now - (saved or last['started']))} ago"
     where = "complete" if stats["complete"] else "unfinished"
     if last is not None and last["status"] == "killed":
@@ -251,7 +336,7 @@ def _failures(failures: list[dict[str, Any]]) -> Table | None:
 def _table(*columns: str) -> Table:
     table = Table(box=None, padding=(0, 1), show_edge=False, show_header=any(columns))
     for i, name in enumerate(columns):
-        table.add_column(name, justify="left" if i == 0 or name in ("status", "error", "")
+        table.add_column(name, justify="left" if i == 0 or name in LEFT
                          else "right", overflow="fold")
     return table
 

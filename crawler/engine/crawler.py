@@ -45,6 +45,7 @@ from crawler.engine.opening import (
 from crawler.engine.outcomes import Outcomes
 from crawler.engine.pages import PageProcessor
 from crawler.engine.robotstxt import RobotsCoordinator
+from crawler.engine.shared import SharedView
 from crawler.engine.state import StateStore
 from crawler.engine.window import ClaimWindow, WindowState
 from crawler.errors import CrawlError, SpiderError, StateWriteError
@@ -100,6 +101,7 @@ class _Parts:
     robots: RobotsCoordinator
     pages: PageProcessor
     share: HostShare | None  # the host leases of a crawl shared with other processes
+    figures: SharedView | None  # what all the processes of a shared crawl did together
 
 
 class Crawler:
@@ -274,7 +276,7 @@ class Crawler:
         share = HostShare.of(self._store, self._frontier, cfg, window.look_again, self._clock)
         if share is not None:
             share.stands_for = robots.withdraw
-        self._parts = _Parts(window, robots, pages, share)
+        self._parts = _Parts(window, robots, pages, share, SharedView.of(self._store, self.metrics))
         if self._state is not RunState.RUNNING:  # stopped before it started
             window.close()
         return self._parts
@@ -295,7 +297,7 @@ class Crawler:
         workers = [asyncio.create_task(self._worker(parts), name=f"worker-{i}")
                    for i in range(self.config.workers)]
         helpers = {asyncio.create_task(self._flush_periodically(), name="flusher"),
-                   *([] if parts.share is None else [asyncio.create_task(parts.share.keep())])}
+                   *(asyncio.create_task(k.keep()) for k in (parts.share, parts.figures) if k)}
         stop_wait = asyncio.create_task(self._stop_requested.wait())
         watch = asyncio.create_task(self._watch.beat(), name="loop-watch")
         try:

@@ -23,9 +23,11 @@ from storage import (
     CrawlCounts,
     FailedRequest,
     FeedMark,
+    HostStates,
     LeasedRequest,
     NewRequest,
     Outcome,
+    ProcessRecord,
     Refused,
     RunInfo,
     RunRecord,
@@ -243,6 +245,18 @@ class StateStore(Store):
     async def failures(self, limit: int) -> list[FailedRequest]:
         try:
             return await self._store.failures(limit)
+        except StoreError as exc:
+            raise _failed(exc) from exc
+
+    async def processes(self) -> list[ProcessRecord]:
+        try:
+            return await self._store.processes()
+        except StoreError as exc:
+            raise _failed(exc) from exc
+
+    async def host_states(self, top: int) -> HostStates | None:
+        try:
+            return await self._store.host_states(top)
         except StoreError as exc:
             raise _failed(exc) from exc
 

@@ -67,6 +67,8 @@ def _overview(s: Snapshot) -> Table:
         grid.add_row("requests", f"{c.done:,} done · {c.queued:,} queued · {s.in_flight} in flight"
                               f" · {c.failed:,} failed · {c.skipped:,} skipped · "
                               f"{c.items:,} items")
+    if s.shared is not None:
+        grid.add_row("all processes", report.shared_line(s.shared))
     grid.add_row("this run", f"{s.failed:,} failed · {s.retried:,} retried · "
                              f"{s.items:,} items")
     grid.add_row("status", report.counts(s.statuses))

@@ -82,6 +82,19 @@ class CrawlTotals:
 
 
 @dataclass(frozen=True, slots=True)
+class SharedTotals:
+    """A crawl many processes share, all of them together, as last read from its store
+    (every few seconds, not every frame): beside this process's own view of it."""
+
+    processes: int  # running now, this one included
+    done: int
+    queued: int
+    in_flight: int  # leased to any of them
+    failed: int
+    items: int
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     spider: str
     state: str
@@ -103,6 +116,7 @@ class Snapshot:
     busiest: tuple[HostRow, ...]
     slowest: tuple[HostRow, ...]
     pool: PoolStats | None
+    shared: SharedTotals | None = None  # on a store other processes share
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -164,6 +178,8 @@ class Metrics:
         self._fetch_seconds = 0.0
         self._slowest = 0.0
         self._drain = _Drain()
+        # A crawl other processes share: all of them together, as last read (not by us).
+        self.shared: SharedTotals | None = None
 
     @property
     def elapsed(self) -> float:
@@ -255,7 +271,7 @@ class Metrics:
             bytes=self.bytes, in_flight=self.in_flight, failed=self.failed,
             retried=self.retried, crawl=crawl, statuses=dict(self.statuses),
             errors=dict(self.errors), timings=self.timings(), busiest=busiest,
-            slowest=slowest, pool=pool,
+            slowest=slowest, pool=pool, shared=self.shared,
         )
 
     def _host_rows(self, live: list[HostView]) -> tuple[tuple[HostRow, ...],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from crawler.observe.metrics import PoolStats, Snapshot
+from crawler.observe.metrics import PoolStats, SharedTotals, Snapshot
 
 
 def duration(seconds: float | None) -> str:
@@ -60,6 +60,12 @@ def dns_line(pool: PoolStats | None) -> str:
     return line
 
 
+def shared_line(t: SharedTotals) -> str:
+    """All the processes of a shared crawl together: `3 running · 12,345 done · ...`."""
+    return (f"{t.processes:,} running · {t.done:,} done · {t.queued:,} queued · "
+            f"{t.in_flight:,} in flight · {t.failed:,} failed · {t.items:,} items")
+
+
 def progress_line(s: Snapshot) -> str:
     """One compact line: what a log collector or a redirected stderr gets every few seconds."""
     parts = [f"{duration(s.elapsed)}", f"{s.pages:,} pages ({s.recent_rate:,.1f}/s now, "
@@ -68,6 +74,10 @@ def progress_line(s: Snapshot) -> str:
         parts.append(f"{s.crawl.done:,} done {s.crawl.queued:,} queued {s.crawl.failed:,} "
                      f"failed")
     parts.append(f"{s.in_flight} in flight {s.retried:,} retries {s.items:,} items")
+    if s.shared is not None:
+        t = s.shared
+        parts.append(f"all processes: {t.processes} running {t.done:,} done {t.queued:,} "
+                     f"queued {t.in_flight:,} in flight")
     if s.pool is not None:
         parts.append(f"sockets {maybe(s.pool.in_use)} used {maybe(s.pool.idle)} idle, "
                      f"dns {s.pool.dns_misses}/{s.pool.dns_hits + s.pool.dns_misses} missed")

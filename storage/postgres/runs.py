@@ -82,12 +82,12 @@ _SET_META = ("INSERT INTO meta (key, value) VALUES ($1, $2)"
 # A run is alive while its process holds its advisory lock (keys: the crawl's schema, the
 # run): the server drops it with the connection, kill -9 included. The schema's name is $1.
 LOCK_RUN = "SELECT pg_advisory_lock(hashtext($1), $2::int)"
-_LIVE_RUNS = ("SELECT l.objid::bigint FROM pg_locks l WHERE l.locktype = 'advisory'"
+LIVE_RUNS = ("SELECT l.objid::bigint FROM pg_locks l WHERE l.locktype = 'advisory'"
               " AND l.granted AND l.objsubid = 2 AND l.database ="
               " (SELECT oid FROM pg_database WHERE datname = current_database())"
               " AND l.classid::bigint = (hashtext($1)::bigint & 4294967295)")
 LIVE = (f"SELECT EXISTS (SELECT 1 FROM runs WHERE status = 'running'"
-        f" AND id IS DISTINCT FROM $2 AND id IN ({_LIVE_RUNS}))")
+        f" AND id IS DISTINCT FROM $2 AND id IN ({LIVE_RUNS}))")
 _RELEASE_HOSTS = ("UPDATE hosts SET lease_run = NULL, lease_token = NULL, lease_until = NULL"
                   " WHERE lease_run = $1")
 
@@ -108,7 +108,7 @@ async def start(conn: asyncpg.Connection, spider: str, config: str, *, fresh: bo
     # A run whose process let go of its lock is gone (killed): its requests and hosts go
     # back. Those of live runs of other processes are theirs.
     await conn.execute("UPDATE runs SET status = 'crashed' WHERE status = 'running'"
-                       f" AND id NOT IN ({_LIVE_RUNS})", schema_name)
+                       f" AND id NOT IN ({LIVE_RUNS})", schema_name)
     reclaimed = await conn.execute(
         f"UPDATE requests SET state = {RequestState.QUEUED}, run = NULL, lease_token = NULL,"
         f" lease_until = NULL WHERE state = {RequestState.LEASED} AND (run IS NULL OR run IN"

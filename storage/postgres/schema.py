@@ -2,16 +2,16 @@
 
 The tables are the SQLite file's, plus what many processes sharing a crawl need: a lease's
 owner and token on each request, a `hosts` table holding each host's politeness gate and
-lease (see `hosts.py`), and a last-seen time on each run. Every time in here is
-the database's clock (`now()`), never a client's: a request due at once has a `not_before`
-of -infinity, as SQLite's 0.
+lease (see `hosts.py`), and on each run a last-seen time and a count of the pages it
+stored. Every time in here is the database's clock (`now()`), never a client's: a request
+due at once has a `not_before` of -infinity, as SQLite's 0.
 """
 
 from __future__ import annotations
 
 from storage.base import RequestState
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 VERSION_TABLE = "crawl_version"
 
 # Every host with a request has a row in `hosts` (its gate and lease), made by the database
@@ -31,6 +31,9 @@ _NOTE_HOSTS = (
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (*_NOTE_HOSTS, "INSERT INTO hosts (host) SELECT DISTINCT host FROM requests"
                       " WHERE host IS NOT NULL ON CONFLICT (host) DO NOTHING"),
+    # Each run's count of the pages it stored (a done request keeps no run). IF NOT
+    # EXISTS: two processes joining an old crawl at once may both migrate it.
+    2: ("ALTER TABLE runs ADD COLUMN IF NOT EXISTS pages bigint NOT NULL DEFAULT 0",),
 }
 
 # The host of a URL, kept by the database itself (a generated column): the write path pays
@@ -52,7 +55,8 @@ SCHEMA = (
         status text NOT NULL,
         config text NOT NULL,
         stats text,
-        token uuid NOT NULL DEFAULT gen_random_uuid()
+        token uuid NOT NULL DEFAULT gen_random_uuid(),
+        pages bigint NOT NULL DEFAULT 0
     )""",
     f"""CREATE TABLE requests (
         id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -93,6 +93,8 @@ _SAVE_FEEDS = (
     " item = excluded.item, length = excluded.length, checksum = excluded.checksum,"
     " extra = excluded.extra"
 )
+# A run's pages (done outcomes it stored), for `crawl stats`: one statement a batch.
+_PAGES = "UPDATE runs SET pages = pages + $2 WHERE id = $1"
 ADD_COUNTERS = (
     "INSERT INTO counters (name, value) SELECT * FROM unnest($1::text[], $2::bigint[])"
     " ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value"
@@ -236,6 +238,8 @@ class Writer:
                           (_FAIL, failures)):
             if rows:
                 await self._conn.execute(sql, run, *map(list, zip(*rows, strict=True)))
+        if done:
+            await self._conn.execute(_PAGES, run, len(done))
         await self.add_counters(counters)
         tally = self._ledger.delta
         tally.move("leased", "done", len(done))

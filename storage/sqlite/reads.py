@@ -3,6 +3,8 @@ knows (an older file opened to read is read as it is)."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import AsyncGenerator, Sequence
 
 import aiosqlite
@@ -16,6 +18,7 @@ from storage.base import (
     RunRecord,
     StoredCookie,
 )
+from storage.census import HostStates, ProcessRecord
 from storage.sqlite.schema import failure_columns, stats_column
 from storage.sqlite.transactions import Transactions
 
@@ -99,6 +102,26 @@ class Reader:
         ) as cur:
             return [RunRecord(*row) async for row in cur]
 
+    async def processes(self, live: bool = False) -> list[ProcessRecord]:
+        """The runs, one process at a time: the last one is running if `live` (the file's
+        lock is held). Last seen: when it ended, or last saved its figures."""
+        stats = stats_column(self.schema)
+        async with self._transactions.settled(), self._conn.execute(
+            f"SELECT id, hostname, pid, started, ended, status, {stats} FROM runs ORDER BY id"
+        ) as cur:
+            rows = list(await cur.fetchall())
+        now = time.time()  # SQLite's clock is this machine's
+        found = []
+        for i, (run, host, pid, started, ended, stored, figures) in enumerate(rows):
+            seen = ended if ended is not None else _saved_at(figures) or started
+            gone = stored == "running" and not (live and i == len(rows) - 1)
+            found.append(ProcessRecord(run, host, pid, started, seen, now - seen,
+                                       "crashed" if gone else stored, None, None))
+        return found
+
+    async def host_states(self, top: int) -> HostStates | None:
+        return None  # no hosts table: one process at a time has no leases to show
+
     async def breakdown(self) -> Breakdown:
         statuses: dict[int, int] = {}
         errors: dict[str, int] = {}
@@ -133,3 +156,12 @@ class Reader:
                 f"SELECT min(not_before) FROM requests WHERE state = {RequestState.QUEUED}"
             )
         return None if value is None else float(value)  # type: ignore[arg-type]
+
+
+def _saved_at(figures: str | None) -> float | None:
+    """When a run last saved its statistics (JSON text the crawler wrote), if it says."""
+    try:
+        value = json.loads(figures or "{}").get("saved_at")
+    except (ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, int | float) else None

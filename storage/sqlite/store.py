@@ -23,6 +23,7 @@ from storage.base import (
     RunInfo,
     SpiderMismatch,
 )
+from storage.census import ProcessRecord
 from storage.files import describe, held, remove, unlock
 from storage.ledger import Ledger, Tally
 from storage.ledgered import LedgeredStore
@@ -193,6 +194,9 @@ class SQLiteStore(LedgeredStore):
 
     async def live(self) -> bool:
         return self._lock_fd is not None or await asyncio.to_thread(held, self._path)
+
+    async def processes(self) -> list[ProcessRecord]:
+        return await self._reader.processes(live=await self.live())
 
     async def spider_name(self) -> str:
         value = await self._reader.meta("spider")
