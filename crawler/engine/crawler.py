@@ -275,7 +275,7 @@ class Crawler:
                                  max_links=cfg.max_links, items=self._items).settle
         share = HostShare.of(self._store, self._frontier, cfg, window.look_again, self._clock)
         if share is not None:
-            share.stands_for = robots.withdraw
+            share.forget = robots.forget
         self._parts = _Parts(window, robots, pages, share, SharedView.of(self._store, self.metrics))
         if self._state is not RunState.RUNNING:  # stopped before it started
             window.close()

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from crawler.config import CrawlConfig
@@ -54,8 +54,9 @@ class HostShare:
         self._told: dict[str, float] = {}  # the delays the store was last told
         self._renewed = clock()  # when the last renewal that got through began
         self._abandoned = False  # since then, our leases were given up (abandon())
-        # What a frontier item stands for (a robots.txt fetch: the jobs held for it).
-        self.stands_for: Callable[[Work], Iterable[object]] = lambda item: (item,)
+        # Drops every job of a host, in the frontier and wherever else the run holds one
+        # (waiting for a robots.txt: RobotsCoordinator.forget).
+        self.forget: Callable[[str], object] = frontier.withdraw
         store.watch(self._drop)
 
     @classmethod
@@ -131,6 +132,4 @@ class HostShare:
             return
         self.lost += len(lost)
         for key in [k for k, *_ in self._frontier.activity() if hostname(k) in lost]:
-            for item in self._frontier.withdraw(key):  # another process holds them now
-                for _ in self.stands_for(item):
-                    pass
+            self.forget(key)  # another process holds them now

@@ -72,6 +72,14 @@ class RobotsCoordinator:
         else:
             yield item
 
+    def forget(self, host: str) -> None:
+        """Drop every job of one host (another process holds it now): those queued, and
+        those held for a robots.txt, even one being fetched (it settles with none)."""
+        for item in self._frontier.withdraw(host):
+            for _ in self.withdraw(item):
+                pass
+        self._gate.withdraw_where(lambda job: job.host == host)
+
     async def process(self, job: RobotsJob) -> list[Outcome]:
         """Fetch the file, then settle the requests that waited for it."""
         sending = HostSend(self._frontier, job.host, self.wake)

@@ -239,6 +239,11 @@ class RobotsGate(Generic[J]):
         self.held_count -= len(jobs)
         return jobs
 
+    def withdraw_where(self, which: Callable[[J], bool]) -> list[J]:
+        """Take back the jobs of every origin whose first held job is `which`."""
+        origins = [o for o, jobs in self._held.items() if jobs and which(jobs[0])]
+        return [job for origin in origins for job in self.withdraw(origin)]
+
     def resolve(self, origin: Origin, policy: Robots) -> Resolution[J]:
         jobs = self.withdraw(origin)
         if policy.state is not RobotsState.UNREACHABLE:
