@@ -138,6 +138,6 @@ def test_a_feed_on_a_shared_crawl_is_refused_before_anything_is_fetched(
     started = site.throttle.started
     proc = crawl(*command(site, database, "-o", str(feed)))
     assert proc.returncode == 2, proc.stderr
-    assert "run `crawl export` of it instead" in proc.stderr, proc.stderr
+    assert "run `crawl export` of it" in proc.stderr, proc.stderr
     assert site.throttle.started == started, "pages were fetched"
     assert not feed.exists()

@@ -49,10 +49,10 @@ class Feeds:
     def __init__(self, store: Store, config: CrawlConfig, stdout: TextIO | None = None) -> None:
         check(config)
         if config.output and store.shared:
-            # Several processes commit items at once: ids are handed out in insert order,
-            # not commit order, so reading on from the last id could skip an item.
-            raise ConfigError("-o/output is not offered on a crawl several processes share "
-                              "(yet): run `crawl export` of it instead, during or after")
+            # A feed's mark is the crawl's, and the crawl is every process's: whose file
+            # would it be, on which machine? One export of the whole crawl says it plainly.
+            raise ConfigError("-o/output is not offered on a crawl several processes share: "
+                              "run `crawl export` of it (or iter_items), during or after")
         self._store = store
         self._feeds: list[Feed] = [
             StreamFeed(store, output_format(target, config.output_format), stdout or sys.stdout)

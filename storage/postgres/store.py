@@ -47,7 +47,7 @@ class PostgresStore(LedgeredStore):
         self._schema = schema_name
         self._readonly = readonly
         self._ledger = ledger
-        self._writer = Writer(session, ledger)
+        self._writer = Writer(session, ledger, schema_name)
         self.sharing = Sharing(session, self._writer, ledger, schema_name,
                                lease=location.lease, renews=location.renew)
         session.revive.append(self._revive)

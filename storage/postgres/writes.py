@@ -118,10 +118,19 @@ def _columns(requests: Sequence[NewRequest]) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)]
 
 
+# Items are numbered in commit order, so that a reader going on from the last id it saw
+# (`iter_items`, `items_after`) never skips one another process commits later: a group
+# commit with items takes this lock (the crawl's schema, key 0; runs are 1 and up) before
+# anything else, and holds it to its end. Taken first, it cannot deadlock with the request
+# and host rows locked after it.
+_ITEMS_IN_ORDER = "SELECT pg_advisory_xact_lock(hashtext($1), 0)"
+
+
 class Writer:
-    def __init__(self, session: Session, ledger: Ledger) -> None:
+    def __init__(self, session: Session, ledger: Ledger, schema_name: str) -> None:
         self._session = session
         self._ledger = ledger
+        self._schema = schema_name
         self.parking = False  # the crawl has parked requests: new ones may unpark them
         self.fenced = 0  # outcomes dropped: their request was no longer leased to this run
         # Requests claimed and not ended yet (in memory, or in flight): what this run knows
@@ -159,6 +168,8 @@ class Writer:
         if not self._ledger.pending:
             return
         batch = self._ledger.take()
+        if any(isinstance(o, Completion | Failure) and o.items for o in batch):
+            await self._conn.execute(_ITEMS_IN_ORDER, self._schema)
         # As SQLite's: one outcome that cannot be stored must not fail all the others.
         await self._conn.execute("SAVEPOINT batch")
         counted = self._ledger.delta.copy()
