@@ -15,8 +15,9 @@ first request (so they join the crawl instead of racing to create it).  When all
   usage of waited-for children; the site's own CPU (all its ``--site-processes``) is shown
   apart, read from /proc: if it nears a core per site process, the site is the bottleneck;
 * watched processes (``--watch-pid``, ``--watch-name`` matched against /proc/PID/comm, e.g.
-  ``postgres``): their CPU over the run and its share of (crawlers + watched); a process
-  that exits during the run takes its CPU with it;
+  ``postgres``): their CPU over the run and its share of (crawlers + watched); one that
+  ends during the run (a connection's server process) is counted in its parent's CPU of
+  the children it waited for;
 * politeness over the site's own log (tests/politeness.py): peak requests in flight to one
   host, the smallest gap between starts, violations (tolerance ``--tolerance``) and URLs
   fetched more than once.
@@ -53,14 +54,18 @@ from tests.sites import manyhosts  # noqa: E402
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def proc_cpu(pid: int) -> float:
-    """CPU seconds (user + system) a live process has used; 0 if it is gone."""
+def proc_cpu(pid: int, *, reaped: bool = False) -> float:
+    """CPU seconds (user + system) a live process has used; 0 if it is gone. `reaped`: with
+    that of its children it has waited for (a database server's ended connections)."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
             fields = stat.read().rpartition(")")[2].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime: fields 14 and 15
+    used = int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15
+    if reaped:
+        used += int(fields[13]) + int(fields[14])  # cutime, cstime: fields 16 and 17
+    return used / TICKS
 
 
 def family_cpu(pid: int) -> float:
@@ -100,14 +105,18 @@ class Watch:
     start: dict[int, float] = field(default_factory=dict)
 
     def _now(self) -> dict[int, float]:
+        # A server's connections come and go with the crawl processes: those that ended are
+        # in their parent's reaped CPU, those alive in their own.
         pids = set(self.pids) | (named_pids(self.names) if self.names else set())
-        return {pid: proc_cpu(pid) for pid in pids}
+        return {pid: proc_cpu(pid, reaped=True) for pid in pids}
 
     def begin(self) -> None:
         self.start = self._now()
 
     def cpu(self) -> float:
-        return sum(cpu - self.start.get(pid, 0.0) for pid, cpu in self._now().items())
+        # Over every process seen at either end: one alive at the start and ended since is
+        # in its parent's reaped CPU now, its own start taken off here.
+        return sum(self._now().values()) - sum(self.start.values())
 
 
 @dataclass
