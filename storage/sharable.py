@@ -26,10 +26,11 @@ class Sharable:
         return float("inf")
 
     def plan(self, hosts: int, delay: float = 0.0) -> None:
-        """Hold up to `hosts` hosts at a time (about twice the hosts the workers can keep
-        busy: workers / per-host limit). `delay`: the crawl's least gap between two requests
-        to a host, kept after taking a host from a process that is gone (it may have just
-        sent one) when the host's own delay was never said (`hand_back(delays=)`)."""
+        """Hold up to `hosts` hosts at a time (more than the workers can keep busy, so that
+        none idles while hosts wait out their delay). `delay`: the crawl's least gap between
+        two requests to a host, kept after taking a host from a process that is gone (it
+        may have just sent one) when the host's own delay was never said
+        (`hand_back(delays=)`)."""
         return None
 
     def watch(self, lost: Lost) -> None:

@@ -65,6 +65,7 @@ class ClaimWindow:
         self._finished = 0  # requests this run took to done or failed (for max_pages)
         self._finished_before = finished_before  # and the runs before it
         self._least_wait = SHARED_POLL if store.shared else 0.0
+        self._asking = False  # a worker is asking the store when its next request is due
 
     async def next_job(self) -> Work | None:
         """The next job a worker may start now, waiting for one if need be; None once the
@@ -78,9 +79,10 @@ class ClaimWindow:
             elif not self._quiet():
                 # Hosts are waiting out their delay, or requests in flight may add work.
                 await self._wait(self._frontier.wait_time())
+            elif self._asking:
+                await self._wait(None)  # another worker asks the store: it wakes us
             else:
-                budget = self.budget()
-                due = None if budget == 0 else await self._store.next_due()
+                due = await self._ask_due()
                 if self.state is not WindowState.OPEN:
                     break  # closed while we asked the store
                 if due is None:
@@ -91,6 +93,17 @@ class ClaimWindow:
                 await self._wait(max(self._least_wait, due - self._wall()))
                 self._exhausted_at = -1
         return None
+
+    async def _ask_due(self) -> float | None:
+        """When the store's first request is due (None: nothing is left). One worker asks
+        at a time: the others wait for what it finds (a shared store is asked often)."""
+        if self.budget() == 0:
+            return None
+        self._asking = True
+        try:
+            return await self._store.next_due()
+        finally:
+            self._asking = False
 
     async def record(self, outcome: Outcome) -> None:
         if self.settle is not None and isinstance(outcome, Failure):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from storage.base import RequestState
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 VERSION_TABLE = "crawl_version"
 
 # Every host with a request has a row in `hosts` (its gate and lease), made by the database
@@ -27,6 +27,10 @@ _NOTE_HOSTS = (
     "CREATE TRIGGER requests_hosts AFTER INSERT ON requests REFERENCING NEW TABLE AS new_rows"
     " FOR EACH STATEMENT EXECUTE FUNCTION note_hosts()",
 )
+# What is due first, for a process that has nothing to claim now (sharing.py): read in
+# order from here, not by scanning the queue.
+_DUE = (f"CREATE INDEX IF NOT EXISTS requests_due ON requests (not_before)"
+        f" WHERE state = {RequestState.QUEUED}")
 # As SQLite's: the statements that bring schema N to N + 1.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (*_NOTE_HOSTS, "INSERT INTO hosts (host) SELECT DISTINCT host FROM requests"
@@ -34,6 +38,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # Each run's count of the pages it stored (a done request keeps no run). IF NOT
     # EXISTS: two processes joining an old crawl at once may both migrate it.
     2: ("ALTER TABLE runs ADD COLUMN IF NOT EXISTS pages bigint NOT NULL DEFAULT 0",),
+    3: (_DUE,),
 }
 
 # The host of a URL, kept by the database itself (a generated column): the write path pays
@@ -86,6 +91,7 @@ SCHEMA = (
     f" WHERE state = {RequestState.QUEUED}",
     f"CREATE INDEX requests_host_queue ON requests (host, priority DESC, id)"
     f" WHERE state = {RequestState.QUEUED}",
+    _DUE,
     f"CREATE INDEX requests_leased ON requests (lease_until) WHERE state = {RequestState.LEASED}",
     f"CREATE INDEX requests_parked ON requests (depth) WHERE state = {RequestState.PARKED}",
     # Each host's politeness gate and lease (hosts.py).

@@ -24,11 +24,12 @@ log = logging.getLogger("storage")
 POLL = 0.5  # seconds between two looks at a crawl whose work other processes hold now
 
 # The earliest queued request this run could lease: of a host free, run out or its own.
+# In due order (the requests_due index): the first that qualifies ends the look.
 _NEXT_DUE = (
-    "SELECT extract(epoch FROM min(greatest(r.not_before, now() - interval '1000 years'))"
+    "SELECT extract(epoch FROM greatest(r.not_before, now() - interval '1000 years')"
     f" - now())::float8 FROM requests r LEFT JOIN hosts h ON h.host = r.host"
     f" WHERE r.state = {RequestState.QUEUED} AND (h.lease_token IS NULL"
-    " OR h.lease_until < now() OR h.lease_run = $1)")
+    " OR h.lease_until < now() OR h.lease_run = $1) ORDER BY r.not_before LIMIT 1")
 _OTHERS_BUSY = (f"SELECT EXISTS (SELECT 1 FROM requests WHERE state IN ({RequestState.QUEUED},"
                 f" {RequestState.LEASED}) AND (run IS DISTINCT FROM $1))")
 _SEEN = "UPDATE runs SET last_seen = now() WHERE id = $1"
