@@ -20,7 +20,11 @@ first request (so they join the crawl instead of racing to create it).  When all
   the children it waited for;
 * politeness over the site's own log (tests/politeness.py): peak requests in flight to one
   host, the smallest gap between starts, violations (tolerance ``--tolerance``) and URLs
-  fetched more than once.
+  fetched more than once; and over the crawlers' own (``--send-log``, the moment each
+  request went out, on the same clock): the smallest gap between two sends to a host and
+  how many fell short of its delay. On a machine the site shares with busy crawlers, the
+  site stamps a request late by as long as it queued, so its gaps may look shorter than
+  the ones the crawlers kept.
 
 With the SQLite store only N=1 is meaningful: a second process on the same state file is
 refused at once (the file is locked); the report shows each process's exit code and time.  The same
@@ -32,6 +36,7 @@ file in a temporary folder.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -161,6 +166,8 @@ class Run:
             f"smallest start gap {p['min_gap']:.4f} s (delay {p['delay']:g} s), "
             f"{p['violations']} violation lines, {p['refetched']} URLs fetched twice or more, "
             f"{p['robots']} robots.txt fetches",
+            f"     as the crawlers sent them (--send-log): {p['sent']:,} requests, smallest "
+            f"gap {p['sent_min_gap']:.4f} s, {p['sent_short']} short of their host's delay",
             f"     site's loop stalled {p['stalls']} times ({p['stalled']:.2f} s in all); "
             f"short gaps it could explain (not counted above): {p['unproven']}",
         ]
@@ -176,13 +183,32 @@ def _children_cpu() -> float:
 
 
 def _crawl_args(args: argparse.Namespace, server: manyhosts.Running, state: str,
-                first: bool) -> list[str]:
+                first: bool, sends: Path) -> list[str]:
     starts = [f"http://{host}:{server.port}/" for host in
               manyhosts.Spec(hosts=args.hosts).host_names()]
     return [sys.executable, "-m", "crawler.cli", "site", *starts, "--state", state,
             "--resolve", f"*.test:{server.address}", "--workers", str(args.workers),
             "--per-host", str(args.per_host), "--delay", str(args.delay), "--quiet",
-            *args.crawl_option, *(["--fresh"] if first else [])]
+            "--send-log", str(sends), *args.crawl_option, *(["--fresh"] if first else [])]
+
+
+def sent_gaps(sends: Path, delay: float,
+              crawl_delays: dict[str, float]) -> tuple[int, float, int]:
+    """From the crawlers' own `--send-log` (every process's, one clock): the requests sent,
+    the smallest gap between two sends to one host, and how many gaps fell short of the
+    host's delay (the crawl's, or its Crawl-delay if longer)."""
+    by_host: dict[str, list[float]] = {}
+    for line in sends.read_text().splitlines():
+        at, key, _ = line.split("\t")
+        by_host.setdefault(key.rsplit(":", 1)[0], []).append(float(at))
+    smallest, short = float("inf"), 0
+    for host, times in by_host.items():
+        times.sort()
+        required = max(delay, crawl_delays.get(host, 0.0))
+        for a, b in itertools.pairwise(times):
+            smallest = min(smallest, b - a)
+            short += b - a < required - 1e-6
+    return sum(map(len, by_host.values())), smallest, short
 
 
 def _wait_for_first_request(log: Path, first: subprocess.Popen[bytes], limit: float) -> None:
@@ -217,6 +243,8 @@ def measure(args: argparse.Namespace, n: int, watch: Watch) -> Run:
         log = Path(tmp) / "requests.log"
         run = _run(args, n, watch, log)
         parsed = read_log(log)  # the site has stopped: every line is in
+        sent, sent_gap, sent_short = sent_gaps(log.with_name("sends.log"), args.delay,
+                                               parsed.crawl_delays)
     report = check(parsed.hits, per_host=args.per_host, delay=args.delay,
                    crawl_delays=parsed.crawl_delays, tolerance=args.tolerance,
                    stalls=parsed.stalls)
@@ -230,6 +258,8 @@ def measure(args: argparse.Namespace, n: int, watch: Watch) -> Run:
         "unproven": report.unproven, "stalls": len(parsed.stalls),
         "stalled": round(sum(b - a for a, b in parsed.stalls), 3),
         "robots": sum(report.robots.values()), "first_violations": report.violations()[:5],
+        # The crawlers' own side (--send-log): the site's stamps are late by its queueing.
+        "sent": sent, "sent_min_gap": sent_gap, "sent_short": sent_short,
     }
     return run
 
@@ -250,10 +280,11 @@ def _run(args: argparse.Namespace, n: int, watch: Watch, log: Path) -> Run:
         site0, cpu0 = family_cpu(server.pid), _children_cpu()
         watch.begin()
         wall0 = time.perf_counter()
-        procs = [subprocess.Popen(_crawl_args(args, server, state, True),
+        sends = log.with_name("sends.log")
+        procs = [subprocess.Popen(_crawl_args(args, server, state, True, sends),
                                   stdout=subprocess.DEVNULL, stderr=errors[0])]
         _wait_for_first_request(log, procs[0], 60)
-        procs += [subprocess.Popen(_crawl_args(args, server, state, False),
+        procs += [subprocess.Popen(_crawl_args(args, server, state, False, sends),
                                    stdout=subprocess.DEVNULL, stderr=errors[i])
                   for i in range(1, n)]
         exits, ended = _wait_all(procs, wall0)

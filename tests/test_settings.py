@@ -33,7 +33,7 @@ TEXTS = {"HOST=N": "a.test=3", "HOST=SECONDS": "a.test=2.5", "HOST:ADDRESS": "a.
          "REGEX": "/sample/", "'NAME: VALUE'": "X-Sample: 1", "FILE": "items.jsonl"}
 # Fields whose text must be of a shape of their own.
 BY_NAME = {"proxy": "http://127.0.0.1:3128", "headers": {"X-Sample": "1"},
-           "output": ("items.jsonl",), "output_format": "csv"}
+           "output": ("items.jsonl",), "output_format": "csv", "send_log": "items.jsonl"}
 
 
 def sample(f: Field) -> Any:

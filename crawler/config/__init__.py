@@ -165,6 +165,11 @@ class CrawlConfig:
         None, spider=True, check=check_output_format,
         cli=Option("--output-format", "FORMAT"),
         help="the format of every output, instead of its extension's: jsonl, json or csv")
+    send_log: str | None = setting(
+        None, cli=Option("--send-log", "FILE"),
+        help="append a line to FILE as each request goes out (monotonic seconds, host, "
+        "pid): politeness seen from the crawler's side, e.g. for bench/processes.py; "
+        "processes may share one file")
     dead_after: int = setting(
         5, low=1, help="consecutive connection failures after which a host is down for the "
         "rest of the run: its queued requests fail at once (--retry-failed queues them again "

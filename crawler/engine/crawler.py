@@ -55,6 +55,7 @@ from crawler.http.transport import Transport
 from crawler.model.specs import check_statuses
 from crawler.model.spider import Spider
 from crawler.observe.metrics import CrawlTotals, HostView, Metrics, PoolStats, Snapshot
+from crawler.observe.sendlog import SendLog
 from crawler.policy.admission import Admission
 from crawler.policy.frontier import Frontier
 from crawler.policy.retry import HostHealth, RetryPolicy
@@ -131,9 +132,7 @@ class Crawler:
         self._store = StateStore.of(store)  # storage's errors become the crawler's
         self._feeds = Feeds(self._store, cfg)  # an output that cannot be written: refused now
         self._transport = transport if transport is not None else Fetcher(cfg)
-        self._fresh = fresh
-        self._grace = stop_grace
-        self._on_start = on_start
+        self._fresh, self._grace, self._on_start = fresh, stop_grace, on_start
         self._retry_failed = retry_failed
         self._clock = clock
         self._wall = wall_clock
@@ -229,8 +228,9 @@ class Crawler:
                     await allow_private_if_started_there(transport, starts)
                     cookies = CookieKeeper(transport, self._store)
                     await cookies.restore()
-                    await self._run_workers(self._wire(transport, scope, info.counts.finished,
-                                                       cookies))
+                    with SendLog.kept(self.config.send_log, self._frontier):
+                        await self._run_workers(self._wire(transport, scope,
+                                                           info.counts.finished, cookies))
                 finally:
                     self._final_pool = transport.pool(count_process_sockets=True)
                     self._open_transport = None

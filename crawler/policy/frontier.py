@@ -59,6 +59,8 @@ class Frontier(Generic[T]):
         self._clock = clock
         self._from_send = from_send
         self._slots: dict[str, _Slot[T]] = {}
+        # Told of each send (key, when): an observer's (crawler/observe/sendlog.py).
+        self.on_sent: Callable[[str, float], None] | None = None
         self._rules: dict[str, HostRule] = {}  # hosts with rules of their own
         self._penalty: dict[str, float] = {}  # hosts that told us to slow down
         self._penalised_at: dict[str, float] = {}
@@ -175,6 +177,8 @@ class Frontier(Generic[T]):
         slot.unsent -= 1
         at = self._clock() if at is None else at
         slot.next_start = max(slot.next_start, at + self.gap(key))
+        if self.on_sent is not None:
+            self.on_sent(key, at)
         was = slot.scheduled
         self._schedule(key, slot)
         return slot.scheduled and not was
@@ -186,6 +190,8 @@ class Frontier(Generic[T]):
         at = self._clock() if at is None else at
         slot = self._slots[key]
         slot.next_start = max(slot.next_start, at + self.gap(key))
+        if self.on_sent is not None:
+            self.on_sent(key, at)
 
     def release(self, key: str, *, sent: bool = True) -> None:
         """A request to `key` has ended (successfully or not); `sent=False`: it failed before
