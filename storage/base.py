@@ -217,6 +217,16 @@ class CrawlCounts:
     def finished(self) -> int:
         return self.done + self.failed
 
+    @classmethod
+    def of(cls, by_state: Mapping[int, int], items: int | None,
+           counters: Mapping[str, int]) -> CrawlCounts:
+        """From the requests counted by state (a `GROUP BY state`), the items and counters."""
+        def n(state: RequestState) -> int:
+            return int(by_state.get(state, 0))
+
+        return cls(n(RequestState.QUEUED), n(RequestState.LEASED), n(RequestState.DONE),
+                   n(RequestState.FAILED), int(items or 0), counters, n(RequestState.PARKED))
+
 
 @dataclass(frozen=True, slots=True)
 class RunInfo:

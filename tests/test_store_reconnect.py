@@ -8,39 +8,22 @@ when the server stays away longer than `?reconnect=`; and `abandon()` lets go of
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 
 import pytest
 
-from storage import Completion, NewRequest, StoreError, open_store
+from storage import Completion, StoreError
 from storage.postgres import PostgresStore
 from tests import pg
+from tests.test_host_leases import on, process
 
 NOW = 1_000_000.0
-
-
-@contextlib.asynccontextmanager
-async def process(url: str, *, hosts: int = 16) -> AsyncIterator[PostgresStore]:
-    store = await open_store(url)
-    assert isinstance(store, PostgresStore)
-    store.plan(hosts)
-    await store.open_crawl("spider", "{}", fresh=False)
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 def cut(postgres: pg.Cluster, store: PostgresStore) -> None:
     """End the store's connection from the server's side, as a restart would."""
     pid = store._conn.get_server_pid()
     assert postgres.psql(f"SELECT pg_terminate_backend({pid})").strip() == "t"
-
-
-def on(host: str, n: int) -> list[NewRequest]:
-    return [NewRequest(f"http://{host}/{i}") for i in range(n)]
 
 
 def rows(postgres: pg.Cluster, url: str, sql: str) -> str:

@@ -147,21 +147,11 @@ def _host(row: asyncpg.Record) -> HostRecord:
 
 
 async def _counts(conn: asyncpg.Connection) -> CrawlCounts:
-    by_state = dict.fromkeys(RequestState, 0)
-    for state, n in await conn.fetch("SELECT state, count(*) FROM requests GROUP BY state"):
-        by_state[RequestState(state)] = n
+    by_state = dict(list(await conn.fetch("SELECT state, count(*) FROM requests GROUP BY state")))
     items = await conn.fetchval("SELECT count(*) FROM items")
     counters = {name: value for name, value in await conn.fetch(
         "SELECT name, value FROM counters ORDER BY name")}
-    return CrawlCounts(
-        queued=by_state[RequestState.QUEUED],
-        leased=by_state[RequestState.LEASED],
-        done=by_state[RequestState.DONE],
-        failed=by_state[RequestState.FAILED],
-        items=int(items or 0),
-        counters=counters,
-        parked=by_state[RequestState.PARKED],
-    )
+    return CrawlCounts.of(by_state, items, counters)
 
 
 async def _breakdown(conn: asyncpg.Connection) -> Breakdown:

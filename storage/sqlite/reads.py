@@ -40,28 +40,18 @@ class Reader:
         return None if value is None else str(value)
 
     async def counts(self) -> CrawlCounts:
-        by_state = dict.fromkeys(RequestState, 0)
         async with self._transactions.settled():
             async with self._conn.execute(
                 "SELECT state, count(*) FROM requests GROUP BY state"
             ) as cur:
-                async for state, n in cur:
-                    by_state[RequestState(state)] = n
+                by_state = {state: n async for state, n in cur}
             async with self._conn.execute("SELECT count(*) FROM items") as cur:
                 items = (await cur.fetchone() or (0,))[0]
             async with self._conn.execute(
                 "SELECT name, value FROM counters ORDER BY name"
             ) as cur:
                 counters = {name: value async for name, value in cur}
-        return CrawlCounts(
-            queued=by_state[RequestState.QUEUED],
-            leased=by_state[RequestState.LEASED],
-            done=by_state[RequestState.DONE],
-            failed=by_state[RequestState.FAILED],
-            items=int(items or 0),
-            counters=counters,
-            parked=by_state[RequestState.PARKED],
-        )
+        return CrawlCounts.of(by_state, items, counters)
 
     async def cookies(self) -> list[StoredCookie]:
         if self.schema < 5:
