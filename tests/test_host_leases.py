@@ -129,3 +129,15 @@ async def test_a_gone_process_leaves_its_hosts_and_requests_to_the_next(pg_url: 
         runs = await b.runs()
         assert [r.status for r in runs] == ["crashed", "running"]
         assert len(await b.claim(5, NOW)) == 3
+
+
+async def test_hosts_lost_are_named_as_the_crawler_names_them(pg_url: str) -> None:
+    # The database keeps an IPv6 address bracketed, as in the URL; the crawler's frontier
+    # keys name it bare: a lost host must be found there, or its work is still sent.
+    async with process(pg_url) as a:
+        lost: list[set[str]] = []
+        a.watch(lost.append)
+        await a.add([NewRequest("http://[::1]:8080/x"), NewRequest("http://H.test/y")])
+        assert len(await a.claim(5, NOW)) == 2
+        a.abandon()
+        assert lost == [{"::1", "h.test"}]

@@ -15,7 +15,7 @@ import asyncpg
 from storage.base import LeasedRequest, RequestState
 from storage.ledger import Ledger
 from storage.postgres import runs
-from storage.postgres.hosts import HostLeases
+from storage.postgres.hosts import HostLeases, plain
 from storage.postgres.session import Session
 from storage.postgres.writes import Writer, delay
 
@@ -71,10 +71,14 @@ class Sharing:
     def watch(self, lost: Callable[[set[str]], None]) -> None:
         self._watchers.append(lost)
 
-    def _lost(self, hosts: set[str]) -> None:
-        if hosts:
+    def _lost(self, hosts: set[str]) -> set[str]:
+        """Tell the watchers; the hosts as the interface names them (an IPv6 address without
+        its brackets, as the crawler's frontier has it)."""
+        named = {plain(host) for host in hosts}
+        if named:
             for watcher in self._watchers:
-                watcher(hosts)
+                watcher(named)
+        return named
 
     async def claim(self, run: int, limit: int, now: float) -> list[LeasedRequest]:
         async def lease() -> list[tuple[str, LeasedRequest]]:
@@ -112,8 +116,7 @@ class Sharing:
         if lost:
             log.warning("lost the lease of %d host(s) to another process: %s", len(lost),
                         ", ".join(sorted(lost)[:5]))
-        self._lost(lost)
-        return lost
+        return self._lost(lost)
 
     def abandon(self) -> None:
         lost = set(self.leases.held)
