@@ -221,11 +221,8 @@ class CrawlCounts:
     def of(cls, by_state: Mapping[int, int], items: int | None,
            counters: Mapping[str, int]) -> CrawlCounts:
         """From the requests counted by state (a `GROUP BY state`), the items and counters."""
-        def n(state: RequestState) -> int:
-            return int(by_state.get(state, 0))
-
-        return cls(n(RequestState.QUEUED), n(RequestState.LEASED), n(RequestState.DONE),
-                   n(RequestState.FAILED), int(items or 0), counters, n(RequestState.PARKED))
+        q, leased, done, failed, parked = (int(by_state.get(s, 0)) for s in RequestState)
+        return cls(q, leased, done, failed, int(items or 0), counters, parked)
 
 
 @dataclass(frozen=True, slots=True)
