@@ -84,11 +84,11 @@ class Sharing:
 
         claimed = await self._run(run, lease)
         # Hosts abandoned while the claim was under way are not ours to send to: what was
-        # claimed of them goes back with the next statement (it is not in `out`).
+        # claimed of them goes back with the next statement (it is not in `out`). Only
+        # now, committed, are the requests the run's: a claim run again after a lost
+        # COMMIT reply must leave those of its first try unknown, to go back (revive).
         kept = [request for host, request in claimed if host in self.leases.held]
-        if len(kept) < len(claimed):
-            self._writer.out.difference_update(
-                request.id for host, request in claimed if host not in self.leases.held)
+        self._writer.out.update(request.id for request in kept)
         return kept
 
     async def next_due(self, run: int) -> float | None:
