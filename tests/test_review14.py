@@ -32,17 +32,17 @@ def reply_lost(store: PostgresStore) -> Iterator[list[int]]:
 
     async def commit(self: Transaction) -> None:
         await original(self)
-        connection: asyncpg.Connection = self._connection  # type: ignore[attr-defined]
+        connection: asyncpg.Connection = self._connection
         if not happened and connection is store._transactions.conn:
             happened.append(1)
             connection.terminate()
             raise ConnectionResetError("the reply to COMMIT was lost")
 
-    Transaction.commit = commit  # type: ignore[method-assign]
+    Transaction.commit = commit
     try:
         yield happened
     finally:
-        Transaction.commit = original  # type: ignore[method-assign]
+        Transaction.commit = original
 
 
 async def test_a_claim_whose_commit_reply_is_lost_leaves_nothing_leased_unseen(
