@@ -10,6 +10,7 @@ Which fail on main (e3e9cac..9d93797) is said on each test.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterator
 
@@ -108,3 +109,74 @@ async def test_a_process_starting_during_another_ones_outage_waits_for_its_lease
         async with process(pg_url) as b:
             taken = await b.claim(10, NOW + 60)
             assert taken == [], "b holds a host whose lease a renewed moments ago"
+
+
+class HalfCut:
+    """A relay on 127.0.0.1 whose cut resets the client's side only: the server's side stays
+    open and silent, as after a network partition or a NAT/firewall that forgot the
+    connection (the server learns nothing until its TCP keepalive, two hours by default)."""
+
+    def __init__(self, target: int) -> None:
+        self._target = target
+        self._clients: set[asyncio.StreamWriter] = set()
+        self._servers: list[asyncio.StreamWriter] = []  # kept open, never closed by a cut
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._target)
+        self._clients.add(writer)
+        self._servers.append(up_writer)
+        with contextlib.suppress(asyncio.CancelledError):  # the test's loop ending
+            await asyncio.gather(_copy(reader, up_writer), _copy(up_reader, writer),
+                                 return_exceptions=True)
+
+    def cut(self) -> None:
+        for writer in list(self._clients):
+            writer.transport.abort()
+        self._clients.clear()
+
+    def close(self) -> None:
+        for writer in self._servers:
+            writer.transport.abort()
+        if self._server is not None:
+            self._server.close()
+
+
+async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+        while data := await reader.read(65536):
+            if writer.transport.is_closing():
+                return  # the other side was cut: stay silent, keep nothing moving
+            writer.write(data)
+            await writer.drain()
+
+
+async def test_a_connection_cut_on_our_side_only_does_not_block_on_the_runs_lock(
+        postgres: pg.Cluster) -> None:
+    # FAILS ON MAIN. The old connection's server process outlives the cut (it has not
+    # heard of it) and still holds the run's advisory lock (a session lock). The new
+    # connection's revive waits for that lock: COMMAND_TIMEOUT (60 s) per attempt, again and
+    # again, until `?reconnect=` gives up and the crawl dies -- with the server up all along.
+    relay = HalfCut(postgres.port)
+    await relay.start()
+    try:
+        url = (postgres.url_for(pg.crawl_name()).replace(f":{postgres.port}/",
+                                                        f":{relay.port}/") + "&reconnect=30")
+        async with process(url) as a:
+            await a.add(on("h", 2))
+            got = await a.claim(1, NOW)
+            assert len(got) == 1
+            relay.cut()
+            await asyncio.wait_for(a.add(on("k", 1)), 10)  # connected again, or hung
+            assert a._transactions.reconnects == 1
+            await a.record(Completion(got[0].id, 200))
+            await a.flush()
+            assert a.sharing.fenced == 0 and (await a.counts()).done == 1
+    finally:
+        relay.close()

@@ -86,6 +86,15 @@ LIVE_RUNS = ("SELECT l.objid::bigint FROM pg_locks l WHERE l.locktype = 'advisor
               " AND l.granted AND l.objsubid = 2 AND l.database ="
               " (SELECT oid FROM pg_database WHERE datname = current_database())"
               " AND l.classid::bigint = (hashtext($1)::bigint & 4294967295)")
+# A server process of ours that still holds the run's lock after our side of its connection
+# was lost (a network cut: the server has not heard of it, and may not for hours): ended,
+# waited for up to 5 s, so that the new connection can take the lock. No other process
+# ever takes a run's lock but the run's own.
+END_STALE = ("SELECT pg_terminate_backend(l.pid, 5000) FROM pg_locks l"
+             " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2"
+             " AND l.pid <> pg_backend_pid() AND l.objid::bigint = $2 AND l.database ="
+             " (SELECT oid FROM pg_database WHERE datname = current_database())"
+             " AND l.classid::bigint = (hashtext($1)::bigint & 4294967295)")
 LIVE = (f"SELECT EXISTS (SELECT 1 FROM runs WHERE status = 'running'"
         f" AND id IS DISTINCT FROM $2 AND id IN ({LIVE_RUNS}))")
 _RELEASE_HOSTS = ("UPDATE hosts SET lease_run = NULL, lease_token = NULL, lease_until = NULL"
