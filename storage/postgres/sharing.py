@@ -130,8 +130,9 @@ class Sharing:
         tokens = list(self._letting_go)
 
         async def whole() -> T:
-            if tokens:
-                await self._let_go(self._session.conn, run, tokens)
+            if tokens:  # counted with the transaction: it may be rolled back and run again
+                requeued = await self._let_go(self._session.conn, run, tokens)
+                self._ledger.delta.move("leased", "queued", requeued)
             return await work()
 
         result = await self._session.run(whole)
@@ -139,11 +140,13 @@ class Sharing:
         return result
 
     async def _let_go(self, conn: asyncpg.Connection, run: int,
-                      tokens: list[uuid.UUID]) -> None:
+                      tokens: list[uuid.UUID]) -> int:
+        """Returns how many requests went back to the queue (for the caller to count once
+        its transaction commits)."""
         await conn.execute(_LET_GO, run, tokens)
         known = self._writer.out | {o.request_id for o in self._ledger.pending}
         requeued = await conn.execute(_UNKNOWN, run, list(known))
-        self._ledger.tally.move("leased", "queued", int(requeued.rsplit(" ", 1)[-1]))
+        return int(requeued.rsplit(" ", 1)[-1])
 
     async def revive(self, conn: asyncpg.Connection, run: int) -> None:
         """Set a new connection straight, the old one lost: this run's lock taken again, and
@@ -159,7 +162,8 @@ class Sharing:
             else:
                 mine = {host: token for host, token in await self.leases.mine(conn, run)
                         if token not in self._letting_go}
-            await self._let_go(conn, run, tokens)
+            requeued = await self._let_go(conn, run, tokens)
+        self._ledger.tally.move("leased", "queued", requeued)  # committed
         self._letting_go.difference_update(tokens)
         held = self.leases.held
         lost = {host for host, token in held.items() if mine.get(host) != token}
