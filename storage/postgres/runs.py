@@ -86,12 +86,12 @@ LIVE_RUNS = ("SELECT l.objid::bigint FROM pg_locks l WHERE l.locktype = 'advisor
               " AND l.granted AND l.objsubid = 2 AND l.database ="
               " (SELECT oid FROM pg_database WHERE datname = current_database())"
               " AND l.classid::bigint = (hashtext($1)::bigint & 4294967295)")
-# A server process of ours that still holds the run's lock after our side of its connection
-# was lost (a network cut: the server has not heard of it, and may not for hours): ended,
-# waited for up to 5 s, so that the new connection can take the lock. No other process
-# ever takes a run's lock but the run's own.
+# The server process of our connection lost ($3), if it still holds the run's lock (a
+# network cut on our side: the server has not heard of it, and may not for hours): ended,
+# waited for up to 5 s, so that the new connection can take the lock. Both the pid and the
+# lock must match: a run id can be another's after a --fresh (RESTART IDENTITY).
 END_STALE = ("SELECT pg_terminate_backend(l.pid, 5000) FROM pg_locks l"
-             " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2"
+             " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 AND l.pid = $3"
              " AND l.pid <> pg_backend_pid() AND l.objid::bigint = $2 AND l.database ="
              " (SELECT oid FROM pg_database WHERE datname = current_database())"
              " AND l.classid::bigint = (hashtext($1)::bigint & 4294967295)")

@@ -83,6 +83,8 @@ class Session:
         self.revive: list[Revive] = []
         """Run on each new connection, in order, before the interrupted work runs again."""
         self.reconnects = 0
+        self.lost_pid = 0
+        """The server process of the connection last lost (it may outlive a network cut)."""
         self._lock = asyncio.Lock()
         self._running: set[asyncio.Future[Any]] = set()
         self._closing = False
@@ -152,6 +154,8 @@ class Session:
         patience = self._location.reconnect
         log.warning("lost the connection to %s (%s); connecting again for up to %g s",
                     self.shown, self._location.redact(_words(exc)), patience)
+        with contextlib.suppress(Exception):
+            self.lost_pid = self.conn.get_server_pid()
         self.conn.terminate()
         wait = FIRST_WAIT
         while True:

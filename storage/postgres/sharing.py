@@ -153,7 +153,7 @@ class Sharing:
         its leases and requests as the database has them now. Another process may have
         found the run gone meanwhile (it let go of its lock) and taken its hosts and
         requests back: the run lives on, holding only what is still its own."""
-        await conn.execute(runs.END_STALE, self._schema, run)
+        await conn.execute(runs.END_STALE, self._schema, run, self._session.lost_pid)
         await conn.execute(runs.LOCK_RUN, self._schema, run)
         tokens = list(self._letting_go)
         async with conn.transaction():
