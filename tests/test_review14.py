@@ -18,8 +18,12 @@ import asyncpg
 import pytest
 from asyncpg.transaction import Transaction
 
+from crawler.engine.hostshare import ABANDON_AT
 from storage import Completion, StateLocked, open_store
+from storage.locations import Location, quoted
 from storage.postgres import PostgresStore
+from storage.postgres.session import connect
+from storage.postgres.writes import _ITEMS_IN_ORDER
 from tests import pg
 from tests.test_store_reconnect import NOW, cut, on, process, rows
 
@@ -222,3 +226,26 @@ async def test_fresh_is_refused_while_another_process_is_only_disconnected(
                 await b.open_crawl("spider", "{}", fresh=True)
         finally:
             await b.close()
+
+
+async def test_a_process_gone_mid_commit_does_not_stall_the_others_past_their_lease(
+        pg_url: str) -> None:
+    # FAILS ON MAIN. A process cut off (or stopped) in the middle of a group commit with
+    # items leaves its server process idle in a transaction that holds the crawl's item
+    # lock, until idle_in_transaction_session_timeout: 60 s. Every other process's group
+    # commit with items waits on that lock, holding its session: its renewals wait behind
+    # it, and at 0.8 of a 30 s lease every process abandons every host it holds.
+    async with process(pg_url) as a:
+        await a.add(on("h", 1))
+        (request,) = await a.claim(1, NOW)
+        location = Location.parse(pg_url)
+        gone = await connect(location, readonly=False)  # as a crawl process connects
+        try:
+            await gone.execute("SELECT set_config('search_path', $1, false)",
+                               quoted(a._schema))
+            await gone.execute("BEGIN")
+            await gone.execute(_ITEMS_IN_ORDER, a._schema)  # then nothing: it is gone
+            await a.record(Completion(request.id, 200, items=['"x"']))
+            await asyncio.wait_for(a.flush(), location.lease * ABANDON_AT)
+        finally:
+            gone.terminate()
