@@ -12,19 +12,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import cast
 
 import asyncpg
 import pytest
 from asyncpg.transaction import Transaction
 
-from crawler.engine.hostshare import ABANDON_AT
-from storage import Completion, StateLocked, open_store
+from crawler.engine.hostshare import ABANDON_AT, HostShare
+from crawler.engine.jobs import Work
+from crawler.policy.frontier import Frontier
+from storage import Completion, StateLocked, Store, open_store
 from storage.locations import Location, quoted
 from storage.postgres import PostgresStore
 from storage.postgres.session import connect
 from storage.postgres.writes import _ITEMS_IN_ORDER
 from tests import pg
+from tests.test_hostshare import Stand
 from tests.test_store_reconnect import NOW, cut, on, process, rows
 
 
@@ -249,3 +253,46 @@ async def test_a_process_gone_mid_commit_does_not_stall_the_others_past_their_le
             await asyncio.wait_for(a.flush(), location.lease * ABANDON_AT)
         finally:
             gone.terminate()
+
+
+class Busy(Stand):
+    """A store whose hand_back waits for its connection (other transactions ahead) before it
+    reads the gaps it was given, as the PostgreSQL store's transaction does."""
+
+    def __init__(self, held: set[str]) -> None:
+        super().__init__(held)
+        self.waiting = asyncio.Event()
+        self.go = asyncio.Event()
+        self.read = asyncio.Event()
+        self.gaps: dict[str, float] | None = None
+
+    async def hand_back(self, gaps: Mapping[str, float], *,
+                        delays: Mapping[str, float] | None = None) -> None:
+        if self.gaps is None:
+            self.waiting.set()
+            await self.go.wait()
+            self.gaps = {host: gaps[host] for host in gaps}
+            self.read.set()
+
+
+async def test_a_host_handed_back_keeps_the_gap_of_a_request_sent_while_waiting() -> None:
+    # FAILS ON MAIN. HostShare read the frontier's clocks when it called hand_back(), not
+    # when the store's transaction ran: a request that started and ended while the
+    # hand-back waited for the connection (its outcome applied in that same transaction,
+    # so the host looked idle) left no gap: the host went back with its gate open, and
+    # another process could send to it right after ours (politeness across processes).
+    frontier: Frontier[Work] = Frontier(per_host=2, delay=5.0)
+    stand = Busy({"a.test"})
+    share = HostShare(cast(Store, stand), frontier, changed=lambda: None)
+    task = asyncio.create_task(share.keep())
+    try:
+        await asyncio.wait_for(stand.waiting.wait(), 5)  # the hand-back waits its turn
+        frontier.push("a.test:80", cast(Work, object()))
+        assert frontier.pop() is not None  # sent now: the host's next start is 5 s away
+        frontier.release("a.test:80")  # ended (its outcome waits for the next commit)
+        stand.go.set()
+        await asyncio.wait_for(stand.read.wait(), 5)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert stand.gaps is not None and stand.gaps.get("a.test", 0.0) > 4.0, stand.gaps
