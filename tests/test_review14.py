@@ -296,3 +296,23 @@ async def test_a_host_handed_back_keeps_the_gap_of_a_request_sent_while_waiting(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert stand.gaps is not None and stand.gaps.get("a.test", 0.0) > 4.0, stand.gaps
+
+
+async def test_a_run_that_ends_holding_busy_hosts_leaves_them_their_delay(
+        pg_url: str) -> None:
+    # FAILS ON MAIN. A process stopped (interrupted, page limit) hands its idle hosts back
+    # with their gaps, but those with requests still leased to it (jobs left in its
+    # frontier, requests cut in flight) go back at finish_run with no gap at all: their
+    # gate is what it was when the run took them. Another process takes one and sends at
+    # once, right after this one's last request (politeness across processes).
+    async with process(pg_url) as a, process(pg_url) as b:
+        a.plan(16, delay=5.0)
+        b.plan(16, delay=5.0)
+        await a.add(on("h", 3))
+        sent = await a.claim(10, NOW)  # the first goes out now, the others wait here
+        assert len(sent) == 3 and sent[0].wait == 0.0
+        await a.record(Completion(sent[0].id, 200))
+        await a.finish_run("interrupted")  # the two left are a's still
+        taken = await b.claim(10, NOW)
+        assert len(taken) == 2
+        assert taken[0].wait > 4.0, "the host's gate was left open"
