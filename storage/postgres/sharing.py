@@ -4,6 +4,7 @@ else is alive, and setting a new connection straight after the old one was lost.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -153,7 +154,8 @@ class Sharing:
         its leases and requests as the database has them now. Another process may have
         found the run gone meanwhile (it let go of its lock) and taken its hosts and
         requests back: the run lives on, holding only what is still its own."""
-        await conn.execute(runs.END_STALE, self._schema, run, self._session.lost_pid)
+        with contextlib.suppress(asyncpg.InsufficientPrivilegeError):  # then we wait for it
+            await conn.execute(runs.END_STALE, self._schema, run, self._session.lost_pid)
         await conn.execute(runs.LOCK_RUN, self._schema, run)
         tokens = list(self._letting_go)
         async with conn.transaction():
