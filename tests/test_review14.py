@@ -334,3 +334,29 @@ async def test_a_run_started_as_the_connection_broke_is_one_run(
     finally:
         await store.close()
     assert rows(postgres, pg_url, "SELECT count(*) FROM S.runs") == "1"
+
+
+async def test_a_claim_run_again_after_a_deadlock_holds_only_what_it_took(
+        pg_url: str) -> None:
+    # FAILS ON MAIN. The server aborts a claim's transaction (a deadlock: the request rows
+    # a takeover resets against a group commit waiting on the item lock) after its host
+    # leases were taken: they are rolled back, but HostLeases kept them as held. Run again,
+    # the claim had no room for hosts (`want` counted the phantom) and claimed under a
+    # token the database never kept: nothing, until a renewal dropped the phantom (a third
+    # of a lease later), while next_due said work was due.
+    async with process(pg_url, hosts=1) as a:
+        await a.add(on("h", 2))
+        leases = a.sharing.leases
+        original = leases.claim
+        failed: list[int] = []
+
+        async def claim(run: int, ahead: float, limit: int) -> list[asyncpg.Record]:
+            if not failed:
+                failed.append(1)
+                raise asyncpg.exceptions.DeadlockDetectedError("deadlock detected")
+            return await original(run, ahead, limit)
+
+        leases.claim = claim  # type: ignore[method-assign]
+        got = await a.claim(10, NOW)
+        assert failed
+        assert len(got) == 2, "the host is held in name only"

@@ -142,6 +142,12 @@ class HostLeases:
             self.reclaimed += int(reset)
         return waits
 
+    def drop(self, hosts: Mapping[str, float]) -> None:
+        """Forget hosts a transaction took and then rolled back."""
+        for host in hosts:
+            self.held.pop(host, None)
+            self.waits.pop(host, None)
+
     async def claim(self, run: int, ahead: float, limit: int) -> list[asyncpg.Record]:
         if not self.held:
             return []

@@ -78,9 +78,16 @@ class Sharing:
 
     async def claim(self, run: int, limit: int, now: float) -> list[LeasedRequest]:
         async def lease() -> list[tuple[str, LeasedRequest]]:
-            await self._writer.apply_pending(run)  # outcomes ride along: one commit
-            await self.leases.take(run)
-            rows = await self.leases.claim(run, delay(now), limit)
+            taken: dict[str, float] = {}
+            try:
+                await self._writer.apply_pending(run)  # outcomes ride along: one commit
+                taken = await self.leases.take(run)
+                rows = await self.leases.claim(run, delay(now), limit)
+            except BaseException:
+                # Rolled back (a deadlock, a lost connection): the hosts this try took are
+                # not ours; held, they would take the room of real ones under a dead token.
+                self.leases.drop(taken)
+                raise
             return self._writer.leased(rows, self.leases.waits)
 
         claimed = await self._run(run, lease)
