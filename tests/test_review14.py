@@ -271,7 +271,7 @@ class Busy(Stand):
         if self.gaps is None:
             self.waiting.set()
             await self.go.wait()
-            self.gaps = {host: gaps[host] for host in gaps}
+            self.gaps = {host: gaps.get(host, 0.0) for host in gaps}
             self.read.set()
 
 

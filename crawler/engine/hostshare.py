@@ -138,7 +138,9 @@ class HostShare:
 class Gaps(Mapping[str, float]):
     """Each host's delay left, read when the store reads it (inside its transaction, after
     the outcomes recorded meanwhile), not when hand_back() is called: a request sent and
-    ended while the hand-back waited for the connection must leave its gap to the host."""
+    ended while the hand-back waited for the connection must leave its gap to the host.
+    Live: each look reads the frontier again (a clock that ran out is gone), so a store
+    asks `.get(host, 0)` per host rather than copying keys and then values."""
 
     def __init__(self, read: Callable[[], dict[str, float]]) -> None:
         self._read = read

@@ -185,10 +185,11 @@ class HostLeases:
         if everything:
             await self._conn.execute(_REQUEUE_HELD, run)
         hosts = list(self.held)
-        left = dict(gaps)  # read now, in the transaction: the caller's may be live
+        # Read now, in the transaction (the caller's mapping may be live: HostShare's Gaps).
+        left = [max(0.0, gaps.get(plain(h), 0.0)) for h in hosts]
         given = {row[0] for row in await self._conn.fetch(
             _HAND_BACK.format(idle="" if everything else _IDLE), run, self.tokens(),
-            hosts, [max(0.0, left.get(plain(h), 0.0)) for h in hosts])}
+            hosts, left)}
         for host in given:
             self.held.pop(host, None)
             self.waits.pop(host, None)
