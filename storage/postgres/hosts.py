@@ -142,6 +142,12 @@ class HostLeases:
             self.reclaimed += int(reset)
         return waits
 
+    def drop(self, hosts: Mapping[str, float]) -> None:
+        """Forget hosts a transaction took and then rolled back."""
+        for host in hosts:
+            self.held.pop(host, None)
+            self.waits.pop(host, None)
+
     async def claim(self, run: int, ahead: float, limit: int) -> list[asyncpg.Record]:
         if not self.held:
             return []
@@ -179,9 +185,11 @@ class HostLeases:
         if everything:
             await self._conn.execute(_REQUEUE_HELD, run)
         hosts = list(self.held)
+        # Read now, in the transaction (the caller's mapping may be live: HostShare's Gaps).
+        left = [max(0.0, gaps.get(plain(h), 0.0)) for h in hosts]
         given = {row[0] for row in await self._conn.fetch(
             _HAND_BACK.format(idle="" if everything else _IDLE), run, self.tokens(),
-            hosts, [max(0.0, gaps.get(plain(h), 0.0)) for h in hosts])}
+            hosts, left)}
         for host in given:
             self.held.pop(host, None)
             self.waits.pop(host, None)

@@ -86,9 +86,23 @@ LIVE_RUNS = ("SELECT l.objid::bigint FROM pg_locks l WHERE l.locktype = 'advisor
               " AND l.granted AND l.objsubid = 2 AND l.database ="
               " (SELECT oid FROM pg_database WHERE datname = current_database())"
               " AND l.classid::bigint = (hashtext($1)::bigint & 4294967295)")
+# The server process of our connection lost ($3), if it still holds the run's lock (a
+# network cut on our side: the server has not heard of it, and may not for hours): ended,
+# waited for up to 5 s, so that the new connection can take the lock. Both the pid and the
+# lock must match: a run id can be another's after a --fresh (RESTART IDENTITY).
+END_STALE = ("SELECT pg_terminate_backend(l.pid, 5000) FROM pg_locks l"
+             " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 AND l.pid = $3"
+             " AND l.pid <> pg_backend_pid() AND l.objid::bigint = $2 AND l.database ="
+             " (SELECT oid FROM pg_database WHERE datname = current_database())"
+             " AND l.classid::bigint = (hashtext($1)::bigint & 4294967295)")
 LIVE = (f"SELECT EXISTS (SELECT 1 FROM runs WHERE status = 'running'"
         f" AND id IS DISTINCT FROM $2 AND id IN ({LIVE_RUNS}))")
-_RELEASE_HOSTS = ("UPDATE hosts SET lease_run = NULL, lease_token = NULL, lease_until = NULL"
+# The hosts a run still holds at its end had work left (jobs in its frontier, requests cut
+# in flight): it may have sent to one just now, and no gap was handed back with them, so
+# the next holder waits the host's delay first (as after a takeover, hosts.py).
+_RELEASE_HOSTS = ("UPDATE hosts SET lease_run = NULL, lease_token = NULL, lease_until = NULL,"
+                  " next_allowed = greatest(next_allowed, now() + greatest(delay,"
+                  " make_interval(secs => $2)))"
                   " WHERE lease_run = $1")
 
 
@@ -124,12 +138,13 @@ async def start(conn: asyncpg.Connection, spider: str, config: str, *, fresh: bo
     return int(row[0]), row[1], int(reclaimed.rsplit(" ", 1)[-1])
 
 
-async def end(conn: asyncpg.Connection, run: int, status: str, stats: str | None) -> int:
+async def end(conn: asyncpg.Connection, run: int, status: str, stats: str | None,
+              delay: float = 0.0) -> int:
     """Record how run `run` ended; returns how many of its leases went back to the queue."""
     released = await conn.execute(
         f"UPDATE requests SET state = {RequestState.QUEUED}, run = NULL, lease_token = NULL,"
         f" lease_until = NULL WHERE {LEASED}", run)
-    await conn.execute(_RELEASE_HOSTS, run)
+    await conn.execute(_RELEASE_HOSTS, run, delay)
     await conn.execute(
         "UPDATE runs SET status = $2, ended = now(), last_seen = now(),"
         " stats = coalesce($3, stats) WHERE id = $1", run, status, stats)

@@ -48,8 +48,11 @@ CONFLICT = (asyncpg.TransactionRollbackError,)
 
 async def connect(location: Location, *, readonly: bool) -> asyncpg.Connection:
     settings = {"application_name": f"crawler on {socket.gethostname()}",
-                # A transaction left open would pin every table's dead rows (vacuum).
-                "idle_in_transaction_session_timeout": "60s"}
+                # A transaction left open would pin every table's dead rows (vacuum), and
+                # one of a process gone mid-commit (cut off, stopped) holds the crawl's item
+                # lock: every other process's commits, and so its renewals, wait on it. Ours
+                # send their statements back to back: idle for long, the client is gone.
+                "idle_in_transaction_session_timeout": f"{idle_limit(location):g}s"}
     if readonly:
         settings["default_transaction_read_only"] = "on"
     try:
@@ -60,6 +63,12 @@ async def connect(location: Location, *, readonly: bool) -> asyncpg.Connection:
         raise DatabaseUnavailable(
             f"cannot connect to {location.shown}: {location.redact(_words(exc))}") from None
     return conn
+
+
+def idle_limit(location: Location) -> float:
+    """Seconds a transaction may wait on its client: well within a lease (the other
+    processes' renewals may be waiting behind it), never under 5 s (a busy client)."""
+    return min(60.0, max(5.0, location.lease / 4))
 
 
 def _words(exc: BaseException) -> str:
@@ -83,6 +92,8 @@ class Session:
         self.revive: list[Revive] = []
         """Run on each new connection, in order, before the interrupted work runs again."""
         self.reconnects = 0
+        self.lost_pid = 0
+        """The server process of the connection last lost (it may outlive a network cut)."""
         self._lock = asyncio.Lock()
         self._running: set[asyncio.Future[Any]] = set()
         self._closing = False
@@ -152,6 +163,8 @@ class Session:
         patience = self._location.reconnect
         log.warning("lost the connection to %s (%s); connecting again for up to %g s",
                     self.shown, self._location.redact(_words(exc)), patience)
+        with contextlib.suppress(Exception):
+            self.lost_pid = self.conn.get_server_pid()
         self.conn.terminate()
         wait = FIRST_WAIT
         while True:

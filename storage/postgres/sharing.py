@@ -4,6 +4,7 @@ else is alive, and setting a new connection straight after the old one was lost.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -82,18 +83,25 @@ class Sharing:
 
     async def claim(self, run: int, limit: int, now: float) -> list[LeasedRequest]:
         async def lease() -> list[tuple[str, LeasedRequest]]:
-            await self._writer.apply_pending(run)  # outcomes ride along: one commit
-            await self.leases.take(run)
-            rows = await self.leases.claim(run, delay(now), limit)
+            taken: dict[str, float] = {}
+            try:
+                await self._writer.apply_pending(run)  # outcomes ride along: one commit
+                taken = await self.leases.take(run)
+                rows = await self.leases.claim(run, delay(now), limit)
+            except BaseException:
+                # Rolled back (a deadlock, a lost connection): the hosts this try took are
+                # not ours; held, they would take the room of real ones under a dead token.
+                self.leases.drop(taken)
+                raise
             return self._writer.leased(rows, self.leases.waits)
 
         claimed = await self._run(run, lease)
         # Hosts abandoned while the claim was under way are not ours to send to: what was
-        # claimed of them goes back with the next statement (it is not in `out`).
+        # claimed of them goes back with the next statement (it is not in `out`). Only
+        # now, committed, are the requests the run's: a claim run again after a lost
+        # COMMIT reply must leave those of its first try unknown, to go back (revive).
         kept = [request for host, request in claimed if host in self.leases.held]
-        if len(kept) < len(claimed):
-            self._writer.out.difference_update(
-                request.id for host, request in claimed if host not in self.leases.held)
+        self._writer.out.update(request.id for request in kept)
         return kept
 
     async def next_due(self, run: int) -> float | None:
@@ -134,8 +142,9 @@ class Sharing:
         tokens = list(self._letting_go)
 
         async def whole() -> T:
-            if tokens:
-                await self._let_go(self._session.conn, run, tokens)
+            if tokens:  # counted with the transaction: it may be rolled back and run again
+                requeued = await self._let_go(self._session.conn, run, tokens)
+                self._ledger.delta.move("leased", "queued", requeued)
             return await work()
 
         result = await self._session.run(whole)
@@ -143,17 +152,21 @@ class Sharing:
         return result
 
     async def _let_go(self, conn: asyncpg.Connection, run: int,
-                      tokens: list[uuid.UUID]) -> None:
+                      tokens: list[uuid.UUID]) -> int:
+        """Returns how many requests went back to the queue (for the caller to count once
+        its transaction commits)."""
         await conn.execute(_LET_GO, run, tokens)
         known = self._writer.out | {o.request_id for o in self._ledger.pending}
         requeued = await conn.execute(_UNKNOWN, run, list(known))
-        self._ledger.tally.move("leased", "queued", int(requeued.rsplit(" ", 1)[-1]))
+        return int(requeued.rsplit(" ", 1)[-1])
 
     async def revive(self, conn: asyncpg.Connection, run: int) -> None:
         """Set a new connection straight, the old one lost: this run's lock taken again, and
         its leases and requests as the database has them now. Another process may have
         found the run gone meanwhile (it let go of its lock) and taken its hosts and
         requests back: the run lives on, holding only what is still its own."""
+        with contextlib.suppress(asyncpg.InsufficientPrivilegeError):  # then we wait for it
+            await conn.execute(runs.END_STALE, self._schema, run, self._session.lost_pid)
         await conn.execute(runs.LOCK_RUN, self._schema, run)
         tokens = list(self._letting_go)
         async with conn.transaction():
@@ -162,7 +175,8 @@ class Sharing:
             else:
                 mine = {host: token for host, token in await self.leases.mine(conn, run)
                         if token not in self._letting_go}
-            await self._let_go(conn, run, tokens)
+            requeued = await self._let_go(conn, run, tokens)
+        self._ledger.tally.move("leased", "queued", requeued)  # committed
         self._letting_go.difference_update(tokens)
         held = self.leases.held
         lost = {host for host, token in held.items() if mine.get(host) != token}

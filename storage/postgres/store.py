@@ -161,7 +161,7 @@ class PostgresStore(LedgeredStore):
 
         async def finish() -> None:
             await self._writer.apply_pending(run)
-            released = await runs.end(self._conn, run, status, stats)
+            released = await runs.end(self._conn, run, status, stats, self._hosts.delay)
             self._ledger.delta.move("leased", "queued", released)
 
         await self._transactions.run(finish)

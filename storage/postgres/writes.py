@@ -135,6 +135,8 @@ class Writer:
         self.fenced = 0  # outcomes dropped: their request was no longer leased to this run
         # Requests claimed and not ended yet (in memory, or in flight): what this run knows
         # it holds, when the database must be told after a lost connection (sharing.py).
+        # A claim's are added once its COMMIT is known to have gone through: those of a
+        # claim whose reply was lost are leased to the run and unknown to it.
         self.out: set[int] = set()
 
     @property
@@ -150,7 +152,6 @@ class Writer:
                                           waits.pop(row[11], 0.0) if waits else 0.0))
                   for row in rows]
         self._ledger.delta.move("queued", "leased", len(leased))
-        self.out.update(r.id for _, r in leased)
         leased.sort(key=lambda hr: (-hr[1].priority, hr[1].id))  # RETURNING gives no order
         return leased
 
