@@ -35,6 +35,7 @@ from storage.base import (
 from storage.census import HostRecord, HostState, HostStates, ProcessRecord
 from storage.files import StateFileUnavailable
 from storage.locations import is_postgres, name_crawl, shown
+from storage.sharable import Gaps
 
 
 async def open_store(location: str, *, readonly: bool = False) -> Store:
@@ -61,6 +62,7 @@ __all__ = [
     "FailedRequest",
     "Failure",
     "FeedMark",
+    "Gaps",
     "HostRecord",
     "HostState",
     "HostStates",

@@ -7,6 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 Lost = Callable[[set[str]], None]
+Gaps = Mapping[str, float] | Callable[[], Mapping[str, float]]
+"""Each host's delay left, in seconds: as a mapping, or as a function the store calls
+inside its transaction (after the outcomes recorded meanwhile) for the figures as they are
+then."""
 
 
 class Sharable:
@@ -50,7 +54,7 @@ class Sharable:
         the queue with the next statement the store gets through."""
         return None
 
-    async def hand_back(self, gaps: Mapping[str, float], *,
+    async def hand_back(self, gaps: Gaps, *,
                         delays: Mapping[str, float] | None = None,
                         everything: bool = False) -> None:
         """Give back the held hosts that have nothing leased and nothing due (all of them,

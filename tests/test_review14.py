@@ -22,7 +22,7 @@ from asyncpg.transaction import Transaction
 from crawler.engine.hostshare import ABANDON_AT, HostShare
 from crawler.engine.jobs import Work
 from crawler.policy.frontier import Frontier
-from storage import Completion, StateLocked, Store, open_store
+from storage import Completion, Gaps, StateLocked, Store, open_store
 from storage.locations import Location, quoted
 from storage.postgres import PostgresStore
 from storage.postgres.session import connect
@@ -266,12 +266,12 @@ class Busy(Stand):
         self.read = asyncio.Event()
         self.gaps: dict[str, float] | None = None
 
-    async def hand_back(self, gaps: Mapping[str, float], *,
+    async def hand_back(self, gaps: Gaps, *,
                         delays: Mapping[str, float] | None = None) -> None:
         if self.gaps is None:
             self.waiting.set()
             await self.go.wait()
-            self.gaps = {host: gaps.get(host, 0.0) for host in gaps}
+            self.gaps = dict(gaps() if callable(gaps) else gaps)  # as the store reads them
             self.read.set()
 
 

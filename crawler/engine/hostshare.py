@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from crawler.config import CrawlConfig
@@ -87,10 +87,10 @@ class HostShare:
                     self._renewed = self._clock() if self._abandoned else began
                     self._abandoned = False
                 await self._watching(
-                    self._store.hand_back(Gaps(self.gaps), delays=self.new_delays()))
+                    self._store.hand_back(self.gaps, delays=self.new_delays()))
                 self._changed()
         except asyncio.CancelledError:
-            await self._store.hand_back(Gaps(self.gaps))
+            await self._store.hand_back(self.gaps)
             raise
 
     async def _watching(self, call: Awaitable[T]) -> T:
@@ -136,22 +136,3 @@ class HostShare:
         for key in [k for k, *_ in self._frontier.activity() if hostname(k) in lost]:
             self.forget(key)  # another process holds them now
 
-
-class Gaps(Mapping[str, float]):
-    """Each host's delay left, read when the store reads it (inside its transaction, after
-    the outcomes recorded meanwhile), not when hand_back() is called: a request sent and
-    ended while the hand-back waited for the connection must leave its gap to the host.
-    Live: each look reads the frontier again (a clock that ran out is gone), so a store
-    asks `.get(host, 0)` per host rather than copying keys and then values."""
-
-    def __init__(self, read: Callable[[], dict[str, float]]) -> None:
-        self._read = read
-
-    def __getitem__(self, host: str) -> float:
-        return self._read()[host]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._read())
-
-    def __len__(self) -> int:
-        return len(self._read())

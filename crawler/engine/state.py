@@ -23,6 +23,7 @@ from storage import (
     CrawlCounts,
     FailedRequest,
     FeedMark,
+    Gaps,
     HostStates,
     LeasedRequest,
     NewRequest,
@@ -139,7 +140,7 @@ class StateStore(Store):
         except StoreError as exc:
             raise _failed(exc) from exc
 
-    async def hand_back(self, gaps: Mapping[str, float], *,
+    async def hand_back(self, gaps: Gaps, *,
                         delays: Mapping[str, float] | None = None,
                         everything: bool = False) -> None:
         try:

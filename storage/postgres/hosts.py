@@ -24,6 +24,7 @@ import asyncpg
 
 from storage.base import RequestState
 from storage.postgres.session import Session
+from storage.sharable import Gaps
 
 _QUEUED, _LEASED = int(RequestState.QUEUED), int(RequestState.LEASED)
 _SECS = "make_interval(secs => $3)"
@@ -176,7 +177,7 @@ class HostLeases:
         if rows:
             await self._conn.execute(_DELAYS, run, *map(list, zip(*rows, strict=True)))
 
-    async def hand_back(self, run: int, gaps: Mapping[str, float], *,
+    async def hand_back(self, run: int, gaps: Gaps, *,
                         everything: bool = False) -> set[str]:
         """Give back idle hosts (all, their leased requests queued again, if `everything`);
         returns those given back."""
@@ -185,8 +186,8 @@ class HostLeases:
         if everything:
             await self._conn.execute(_REQUEUE_HELD, run)
         hosts = list(self.held)
-        # Read now, in the transaction (the caller's mapping may be live: HostShare's Gaps).
-        left = [max(0.0, gaps.get(plain(h), 0.0)) for h in hosts]
+        now = gaps() if callable(gaps) else gaps  # read in the transaction, as they are now
+        left = [max(0.0, now.get(plain(h), 0.0)) for h in hosts]
         given = {row[0] for row in await self._conn.fetch(
             _HAND_BACK.format(idle="" if everything else _IDLE), run, self.tokens(),
             hosts, left)}

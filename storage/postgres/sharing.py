@@ -19,6 +19,7 @@ from storage.postgres import runs
 from storage.postgres.hosts import HostLeases, plain
 from storage.postgres.session import Session
 from storage.postgres.writes import Writer, delay
+from storage.sharable import Gaps
 
 T = TypeVar("T")
 log = logging.getLogger("storage")
@@ -187,7 +188,7 @@ class Sharing:
                         len(lost))
         self._lost(lost)
 
-    async def hand_back(self, run: int, gaps: Mapping[str, float],
+    async def hand_back(self, run: int, gaps: Gaps,
                         delays: Mapping[str, float], everything: bool) -> None:
         async def give() -> None:
             await self._writer.apply_pending(run)  # what is leased must be seen as ended

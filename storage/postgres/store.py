@@ -32,6 +32,7 @@ from storage.postgres.reads import Reader
 from storage.postgres.session import Session, connect
 from storage.postgres.sharing import Sharing
 from storage.postgres.writes import Writer
+from storage.sharable import Gaps
 
 
 class PostgresStore(LedgeredStore):
@@ -211,7 +212,7 @@ class PostgresStore(LedgeredStore):
     async def renew(self) -> set[str]:
         return await self.sharing.renew(self._require_run())
 
-    async def hand_back(self, gaps: Mapping[str, float], *, everything: bool = False,
+    async def hand_back(self, gaps: Gaps, *, everything: bool = False,
                         delays: Mapping[str, float] | None = None) -> None:
         await self.sharing.hand_back(self._require_run(), gaps, delays or {}, everything)
 
