@@ -59,7 +59,7 @@ def reply_lost(store: PostgresStore, *, committed: bool = True) -> Iterator[list
 
 async def test_a_claim_whose_commit_reply_is_lost_leaves_nothing_leased_unseen(
         pg_url: str, postgres: pg.Cluster) -> None:
-    # FAILS ON MAIN. The claim's requests were noted as "out" (what the run knows it holds)
+    # FAILED BEFORE THE FIX. The claim's requests were noted as "out" (what the run knows it holds)
     # inside the transaction, before its COMMIT: the claim ran again on the new connection
     # and leased others, and the ones of the first try (committed, never handed to the
     # engine) stayed leased to the run, excluded from revive's "unknown, back to the
@@ -80,11 +80,9 @@ async def test_a_claim_whose_commit_reply_is_lost_leaves_nothing_leased_unseen(
         assert len(again) == 1, "the other request is not to be had"
 
 
-@pytest.mark.xfail(strict=True, reason="review14 defect, not fixed: a lost COMMIT reply "
-                   "makes a committed batch count as fenced, and the tally misses it")
 async def test_a_group_commit_whose_reply_is_lost_is_counted_once_not_fenced(
         pg_url: str, postgres: pg.Cluster) -> None:
-    # FAILS ON MAIN AND HERE (xfail). The outcomes were committed; run again on the new
+    # FAILED BEFORE THE FIX. The outcomes were committed; run again on the new
     # connection they are no longer leased, so they are "fenced": a warning per request
     # that its lease was taken over (none was), `fenced` counts them, and the ledger's
     # tally (the live display, progress lines) never counts them done.
@@ -102,11 +100,9 @@ async def test_a_group_commit_whose_reply_is_lost_is_counted_once_not_fenced(
         assert a.tally().done == 2
 
 
-@pytest.mark.xfail(strict=True, reason="review14 defect, not fixed (design): a process that "
-                   "starts takes the hosts of one whose connection just dropped at once")
 async def test_a_process_starting_during_another_ones_outage_waits_for_its_lease(
         pg_url: str, postgres: pg.Cluster) -> None:
-    # FAILS ON MAIN AND HERE (xfail). a's connection drops (a network blip, a server
+    # FAILED BEFORE THE FIX. a's connection drops (a network blip, a server
     # restart): its run's lock is gone with it. b starts, takes a for killed, sets a's
     # host leases to run out at once and takes them. But a is alive: it keeps sending to
     # its hosts from what it had claimed until its next renewal (up to lease/3, 10 s by
@@ -170,7 +166,7 @@ async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 async def test_a_connection_cut_on_our_side_only_does_not_block_on_the_runs_lock(
         postgres: pg.Cluster) -> None:
-    # FAILS ON MAIN. The old connection's server process outlives the cut (it has not
+    # FAILED BEFORE THE FIX. The old connection's server process outlives the cut (it has not
     # heard of it) and still holds the run's advisory lock (a session lock). The new
     # connection's revive waits for that lock: COMMAND_TIMEOUT (60 s) per attempt, again and
     # again, until `?reconnect=` gives up and the crawl dies -- with the server up all along.
@@ -195,7 +191,7 @@ async def test_a_connection_cut_on_our_side_only_does_not_block_on_the_runs_lock
 
 async def test_the_tally_holds_when_a_let_go_is_rolled_back(pg_url: str,
                                                              postgres: pg.Cluster) -> None:
-    # FAILS ON MAIN. Letting go of what abandon() gave up moved the ledger's tally (leased ->
+    # FAILED BEFORE THE FIX. Letting go of what abandon() gave up moved the tally (leased ->
     # queued) at once, inside a transaction that may not commit; run again (on the new
     # connection, by revive, then by the work itself) it moved it again: the live display
     # and progress lines showed -2 leased, 4 queued of a crawl of 2 requests.
@@ -211,11 +207,9 @@ async def test_the_tally_holds_when_a_let_go_is_rolled_back(pg_url: str,
         assert (tally.queued, tally.leased) == (2, 0)
 
 
-@pytest.mark.xfail(strict=True, reason="review14 defect, not fixed: --fresh empties a crawl "
-                   "under a process whose connection is down for a moment")
 async def test_fresh_is_refused_while_another_process_is_only_disconnected(
         pg_url: str, postgres: pg.Cluster) -> None:
-    # FAILS ON MAIN AND HERE (xfail). A run is "live" only while its connection holds its
+    # FAILED BEFORE THE FIX. A run is "live" only while its connection holds its
     # lock: during a server restart or a network blip, every process is "dead", and
     # `crawl site --fresh` TRUNCATEs the crawl (RESTART IDENTITY) under them. Their run ids
     # and request ids are then reused by the new crawl: the old process's revive waits on
@@ -234,7 +228,7 @@ async def test_fresh_is_refused_while_another_process_is_only_disconnected(
 
 async def test_a_process_gone_mid_commit_does_not_stall_the_others_past_their_lease(
         pg_url: str) -> None:
-    # FAILS ON MAIN. A process cut off (or stopped) in the middle of a group commit with
+    # FAILED BEFORE THE FIX. A process cut off (or stopped) in the middle of a group commit with
     # items leaves its server process idle in a transaction that holds the crawl's item
     # lock, until idle_in_transaction_session_timeout: 60 s. Every other process's group
     # commit with items waits on that lock, holding its session: its renewals wait behind
@@ -276,7 +270,7 @@ class Busy(Stand):
 
 
 async def test_a_host_handed_back_keeps_the_gap_of_a_request_sent_while_waiting() -> None:
-    # FAILS ON MAIN. HostShare read the frontier's clocks when it called hand_back(), not
+    # FAILED BEFORE THE FIX. HostShare read the frontier's clocks when it called hand_back(), not
     # when the store's transaction ran: a request that started and ended while the
     # hand-back waited for the connection (its outcome applied in that same transaction,
     # so the host looked idle) left no gap: the host went back with its gate open, and
@@ -300,7 +294,7 @@ async def test_a_host_handed_back_keeps_the_gap_of_a_request_sent_while_waiting(
 
 async def test_a_run_that_ends_holding_busy_hosts_leaves_them_their_delay(
         pg_url: str) -> None:
-    # FAILS ON MAIN. A process stopped (interrupted, page limit) hands its idle hosts back
+    # FAILED BEFORE THE FIX. A process stopped (interrupted, page limit) hands its idle hosts back
     # with their gaps, but those with requests still leased to it (jobs left in its
     # frontier, requests cut in flight) go back at finish_run with no gap at all: their
     # gate is what it was when the run took them. Another process takes one and sends at
@@ -318,11 +312,9 @@ async def test_a_run_that_ends_holding_busy_hosts_leaves_them_their_delay(
         assert taken[0].wait > 4.0, "the host's gate was left open"
 
 
-@pytest.mark.xfail(strict=True, reason="review14 defect, not fixed (low): a run started "
-                   "twice when open_crawl's COMMIT reply is lost")
 async def test_a_run_started_as_the_connection_broke_is_one_run(
         pg_url: str, postgres: pg.Cluster) -> None:
-    # FAILS ON MAIN AND HERE (xfail). runs.start committed, its reply lost: run again on
+    # FAILED BEFORE THE FIX. runs.start committed, its reply lost: run again on
     # the new connection, it starts a second run, and marks the first "crashed" (its lock
     # went with the old connection). `crawl stats` lists a process that never was.
     store = await open_store(pg_url)
@@ -338,7 +330,7 @@ async def test_a_run_started_as_the_connection_broke_is_one_run(
 
 async def test_a_claim_run_again_after_a_deadlock_holds_only_what_it_took(
         pg_url: str) -> None:
-    # FAILS ON MAIN. The server aborts a claim's transaction (a deadlock: the request rows
+    # FAILED BEFORE THE FIX. The server aborts a claim's transaction (a deadlock: the request rows
     # a takeover resets against a group commit waiting on the item lock) after its host
     # leases were taken: they are rolled back, but HostLeases kept them as held. Run again,
     # the claim had no room for hosts (`want` counted the phantom) and claimed under a

@@ -119,23 +119,67 @@ async def start(conn: asyncpg.Connection, spider: str, config: str, *, fresh: bo
     unparked = int((await conn.execute(_UNPARK_TO, depth_limit)).rsplit(" ", 1)[-1])
     if unparked:
         await conn.execute(ADD_COUNTERS, [PARKED_COUNTER], [-unparked])
-    # A run whose process let go of its lock is gone (killed): its requests and hosts go
-    # back. Those of live runs of other processes are theirs.
-    await conn.execute("UPDATE runs SET status = 'crashed' WHERE status = 'running'"
-                       f" AND id NOT IN ({LIVE_RUNS})", schema_name)
+    # A run whose process let go of its lock is gone (killed), or cut off from us for a
+    # moment (a restart, a network blip: it comes back, revives, and finds it holds
+    # nothing): its requests go back now, and its hosts once their leases run out, as it
+    # may still be sending to them. Unless it is provably gone: a process of this machine
+    # that is no more (the usual kill -9 and run again), whose hosts are free at once.
+    ended = await conn.fetch("UPDATE runs SET status = 'crashed' WHERE status = 'running'"
+                             f" AND id NOT IN ({LIVE_RUNS}) RETURNING id, hostname, pid",
+                             schema_name)
     reclaimed = await conn.execute(
         f"UPDATE requests SET state = {RequestState.QUEUED}, run = NULL, lease_token = NULL,"
         f" lease_until = NULL WHERE state = {RequestState.LEASED} AND (run IS NULL OR run IN"
         " (SELECT id FROM runs WHERE status <> 'running'))")
-    # Their hosts' leases run out now: the next to take one keeps its delay first (the dead
-    # process may have just sent a request to it).
-    await conn.execute("UPDATE hosts SET lease_until = '-infinity' WHERE lease_run IN"
-                       " (SELECT id FROM runs WHERE status <> 'running')")
+    # The next to take one of their hosts keeps its delay first (the dead process may have
+    # just sent a request to it).
+    await conn.execute(LET_GO_OF_RUNS, [run for run, host, pid in ended
+                                        if gone(host, pid, schema_name, run)])
     row = await conn.fetchrow(
         "INSERT INTO runs (pid, hostname, status, config) VALUES ($1, $2, 'running', $3)"
         " RETURNING id, token", os.getpid(), socket.gethostname(), config)
     await conn.execute(LOCK_RUN, schema_name, int(row[0]))
     return int(row[0]), row[1], int(reclaimed.rsplit(" ", 1)[-1])
+
+
+LET_GO_OF_RUNS = ("UPDATE hosts SET lease_until = '-infinity'"
+                  " WHERE lease_run = ANY($1::bigint[])")
+# Runs that may still have a process (holding its lock, or seen within a lease and not
+# provably gone): a --fresh must not empty the crawl under them.
+_MAYBE_ALIVE = (f"SELECT id, hostname, pid, id IN ({LIVE_RUNS}) FROM runs WHERE"
+                f" status = 'running' AND (id IN ({LIVE_RUNS})"
+                " OR last_seen > now() - make_interval(secs => $2))")
+
+
+# The runs this process has open now, by (schema, run): one of its own pid that is not
+# here was left by a store closed without finishing (a crawl from Python that failed).
+OPEN: set[tuple[str, int]] = set()
+
+
+def gone(hostname: str, pid: int, schema_name: str, run: int) -> bool:
+    """Whether the process of a run is provably gone: it ran on this machine, and no
+    process has its pid now (one that has may be another: then it is not provably gone),
+    or it is this process, which has it open no more."""
+    if hostname != socket.gethostname():
+        return False
+    if pid == os.getpid():
+        return (schema_name, run) not in OPEN
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # alive, another user's
+    return False
+
+
+async def maybe_alive(conn: asyncpg.Connection, schema_name: str, lease: float) -> bool:
+    """Whether another process may be running the crawl: one holds its run's lock, or was
+    seen within a lease and is not provably gone (its connection lost for a moment)."""
+    for run, host, pid, locked in await conn.fetch(_MAYBE_ALIVE, schema_name, lease):
+        if locked or not gone(host, pid, schema_name, run):
+            return True
+    return False
 
 
 async def end(conn: asyncpg.Connection, run: int, status: str, stats: str | None,

@@ -111,23 +111,44 @@ class Session:
         async with self._lock:
             lost_at: float | None = None
             while True:
-                transaction = None
+                transaction, xid, worked = None, None, False
                 try:
                     transaction = self.conn.transaction()
                     await transaction.start()
+                    # Its id: if the line breaks at COMMIT, the server says how it ended.
+                    xid = await self.conn.fetchval("SELECT txid_current()")
                     result = await work()
+                    worked = True
                     await transaction.commit()
                 except BaseException as exc:
-                    self._journal.aborted()
                     with contextlib.suppress(Exception):
                         if transaction is not None and not self.conn.is_closed():
                             await transaction.rollback()
                     if isinstance(exc, CONFLICT):
+                        self._journal.aborted()
                         continue  # the server aborted it to let another through: again
-                    lost_at = await self._recover(exc, "writing", lost_at)
+                    try:
+                        lost_at = await self._recover(exc, "writing", lost_at)
+                    except BaseException:
+                        self._journal.aborted()
+                        raise
+                    if worked and await self._went_through(xid):
+                        self._journal.committed()  # the COMMIT did, its reply was lost
+                        return result
+                    self._journal.aborted()
                     continue
                 self._journal.committed()
                 return result
+
+    async def _went_through(self, xid: int | None) -> bool:
+        """Whether transaction `xid`, whose COMMIT was sent as the connection broke, did."""
+        if xid is None:
+            return False
+        try:
+            status = await self.conn.fetchval("SELECT txid_status($1)", xid)
+        except (*LOST, asyncpg.PostgresError):
+            return False  # run again: an outcome stored already is fenced the second time
+        return bool(status == "committed")
 
     async def read(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         """`work(connection)`, once no transaction is under way; run again on a new

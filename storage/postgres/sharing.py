@@ -94,13 +94,19 @@ class Sharing:
                 # not ours; held, they would take the room of real ones under a dead token.
                 self.leases.drop(taken)
                 raise
-            return self._writer.leased(rows, self.leases.waits)
+            leased = self._writer.leased(rows, self.leases.waits)
+            # Ours if this commits: known to a revive while the COMMIT is in doubt.
+            self._writer.tentative = {request.id for _, request in leased}
+            return leased
 
-        claimed = await self._run(run, lease)
+        try:
+            claimed = await self._run(run, lease)
+        finally:
+            self._writer.tentative = set()
         # Hosts abandoned while the claim was under way are not ours to send to: what was
         # claimed of them goes back with the next statement (it is not in `out`). Only
-        # now, committed, are the requests the run's: a claim run again after a lost
-        # COMMIT reply must leave those of its first try unknown, to go back (revive).
+        # now, committed, are the requests the run's (a try rolled back leaves its ids
+        # unknown, and any of them leased to us goes back: revive).
         kept = [request for host, request in claimed if host in self.leases.held]
         self._writer.out.update(request.id for request in kept)
         return kept
@@ -157,7 +163,10 @@ class Sharing:
         """Returns how many requests went back to the queue (for the caller to count once
         its transaction commits)."""
         await conn.execute(_LET_GO, run, tokens)
-        known = self._writer.out | {o.request_id for o in self._ledger.pending}
+        # Known: what it was handed, what it is storing (the outcomes waiting, and those
+        # of a commit in doubt), and what a claim in doubt took.
+        known = (self._writer.out | self._writer.tentative
+                 | {o.request_id for o in (*self._ledger.pending, *self._ledger.applying)})
         requeued = await conn.execute(_UNKNOWN, run, list(known))
         return int(requeued.rsplit(" ", 1)[-1])
 
@@ -172,7 +181,10 @@ class Sharing:
         tokens = list(self._letting_go)
         async with conn.transaction():
             if await conn.fetchval(_REVIVE_RUN, run) is not None:
-                mine = {}  # its hosts were let go of by the process that found it gone
+                # Taken for gone by a process that started meanwhile: its requests went
+                # back; its hosts go now, the next holder keeping their delay first.
+                await conn.execute(runs.LET_GO_OF_RUNS, [run])
+                mine = {}
             else:
                 mine = {host: token for host, token in await self.leases.mine(conn, run)
                         if token not in self._letting_go}

@@ -139,13 +139,15 @@ class PostgresStore(LedgeredStore):
             found = self._version
             await self._transactions.run(lambda: runs.migrate(self._conn, found))
             self._version = schema.SCHEMA_VERSION
-        if fresh and await self.sharing.others_live(None):
+        if fresh and await self._transactions.read(
+                lambda conn: runs.maybe_alive(conn, self._schema, self._hosts.lease)):
             raise StateLocked(f"another crawl process is running on {self.location}; "
                               "--fresh would empty the crawl under it: stop it first")
         run, token, reclaimed = await self._transactions.run(
             lambda: runs.start(self._conn, spider, config, fresh=fresh, identity=identity,
                                depth_limit=depth_limit, schema_name=self._schema))
         self._run_id, self._token = run, token
+        runs.OPEN.add((self._schema, run))
         counts = await self.counts()
         self._ledger.tally = Tally.of(counts)
         self._writer.parking = counts.parked > 0
@@ -166,6 +168,7 @@ class PostgresStore(LedgeredStore):
             self._ledger.delta.move("leased", "queued", released)
 
         await self._transactions.run(finish)
+        runs.OPEN.discard((self._schema, run))
         self._run_id = None
         self._hosts.held.clear()
 
@@ -238,5 +241,7 @@ class PostgresStore(LedgeredStore):
                 await self.flush()
         finally:
             await self._transactions.close()
+            if self._run_id is not None:  # not finished: its lock went with the connection
+                runs.OPEN.discard((self._schema, self._run_id))
 
 __all__ = ["PostgresStore"]

@@ -138,6 +138,7 @@ class Writer:
         # A claim's are added once its COMMIT is known to have gone through: those of a
         # claim whose reply was lost are leased to the run and unknown to it.
         self.out: set[int] = set()
+        self.tentative: set[int] = set()  # a claim's, while its COMMIT is under way
 
     @property
     def _conn(self) -> asyncpg.Connection:
