@@ -67,6 +67,10 @@ async def create(conn: asyncpg.Connection, name: str) -> None:
 
 
 async def migrate(conn: asyncpg.Connection, found: int) -> None:
+    # Two processes joining an old crawl at once: the second waits here for the first's
+    # commit, then finds it done (IF NOT EXISTS alone races: CREATE INDEX lets another in).
+    await conn.execute(f"LOCK TABLE {schema.VERSION_TABLE} IN SHARE ROW EXCLUSIVE MODE")
+    found = int(await conn.fetchval(f"SELECT max(version) FROM {schema.VERSION_TABLE}"))
     for step in range(found, schema.SCHEMA_VERSION):
         for statement in schema.MIGRATIONS[step]:
             await conn.execute(statement)
