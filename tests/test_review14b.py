@@ -4,12 +4,14 @@ PostgreSQL (tests/pg.py). Which fail on main (73919a8) is said on each test."""
 from __future__ import annotations
 
 import asyncio
+import os
 
 from storage import open_store
-from storage.postgres import PostgresStore
+from storage.postgres import PostgresStore, runs
+from storage.postgres.schema import SCHEMA_VERSION
 from tests import pg
 from tests.test_host_leases import on, process
-from tests.test_store_reconnect import rows
+from tests.test_store_reconnect import NOW, cut, rows
 
 
 async def _old_crawl(pg_url: str, postgres: pg.Cluster) -> None:
@@ -48,4 +50,42 @@ async def test_two_processes_joining_a_schema_3_crawl_at_once_both_start(
             if isinstance(store, PostgresStore):
                 await store.close()
         assert failed == [], failed
-    assert rows(postgres, pg_url, "SELECT version FROM S.crawl_version") == "4"
+    version = rows(postgres, pg_url, "SELECT version FROM S.crawl_version")
+    assert version == str(SCHEMA_VERSION)
+
+
+def _no_such_pid() -> int:
+    pid = 4_000_000
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except OSError:
+            pass
+        pid -= 1
+
+
+async def test_a_process_on_another_machine_of_the_same_hostname_is_not_taken_for_gone(
+        pg_url: str, postgres: pg.Cluster) -> None:
+    # FAILED ON MAIN. gone() took a run for this machine's when its hostname matched,
+    # and for provably gone when its pid is free here. A hostname is not a machine:
+    # cloned VMs ("ubuntu", "localhost"), containers with the host's network (its
+    # hostname, their own pids). A process there cut off for a moment (its run's lock
+    # gone with the connection) had its hosts set free at once by a process starting
+    # here, which sent to them while it still did: two processes on one host.
+    async with process(pg_url) as a:
+        await a.add(on("h", 4))
+        first = await a.claim(2, NOW)
+        assert len(first) == 2 and a.sharing.held == frozenset({"h"})
+        # a is another machine's process of the same hostname: its pid is none of ours.
+        run = a._run_id
+        assert run is not None
+        runs.OPEN.discard((a._schema, run))
+        rows(postgres, pg_url, f"UPDATE S.runs SET pid = {_no_such_pid()},"
+             f" machine = 'another-boot/4026531836' WHERE id = {run}")
+        cut(postgres, a)
+        async with process(pg_url) as b:
+            taken = await b.claim(10, NOW + 60)
+            assert taken == [], "b holds a host that a, alive elsewhere, renewed just now"
+        runs.OPEN.add((a._schema, run))
