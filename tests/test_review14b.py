@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import os
 
-from storage import open_store
+from storage import Completion, open_store
 from storage.postgres import PostgresStore, runs
 from storage.postgres.schema import SCHEMA_VERSION
 from tests import pg
 from tests.test_host_leases import on, process
+from tests.test_review14 import reply_lost
 from tests.test_store_reconnect import NOW, cut, rows
 
 
@@ -89,3 +90,32 @@ async def test_a_process_on_another_machine_of_the_same_hostname_is_not_taken_fo
             taken = await b.claim(10, NOW + 60)
             assert taken == [], "b holds a host that a, alive elsewhere, renewed just now"
         runs.OPEN.add((a._schema, run))
+
+
+async def test_a_run_whose_start_commit_reply_was_lost_holds_its_lock(
+        pg_url: str, postgres: pg.Cluster) -> None:
+    # FAILED ON MAIN. The start's COMMIT went through, its reply was lost: txid_status
+    # says so, and the run is the one started (not started again). But its lock was taken
+    # on the connection lost, and the new one's revive did not know the run yet: the run
+    # lived without its lock. The next process to start took it for crashed, took its
+    # leased requests back (its outcomes fenced, refetched) and `others_live` missed it.
+    store = await open_store(pg_url)
+    assert isinstance(store, PostgresStore)
+    try:
+        with reply_lost(store) as happened:
+            await store.open_crawl("spider", "{}", fresh=False)
+        assert happened
+        assert rows(postgres, pg_url, "SELECT count(*) FROM S.runs") == "1"  # started once
+        await store.add(on("h", 2))
+        leased = await store.claim(10, NOW)
+        assert len(leased) == 2
+        async with process(pg_url) as b:
+            assert await b.sharing.others_live(b._run_id)
+        status = rows(postgres, pg_url, f"SELECT status FROM S.runs WHERE id = {store._run_id}")
+        assert status == "running"
+        for request in leased:
+            await store.record(Completion(request.id, 200))
+        await store.flush()
+        assert store.sharing.fenced == 0
+    finally:
+        await store.close()
