@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import os
 
-from storage import Completion, open_store
+import pytest
+
+from storage import Completion, StateLocked, open_store
 from storage.postgres import PostgresStore, runs
 from storage.postgres.schema import SCHEMA_VERSION
 from tests import pg
@@ -119,3 +121,23 @@ async def test_a_run_whose_start_commit_reply_was_lost_holds_its_lock(
         assert store.sharing.fenced == 0
     finally:
         await store.close()
+
+
+async def test_fresh_is_refused_while_a_process_taken_for_crashed_may_still_run(
+        pg_url: str, postgres: pg.Cluster) -> None:
+    # FAILED ON MAIN. a is cut off for a moment; b starts and marks a's run 'crashed' (its
+    # requests back, its hosts kept: a may still be sending). maybe_alive() looked only at
+    # runs 'running', so a --fresh then emptied the crawl under a, which comes back to a
+    # crawl that is no more (and RESTART IDENTITY gives its run id to another).
+    async with process(pg_url) as a:
+        await a.add(on("h", 2))
+        assert len(await a.claim(10, NOW)) == 2
+        cut(postgres, a)
+        async with process(pg_url):
+            pass  # b: takes a for crashed, ends its own run
+        fresh = await open_store(pg_url)
+        try:
+            with pytest.raises(StateLocked):
+                await fresh.open_crawl("spider", "{}", fresh=True)
+        finally:
+            await fresh.close()

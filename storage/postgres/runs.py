@@ -150,9 +150,10 @@ async def start(conn: asyncpg.Connection, spider: str, config: str, *, fresh: bo
 LET_GO_OF_RUNS = ("UPDATE hosts SET lease_until = '-infinity'"
                   " WHERE lease_run = ANY($1::bigint[])")
 # Runs that may still have a process (holding its lock, or seen within a lease and not
-# provably gone): a --fresh must not empty the crawl under them.
+# provably gone): a --fresh must not empty the crawl under them. Not ended, whatever their
+# status: one cut off for a moment is 'crashed' to a process that started meanwhile.
 _MAYBE_ALIVE = (f"SELECT id, machine, pid, id IN ({LIVE_RUNS}) FROM runs WHERE"
-                f" status = 'running' AND (id IN ({LIVE_RUNS})"
+                f" ended IS NULL AND (id IN ({LIVE_RUNS})"
                 " OR last_seen > now() - make_interval(secs => $2))")
 
 
