@@ -137,8 +137,8 @@ async def start(conn: asyncpg.Connection, spider: str, config: str, *, fresh: bo
         " (SELECT id FROM runs WHERE status <> 'running'))")
     # The next to take one of their hosts keeps its delay first (the dead process may have
     # just sent a request to it).
-    await conn.execute(LET_GO_OF_RUNS, [run for run, host, pid in ended
-                                        if gone(host, pid, schema_name, run)])
+    await conn.execute(LET_GO_OF_RUNS, [run for run, machine, pid in ended
+                                        if gone(machine, pid, schema_name, run)])
     row = await conn.fetchrow(
         "INSERT INTO runs (pid, hostname, machine, status, config)"
         " VALUES ($1, $2, $3, 'running', $4) RETURNING id, token",
@@ -162,15 +162,15 @@ _MAYBE_ALIVE = (f"SELECT id, machine, pid, id IN ({LIVE_RUNS}) FROM runs WHERE"
 OPEN: set[tuple[str, int]] = set()
 
 
-def _machine() -> str | None:
+def _machine() -> str:
     """This machine, since its boot, and this process's pid namespace: where a pid names
     one process. Not the hostname: cloned VMs, and containers on the host's network, share
-    one (with pids of their own). None where it cannot be told (no /proc)."""
+    one (with pids of their own). Without /proc (not Linux), the hostname, as before."""
     try:
         with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as boot:
             return f"{boot.read().strip()}/{os.stat('/proc/self/ns/pid').st_ino}"
     except OSError:
-        return None
+        return f"host {socket.gethostname()}"
 
 
 MACHINE = _machine()
@@ -197,8 +197,8 @@ def gone(machine: str | None, pid: int, schema_name: str, run: int) -> bool:
 async def maybe_alive(conn: asyncpg.Connection, schema_name: str, lease: float) -> bool:
     """Whether another process may be running the crawl: one holds its run's lock, or was
     seen within a lease and is not provably gone (its connection lost for a moment)."""
-    for run, host, pid, locked in await conn.fetch(_MAYBE_ALIVE, schema_name, lease):
-        if locked or not gone(host, pid, schema_name, run):
+    for run, machine, pid, locked in await conn.fetch(_MAYBE_ALIVE, schema_name, lease):
+        if locked or not gone(machine, pid, schema_name, run):
             return True
     return False
 
