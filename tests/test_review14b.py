@@ -11,6 +11,7 @@ import pytest
 from storage import Completion, StateLocked, open_store
 from storage.postgres import PostgresStore, runs
 from storage.postgres.schema import SCHEMA_VERSION
+from storage.postgres.session import Session
 from tests import pg
 from tests.test_host_leases import on, process
 from tests.test_review14 import reply_lost
@@ -141,3 +142,27 @@ async def test_fresh_is_refused_while_a_process_taken_for_crashed_may_still_run(
                 await fresh.open_crawl("spider", "{}", fresh=True)
         finally:
             await fresh.close()
+
+
+async def test_a_claim_in_doubt_whose_outcome_cannot_be_asked_leaves_nothing_leased_unseen(
+        pg_url: str, postgres: pg.Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    # FAILED ON MAIN. The claim's COMMIT went through, its reply was lost, and txid_status
+    # could not say so (the new connection lost too as it asked): the claim runs again and
+    # leases others, and `tentative` now names only those. The first try's requests stayed
+    # leased to the run, unseen by it: the host never idle, nothing fetched them until the
+    # run ended (the test of review 14 for a claim in doubt, when the question fails).
+    async def cannot_tell(self: Session, xid: int | None) -> bool:
+        return False
+
+    monkeypatch.setattr(Session, "_went_through", cannot_tell)
+    async with process(pg_url, hosts=1) as a:
+        await a.add(on("h", 2))
+        with reply_lost(a) as happened:
+            got = await a.claim(1, NOW)
+        assert happened and len(got) == 1
+        await a.record(Completion(got[0].id, 200))
+        await a.flush()
+        leased = rows(postgres, pg_url, "SELECT count(*) FROM S.requests WHERE state = 1")
+        assert leased == "0", "a request leased to the run that the run never saw"
+        again = await a.claim(10, NOW)
+        assert len(again) == 1, "the other request is not to be had"
