@@ -71,6 +71,8 @@ async def migrate(conn: asyncpg.Connection, found: int) -> None:
     # commit, then finds it done (IF NOT EXISTS alone races: CREATE INDEX lets another in).
     await conn.execute(f"LOCK TABLE {schema.VERSION_TABLE} IN SHARE ROW EXCLUSIVE MODE")
     found = int(await conn.fetchval(f"SELECT max(version) FROM {schema.VERSION_TABLE}"))
+    if found >= schema.SCHEMA_VERSION:
+        return  # another did it meanwhile
     for step in range(found, schema.SCHEMA_VERSION):
         for statement in schema.MIGRATIONS[step]:
             await conn.execute(statement)
