@@ -67,6 +67,12 @@ async def create(conn: asyncpg.Connection, name: str) -> None:
 
 
 async def migrate(conn: asyncpg.Connection, found: int) -> None:
+    # Two processes joining an old crawl at once: the second waits here for the first's
+    # commit, then finds it done (IF NOT EXISTS alone races: CREATE INDEX lets another in).
+    await conn.execute(f"LOCK TABLE {schema.VERSION_TABLE} IN SHARE ROW EXCLUSIVE MODE")
+    found = int(await conn.fetchval(f"SELECT max(version) FROM {schema.VERSION_TABLE}"))
+    if found >= schema.SCHEMA_VERSION:
+        return  # another did it meanwhile
     for step in range(found, schema.SCHEMA_VERSION):
         for statement in schema.MIGRATIONS[step]:
             await conn.execute(statement)
@@ -125,7 +131,7 @@ async def start(conn: asyncpg.Connection, spider: str, config: str, *, fresh: bo
     # may still be sending to them. Unless it is provably gone: a process of this machine
     # that is no more (the usual kill -9 and run again), whose hosts are free at once.
     ended = await conn.fetch("UPDATE runs SET status = 'crashed' WHERE status = 'running'"
-                             f" AND id NOT IN ({LIVE_RUNS}) RETURNING id, hostname, pid",
+                             f" AND id NOT IN ({LIVE_RUNS}) RETURNING id, machine, pid",
                              schema_name)
     reclaimed = await conn.execute(
         f"UPDATE requests SET state = {RequestState.QUEUED}, run = NULL, lease_token = NULL,"
@@ -133,11 +139,12 @@ async def start(conn: asyncpg.Connection, spider: str, config: str, *, fresh: bo
         " (SELECT id FROM runs WHERE status <> 'running'))")
     # The next to take one of their hosts keeps its delay first (the dead process may have
     # just sent a request to it).
-    await conn.execute(LET_GO_OF_RUNS, [run for run, host, pid in ended
-                                        if gone(host, pid, schema_name, run)])
+    await conn.execute(LET_GO_OF_RUNS, [run for run, machine, pid in ended
+                                        if gone(machine, pid, schema_name, run)])
     row = await conn.fetchrow(
-        "INSERT INTO runs (pid, hostname, status, config) VALUES ($1, $2, 'running', $3)"
-        " RETURNING id, token", os.getpid(), socket.gethostname(), config)
+        "INSERT INTO runs (pid, hostname, machine, status, config)"
+        " VALUES ($1, $2, $3, 'running', $4) RETURNING id, token",
+        os.getpid(), socket.gethostname(), MACHINE, config)
     await conn.execute(LOCK_RUN, schema_name, int(row[0]))
     return int(row[0]), row[1], int(reclaimed.rsplit(" ", 1)[-1])
 
@@ -145,9 +152,10 @@ async def start(conn: asyncpg.Connection, spider: str, config: str, *, fresh: bo
 LET_GO_OF_RUNS = ("UPDATE hosts SET lease_until = '-infinity'"
                   " WHERE lease_run = ANY($1::bigint[])")
 # Runs that may still have a process (holding its lock, or seen within a lease and not
-# provably gone): a --fresh must not empty the crawl under them.
-_MAYBE_ALIVE = (f"SELECT id, hostname, pid, id IN ({LIVE_RUNS}) FROM runs WHERE"
-                f" status = 'running' AND (id IN ({LIVE_RUNS})"
+# provably gone): a --fresh must not empty the crawl under them. Not ended, whatever their
+# status: one cut off for a moment is 'crashed' to a process that started meanwhile.
+_MAYBE_ALIVE = (f"SELECT id, machine, pid, id IN ({LIVE_RUNS}) FROM runs WHERE"
+                f" ended IS NULL AND (id IN ({LIVE_RUNS})"
                 " OR last_seen > now() - make_interval(secs => $2))")
 
 
@@ -156,11 +164,26 @@ _MAYBE_ALIVE = (f"SELECT id, hostname, pid, id IN ({LIVE_RUNS}) FROM runs WHERE"
 OPEN: set[tuple[str, int]] = set()
 
 
-def gone(hostname: str, pid: int, schema_name: str, run: int) -> bool:
-    """Whether the process of a run is provably gone: it ran on this machine, and no
-    process has its pid now (one that has may be another: then it is not provably gone),
-    or it is this process, which has it open no more."""
-    if hostname != socket.gethostname():
+def _machine() -> str:
+    """This machine, since its boot, and this process's pid namespace: where a pid names
+    one process. Not the hostname: cloned VMs, and containers on the host's network, share
+    one (with pids of their own). Without /proc (not Linux), the hostname, as before."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as boot:
+            return f"{boot.read().strip()}/{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return f"host {socket.gethostname()}"
+
+
+MACHINE = _machine()
+
+
+def gone(machine: str | None, pid: int, schema_name: str, run: int) -> bool:
+    """Whether the process of a run is provably gone: it ran on this machine (in our pid
+    namespace, since its boot), and no process has its pid now (one that has may be
+    another: then it is not provably gone), or it is this process, which has it open no
+    more."""
+    if machine is None or machine != MACHINE:
         return False
     if pid == os.getpid():
         return (schema_name, run) not in OPEN
@@ -176,8 +199,8 @@ def gone(hostname: str, pid: int, schema_name: str, run: int) -> bool:
 async def maybe_alive(conn: asyncpg.Connection, schema_name: str, lease: float) -> bool:
     """Whether another process may be running the crawl: one holds its run's lock, or was
     seen within a lease and is not provably gone (its connection lost for a moment)."""
-    for run, host, pid, locked in await conn.fetch(_MAYBE_ALIVE, schema_name, lease):
-        if locked or not gone(host, pid, schema_name, run):
+    for run, machine, pid, locked in await conn.fetch(_MAYBE_ALIVE, schema_name, lease):
+        if locked or not gone(machine, pid, schema_name, run):
             return True
     return False
 

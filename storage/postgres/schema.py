@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from storage.base import RequestState
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 VERSION_TABLE = "crawl_version"
 
 # Every host with a request has a row in `hosts` (its gate and lease), made by the database
@@ -39,6 +39,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # EXISTS: two processes joining an old crawl at once may both migrate it.
     2: ("ALTER TABLE runs ADD COLUMN IF NOT EXISTS pages bigint NOT NULL DEFAULT 0",),
     3: (_DUE,),
+    # Which machine a run's process is on (runs.py, gone()): its hostname may be another's.
+    4: ("ALTER TABLE runs ADD COLUMN IF NOT EXISTS machine text",),
 }
 
 # The host of a URL, kept by the database itself (a generated column): the write path pays
@@ -57,6 +59,7 @@ SCHEMA = (
         last_seen timestamptz NOT NULL DEFAULT now(),
         pid integer NOT NULL,
         hostname text NOT NULL,
+        machine text,
         status text NOT NULL,
         config text NOT NULL,
         stats text,

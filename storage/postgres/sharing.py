@@ -40,6 +40,8 @@ _SEEN = "UPDATE runs SET last_seen = now() WHERE id = $1"
 _UNKNOWN = (f"UPDATE requests SET state = {RequestState.QUEUED}, run = NULL, lease_token = NULL"
             f" WHERE state = {RequestState.LEASED} AND run = $1"
             " AND NOT (id = ANY($2::bigint[]))")
+_UNSEEN = (f"UPDATE requests SET state = {RequestState.QUEUED}, run = NULL, lease_token = NULL"
+           f" WHERE state = {RequestState.LEASED} AND run = $1 AND id = ANY($2::bigint[])")
 # Hosts this run lets go of without a word on their delay: whoever takes one keeps the
 # host's delay first, as from a process that died (hosts.py).
 _LET_GO = ("UPDATE hosts SET lease_until = '-infinity' WHERE lease_run = $1"
@@ -95,12 +97,19 @@ class Sharing:
                 self.leases.drop(taken)
                 raise
             leased = self._writer.leased(rows, self.leases.waits)
-            # Ours if this commits: known to a revive while the COMMIT is in doubt.
-            self._writer.tentative = {request.id for _, request in leased}
+            # Ours if this commits: known to a revive while the COMMIT is in doubt. Those
+            # of an earlier try stay known: it may have committed unbeknown to us.
+            self._writer.tentative |= {request.id for _, request in leased}
             return leased
 
         try:
             claimed = await self._run(run, lease)
+            # An earlier try whose COMMIT's fate could not be learnt: what it leased, if it
+            # went through, is leased to us and held by nobody.
+            doubt = self._writer.tentative - {r.id for _, r in claimed} - self._writer.out
+            if doubt:
+                await self._session.run(
+                    lambda: self._session.conn.execute(_UNSEEN, run, list(doubt)))
         finally:
             self._writer.tentative = set()
         # Hosts abandoned while the claim was under way are not ours to send to: what was

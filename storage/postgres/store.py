@@ -143,10 +143,15 @@ class PostgresStore(LedgeredStore):
                 lambda conn: runs.maybe_alive(conn, self._schema, self._hosts.lease)):
             raise StateLocked(f"another crawl process is running on {self.location}; "
                               "--fresh would empty the crawl under it: stop it first")
+        reconnects = self._transactions.reconnects
         run, token, reclaimed = await self._transactions.run(
             lambda: runs.start(self._conn, spider, config, fresh=fresh, identity=identity,
                                depth_limit=depth_limit, schema_name=self._schema))
         self._run_id, self._token = run, token
+        if self._transactions.reconnects != reconnects:
+            # Its COMMIT went through as the line broke: the run's lock went with the old
+            # connection, and the new one's revive did not know the run yet.
+            await self._transactions.read(lambda conn: self.sharing.revive(conn, run))
         runs.OPEN.add((self._schema, run))
         counts = await self.counts()
         self._ledger.tally = Tally.of(counts)
