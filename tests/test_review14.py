@@ -352,3 +352,18 @@ async def test_a_claim_run_again_after_a_deadlock_holds_only_what_it_took(
         got = await a.claim(10, NOW)
         assert failed
         assert len(got) == 2, "the host is held in name only"
+
+
+async def test_a_run_whose_finish_reply_was_lost_stays_finished(
+        pg_url: str, postgres: pg.Cluster) -> None:
+    # The connection broke as finish_run's COMMIT went through: the revive on the new
+    # connection must not take the finished run for one another process marked crashed and
+    # make it "running" again (the next process would then call it crashed).
+    async with process(pg_url) as a:
+        await a.add(on("h", 1))
+        (request,) = await a.claim(1, NOW)
+        await a.record(Completion(request.id, 200))
+        with reply_lost(a) as happened:
+            await a.finish_run("finished")
+        assert happened
+    assert rows(postgres, pg_url, "SELECT status FROM S.runs") == "finished"

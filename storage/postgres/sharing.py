@@ -46,8 +46,10 @@ _UNSEEN = (f"UPDATE requests SET state = {RequestState.QUEUED}, run = NULL, leas
 # host's delay first, as from a process that died (hosts.py).
 _LET_GO = ("UPDATE hosts SET lease_until = '-infinity' WHERE lease_run = $1"
            " AND lease_token = ANY($2::uuid[])")
+# Only one another process marked crashed: a run that ended (its finish's COMMIT went
+# through as the connection broke) stays as it ended.
 _REVIVE_RUN = ("UPDATE runs SET status = 'running', ended = NULL, last_seen = now()"
-               " WHERE id = $1 AND status <> 'running' RETURNING id")
+               " WHERE id = $1 AND status = 'crashed' RETURNING id")
 
 
 class Sharing:
