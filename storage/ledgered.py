@@ -1,10 +1,13 @@
 """What the SQLite and PostgreSQL stores share above their drivers: outcomes kept in a
-`Ledger` and group-committed by the store's writer in its transactions, and reads handed to
-its reader. A store sets `_ledger`, `_reader`, `_writer`, `_transactions`, `_readonly` and
-`_run_id`; the methods here are the same whatever the database."""
+`Ledger` and group-committed by the store's writer in its transactions, requests added and
+failed ones queued again the same way, and reads handed to its reader. A store sets
+`_ledger`, `_reader`, `_writer`, `_transactions`, `_readonly` and `_run_id`, and says how
+it queues failed requests again (`_requeue_failed_rows`); the methods here are the same
+whatever the database."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Protocol, TypeVar
 
@@ -13,6 +16,7 @@ from storage.base import (
     CrawlCounts,
     FailedRequest,
     FeedMark,
+    NewRequest,
     Outcome,
     RunRecord,
     Store,
@@ -32,6 +36,9 @@ class Transacting(Protocol):
 
 class Applying(Protocol):
     async def apply_pending(self, run: int) -> None: ...
+    async def insert_requests(self, requests: Sequence[NewRequest],
+                              counters: Counter[str]) -> int: ...
+    async def add_counters(self, counters: Counter[str]) -> None: ...
 
 
 class Reading(Protocol):
@@ -76,6 +83,34 @@ class LedgeredStore(Store):
         if self._ledger.due:
             run = self._require_run()
             await self._transactions.run(lambda: self._writer.apply_pending(run))
+
+    # -- the frontier, as both stores change it ----------------------------------------------
+
+    async def add(self, requests: Sequence[NewRequest]) -> int:
+        self._check_writable()
+
+        async def insert() -> int:
+            counters: Counter[str] = Counter()
+            added = await self._writer.insert_requests(requests, counters)
+            await self._writer.add_counters(counters)
+            return added
+
+        return await self._transactions.run(insert)
+
+    async def requeue_failed(self) -> int:
+        self._check_writable()
+
+        async def requeue() -> int:
+            requeued = await self._requeue_failed_rows()
+            self._ledger.delta.move("failed", "queued", requeued)
+            return requeued
+
+        return await self._transactions.run(requeue)
+
+    async def _requeue_failed_rows(self) -> int:
+        """Queue every failed request again (attempts from 0), in the open transaction;
+        returns how many. The store's own SQL."""
+        raise NotImplementedError
 
     def keep_cookies(self, cookies: Sequence[StoredCookie]) -> None:
         self._require_run()

@@ -11,14 +11,12 @@ the others once its leases run out (`?lease=SECONDS` in the URL, 30 by default).
 from __future__ import annotations
 
 import uuid
-from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 
 import asyncpg
 
 from storage.base import (
     LeasedRequest,
-    NewRequest,
     NotAStateFile,
     RunInfo,
     SpiderMismatch,
@@ -189,26 +187,8 @@ class PostgresStore(LedgeredStore):
 
     # -- the frontier ---------------------------------------------------------------------
 
-    async def add(self, requests: Sequence[NewRequest]) -> int:
-        self._check_writable()
-
-        async def insert() -> int:
-            counters: Counter[str] = Counter()
-            added = await self._writer.insert_requests(requests, counters)
-            await self._writer.add_counters(counters)
-            return added
-
-        return await self._transactions.run(insert)
-
-    async def requeue_failed(self) -> int:
-        self._check_writable()
-
-        async def requeue() -> int:
-            requeued = await runs.requeue_failed(self._conn)
-            self._ledger.delta.move("failed", "queued", requeued)
-            return requeued
-
-        return await self._transactions.run(requeue)
+    async def _requeue_failed_rows(self) -> int:
+        return await runs.requeue_failed(self._conn)
 
     async def claim(self, limit: int, now: float) -> list[LeasedRequest]:
         run = self._require_run()

@@ -30,6 +30,7 @@ from storage.base import (
     Retry,
 )
 from storage.fingerprints import request_fingerprint
+from storage.guarded import GuardedWriter
 from storage.ledger import CookieChanges, Ledger
 from storage.postgres.session import DATA_ERRORS, Session
 
@@ -126,7 +127,15 @@ def _columns(requests: Sequence[NewRequest]) -> list[list[Any]]:
 _ITEMS_IN_ORDER = "SELECT pg_advisory_xact_lock(hashtext($1), 0)"
 
 
-class Writer:
+def storable(text: str) -> str:
+    """`text` with anything PostgreSQL's text cannot hold (NUL, lone surrogates) escaped."""
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+class Writer(GuardedWriter):
+    data_errors = DATA_ERRORS
+    storable = staticmethod(storable)
+
     def __init__(self, session: Session, ledger: Ledger, schema_name: str) -> None:
         self._session = session
         self._ledger = ledger
@@ -156,6 +165,9 @@ class Writer:
         leased.sort(key=lambda hr: (-hr[1].priority, hr[1].id))  # RETURNING gives no order
         return leased
 
+    async def _statement(self, sql: str) -> None:
+        await self._conn.execute(sql)
+
     async def apply_pending(self, run: int) -> None:
         """Write every buffered outcome (and the cookies and feed marks kept before them)
         inside the caller's transaction."""
@@ -172,15 +184,7 @@ class Writer:
         batch = self._ledger.take()
         if any(isinstance(o, Completion | Failure) and o.items for o in batch):
             await self._conn.execute(_ITEMS_IN_ORDER, self._schema)
-        # As SQLite's: one outcome that cannot be stored must not fail all the others.
-        await self._conn.execute("SAVEPOINT batch")
-        counted = self._ledger.delta.copy()
-        try:
-            await self._apply(batch, run)
-        except DATA_ERRORS:
-            await self._conn.execute("ROLLBACK TO SAVEPOINT batch")
-            self._ledger.delta = counted
-            await self._apply_each(batch, run)
+        await self._apply_guarded(batch, run)
 
     async def _write_cookies(self, cookies: CookieChanges) -> None:
         if cookies.replace:
@@ -192,21 +196,6 @@ class Writer:
                  c.host_only) for c in cookies.by_key.values() if c is not None]
         if kept:
             await self._conn.execute(_INSERT_COOKIES, *map(list, zip(*kept, strict=True)))
-
-    async def _apply_each(self, batch: list[Outcome], run: int) -> None:
-        for outcome in batch:
-            await self._conn.execute("SAVEPOINT outcome")
-            counted = self._ledger.delta.copy()
-            try:
-                await self._apply([outcome], run)
-            except DATA_ERRORS as exc:
-                await self._conn.execute("ROLLBACK TO SAVEPOINT outcome")
-                self._ledger.delta = counted
-                reason = storable(f"this request's outcome cannot be stored: {exc}")
-                log.warning("request %d failed: store: %s", outcome.request_id, reason,
-                            extra={"reason": f"store: {reason}"})
-                await self._apply([Failure(outcome.request_id, "store", reason)], run)
-            await self._conn.execute("RELEASE SAVEPOINT outcome")
 
     async def _apply(self, batch: list[Outcome], run: int) -> None:
         # Fencing: only the lease holder's outcome counts, and only once. The rows stay
@@ -299,7 +288,3 @@ class Writer:
             await self._conn.execute(ADD_COUNTERS, *map(list, zip(*counts, strict=True)))
         self._ledger.delta.counters.update(counters)
 
-
-def storable(text: str) -> str:
-    """`text` with anything PostgreSQL's text cannot hold (NUL, lone surrogates) escaped."""
-    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 
 import aiosqlite
 
 from storage.base import (
     LeasedRequest,
-    NewRequest,
     NotAStateFile,
     RunInfo,
     SpiderMismatch,
@@ -155,26 +152,8 @@ class SQLiteStore(LedgeredStore):
 
     # -- the frontier ---------------------------------------------------------------------
 
-    async def add(self, requests: Sequence[NewRequest]) -> int:
-        self._check_writable()
-
-        async def insert() -> int:
-            counters: Counter[str] = Counter()
-            added = await self._writer.insert_requests(requests, counters)
-            await self._writer.add_counters(counters)
-            return added
-
-        return await self._transactions.run(insert)
-
-    async def requeue_failed(self) -> int:
-        self._check_writable()
-
-        async def requeue() -> int:
-            requeued = await runs.requeue_failed(self._conn)
-            self._ledger.delta.move("failed", "queued", requeued)
-            return requeued
-
-        return await self._transactions.run(requeue)
+    async def _requeue_failed_rows(self) -> int:
+        return await runs.requeue_failed(self._conn)
 
     async def claim(self, limit: int, now: float) -> list[LeasedRequest]:
         run = self._require_run()

@@ -16,7 +16,6 @@ from storage.base import (
     PARKED_COUNTER,
     Completion,
     Defer,
-    Failure,
     LeasedRequest,
     NewRequest,
     Outcome,
@@ -24,6 +23,7 @@ from storage.base import (
     Retry,
 )
 from storage.fingerprints import fingerprint, request_fingerprint
+from storage.guarded import GuardedWriter
 from storage.ledger import CookieChanges, Ledger
 from storage.sqlite.transactions import DATA_ERRORS, storable
 
@@ -102,7 +102,10 @@ ADD_COUNTER = (
 )
 
 
-class Writer:
+class Writer(GuardedWriter):
+    data_errors = DATA_ERRORS
+    storable = staticmethod(storable)
+
     def __init__(self, conn: aiosqlite.Connection, ledger: Ledger) -> None:
         self._conn = conn
         self._ledger = ledger
@@ -118,6 +121,9 @@ class Writer:
         leased.sort(key=lambda r: (-r.priority, r.id))
         return leased
 
+    async def _statement(self, sql: str) -> None:
+        await self._conn.execute(sql)
+
     async def apply_pending(self, run: int) -> None:
         """Write every buffered outcome (and the jar kept before them) inside the caller's
         transaction."""
@@ -131,16 +137,7 @@ class Writer:
         if not self._ledger.pending:
             return
         batch = self._ledger.take()
-        # A savepoint costs one statement a batch; without it, one outcome that cannot be
-        # stored would fail the commit of all the others, again at every retry.
-        await self._conn.execute("SAVEPOINT batch")
-        counted = self._ledger.delta.copy()
-        try:
-            await self._apply(batch, run)
-        except DATA_ERRORS:
-            await self._conn.execute("ROLLBACK TO batch")
-            self._ledger.delta = counted  # what the rolled-back statements counted is undone
-            await self._apply_each(batch, run)
+        await self._apply_guarded(batch, run)
 
     async def _write_cookies(self, cookies: CookieChanges) -> None:
         # Only the cookies that changed since the last commit. A path is one cookie's with or
@@ -152,23 +149,6 @@ class Writer:
         await self._conn.executemany(_INSERT_COOKIE, [
             (c.domain, c.path, c.name, c.value, c.expires, c.secure, c.http_only, c.host_only)
             for c in cookies.by_key.values() if c is not None])
-
-    async def _apply_each(self, batch: list[Outcome], run: int) -> None:
-        """Apply outcomes one at a time; one that cannot be stored becomes a Failure of its
-        request that says why. Only when a whole batch failed: slow, and rare."""
-        for outcome in batch:
-            await self._conn.execute("SAVEPOINT outcome")
-            counted = self._ledger.delta.copy()
-            try:
-                await self._apply([outcome], run)
-            except DATA_ERRORS as exc:
-                await self._conn.execute("ROLLBACK TO outcome")
-                self._ledger.delta = counted
-                reason = storable(f"this request's outcome cannot be stored: {exc}")
-                log.warning("request %d failed: store: %s", outcome.request_id, reason,
-                            extra={"reason": f"store: {reason}"})
-                await self._apply([Failure(outcome.request_id, "store", reason)], run)
-            await self._conn.execute("RELEASE outcome")
 
     async def _held(self, batch: list[Outcome], run: int) -> set[int]:
         """Which of the batch's requests this run still holds a lease on."""
