@@ -18,13 +18,14 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import asyncpg
 
 from storage.base import DatabaseUnavailable, StoreError
 from storage.ledger import Journal
 from storage.locations import Location
+from storage.shielded import ShieldedWrites
 
 T = TypeVar("T")
 CONNECT_TIMEOUT = 10.0
@@ -95,17 +96,13 @@ class Session:
         self.lost_pid = 0
         """The server process of the connection last lost (it may outlive a network cut)."""
         self._lock = asyncio.Lock()
-        self._running: set[asyncio.Future[Any]] = set()
+        self._writes = ShieldedWrites()
         self._closing = False
 
     async def run(self, work: Callable[[], Awaitable[T]]) -> T:
-        """Run `work` as one transaction. Shielded, as SQLite's: a cancelled caller must not
-        leave the connection in the middle of one."""
-        task = asyncio.ensure_future(self._run(work))
-        task.add_done_callback(_retrieve)
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
-        return await asyncio.shield(task)
+        """Run `work` as one transaction, shielded (a cancelled caller does not cut it in
+        half: storage/shielded.py)."""
+        return await self._writes.run(self._run(work))
 
     async def _run(self, work: Callable[[], Awaitable[T]]) -> T:
         async with self._lock:
@@ -153,7 +150,7 @@ class Session:
     async def read(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         """`work(connection)`, once no transaction is under way; run again on a new
         connection if this one is lost; errors in words."""
-        assert asyncio.current_task() not in self._running, "a read inside a write"
+        assert not self._writes.inside(), "a read inside a write"
         async with self._lock:
             lost_at: float | None = None
             while True:
@@ -230,7 +227,7 @@ class Session:
     async def reading(self) -> AsyncIterator[asyncpg.Connection]:
         """The connection, once no transaction is under way; errors in words (not run
         again: for opening, where a lost server is a refusal)."""
-        assert asyncio.current_task() not in self._running, "a read inside a write"
+        assert not self._writes.inside(), "a read inside a write"
         async with self._lock:
             try:
                 yield self.conn
@@ -241,8 +238,7 @@ class Session:
                 raise failure from exc
 
     async def drain(self) -> None:
-        if self._running:
-            await asyncio.wait(set(self._running))
+        await self._writes.drain()
 
     async def close(self) -> None:
         self._closing = True
@@ -252,7 +248,3 @@ class Session:
             if not self.conn.is_closed():
                 self.conn.terminate()
 
-
-def _retrieve(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled():
-        task.exception()

@@ -12,13 +12,14 @@ import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import aiosqlite
 
 from storage.base import NotAStateFile, StoreError
 from storage.files import describe, disk_full
 from storage.ledger import Journal
+from storage.shielded import ShieldedWrites
 
 T = TypeVar("T")
 
@@ -35,19 +36,12 @@ class Transactions:
         self._path = path
         self._journal = journal
         self._lock = asyncio.Lock()
-        self._running: set[asyncio.Future[Any]] = set()  # started, not ended
+        self._writes = ShieldedWrites()
 
     async def run(self, work: Callable[[], Awaitable[T]]) -> T:
-        """Run `work` as one write transaction under the write lock.
-
-        Shielded: a caller cancelled mid-way (a worker at the end of a stop) must not leave
-        the connection between BEGIN and COMMIT. The transaction finishes on its own.
-        """
-        task = asyncio.ensure_future(self._run(work))
-        task.add_done_callback(_retrieve)
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
-        return await asyncio.shield(task)
+        """Run `work` as one write transaction under the write lock, shielded (a cancelled
+        caller does not cut it in half: storage/shielded.py)."""
+        return await self._writes.run(self._run(work))
 
     async def _run(self, work: Callable[[], Awaitable[T]]) -> T:
         async with self._lock:
@@ -85,7 +79,7 @@ class Transactions:
         transaction would see it half done, so it waits for the transaction to end. (Other
         processes read committed data only; `items()`, for export, is not used mid-run.)"""
         # The lock is not re-entrant: a read inside a transaction's work would wait forever.
-        assert asyncio.current_task() not in self._running, "a settled read inside a write"
+        assert not self._writes.inside(), "a settled read inside a write"
         async with self._lock, self.reading():
             yield
 
@@ -101,8 +95,7 @@ class Transactions:
 
     async def drain(self) -> None:
         """Wait for the transactions under way to end (however they end)."""
-        if self._running:
-            await asyncio.wait(set(self._running))
+        await self._writes.drain()
 
     async def close(self) -> None:
         async with self._lock:  # a shielded transaction may still be finishing
@@ -113,9 +106,3 @@ def storable(text: str) -> str:
     """`text` with anything UTF-8 cannot hold (lone surrogates) written as escapes."""
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
-
-def _retrieve(task: asyncio.Future[Any]) -> None:
-    """Mark a transaction's error as seen: its caller may have been cancelled meanwhile, and
-    the error surfaces again at the next write anyway."""
-    if not task.cancelled():
-        task.exception()
