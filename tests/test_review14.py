@@ -312,22 +312,6 @@ async def test_a_run_that_ends_holding_busy_hosts_leaves_them_their_delay(
         assert taken[0].wait > 4.0, "the host's gate was left open"
 
 
-async def test_a_run_started_as_the_connection_broke_is_one_run(
-        pg_url: str, postgres: pg.Cluster) -> None:
-    # FAILED BEFORE THE FIX. runs.start committed, its reply lost: run again on
-    # the new connection, it starts a second run, and marks the first "crashed" (its lock
-    # went with the old connection). `crawl stats` lists a process that never was.
-    store = await open_store(pg_url)
-    assert isinstance(store, PostgresStore)
-    try:
-        with reply_lost(store) as happened:
-            await store.open_crawl("spider", "{}", fresh=False)
-        assert happened
-    finally:
-        await store.close()
-    assert rows(postgres, pg_url, "SELECT count(*) FROM S.runs") == "1"
-
-
 async def test_a_claim_run_again_after_a_deadlock_holds_only_what_it_took(
         pg_url: str) -> None:
     # FAILED BEFORE THE FIX. The server aborts a claim's transaction (a deadlock: the request rows

@@ -108,7 +108,8 @@ async def test_a_run_whose_start_commit_reply_was_lost_holds_its_lock(
         with reply_lost(store) as happened:
             await store.open_crawl("spider", "{}", fresh=False)
         assert happened
-        assert rows(postgres, pg_url, "SELECT count(*) FROM S.runs") == "1"  # started once
+        # Started once (run again, it started a second run: review14 found that).
+        assert rows(postgres, pg_url, "SELECT count(*) FROM S.runs") == "1"
         await store.add(on("h", 2))
         leased = await store.claim(10, NOW)
         assert len(leased) == 2
