@@ -17,6 +17,7 @@ from storage.base import (
     FailedRequest,
     FeedMark,
     NewRequest,
+    NotAStateFile,
     Outcome,
     RunRecord,
     Store,
@@ -42,6 +43,7 @@ class Applying(Protocol):
 
 
 class Reading(Protocol):
+    async def meta(self, key: str) -> str | None: ...
     async def counts(self) -> CrawlCounts: ...
     async def cookies(self) -> list[StoredCookie]: ...
     def items(self) -> AsyncGenerator[str, None]: ...
@@ -126,6 +128,12 @@ class LedgeredStore(Store):
         self._ledger.feeds[mark.name] = mark
 
     # -- reading --------------------------------------------------------------------------
+
+    async def spider_name(self) -> str:
+        value = await self._reader.meta("spider")
+        if value is None:
+            raise NotAStateFile(f"{self.location} holds no crawl yet")
+        return value
 
     async def cookies(self) -> list[StoredCookie]:
         return await self._reader.cookies()

@@ -209,12 +209,6 @@ class PostgresStore(LedgeredStore):
     async def live(self) -> bool:
         return self._run_id is not None or await self.sharing.others_live(None)
 
-    async def spider_name(self) -> str:
-        value = await self._reader.meta("spider")
-        if value is None:
-            raise NotAStateFile(f"{self.location} holds no crawl yet")
-        return value
-
     # -- plumbing -------------------------------------------------------------------------
 
     async def close(self) -> None:

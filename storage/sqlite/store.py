@@ -177,12 +177,6 @@ class SQLiteStore(LedgeredStore):
     async def processes(self) -> list[ProcessRecord]:
         return await self._reader.processes(live=await self.live())
 
-    async def spider_name(self) -> str:
-        value = await self._reader.meta("spider")
-        if value is None:
-            raise NotAStateFile(f"{self.location} holds no crawl yet")
-        return value
-
     # -- plumbing -------------------------------------------------------------------------
 
     async def close(self) -> None:
